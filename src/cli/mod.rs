@@ -1,0 +1,181 @@
+//! Command-line parsing (clap) into typed settings, then one engine call per command.
+
+mod human;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use bertscope::device::{self, DeviceChoice};
+use bertscope::LoadedModel;
+
+#[derive(Parser)]
+#[command(
+    name = "bertscope",
+    version,
+    about = "See inside BERT: attention, masked-LM, classification"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every layer's and head's attention for a sentence or a pair.
+    Attention(InputArgs),
+    /// Predict every [MASK] in the input.
+    FillMask {
+        #[command(flatten)]
+        input: InputArgs,
+        /// How many candidates to show per mask.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+    },
+    /// Label probabilities from a classification checkpoint.
+    Classify(InputArgs),
+    /// List the models found in ./models and the Hugging Face cache.
+    Models {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Time the forward pass (batch 1, attentions returned).
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Sequence lengths, comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+        seq: Vec<usize>,
+        /// Timed runs per length (after 3 warm-up runs); the median is reported.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+struct ModelArgs {
+    /// Model directory, name under ./models, or Hugging Face Hub id in the local cache.
+    #[arg(long)]
+    model: String,
+    /// Where to run the model.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+}
+
+#[derive(Args)]
+struct InputArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// First sentence (a literal [MASK] is the mask token).
+    #[arg(long)]
+    text_a: String,
+    /// Optional second sentence: the input becomes [CLS] a [SEP] b [SEP].
+    #[arg(long)]
+    text_b: Option<String>,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ModelArgs {
+    fn load(&self) -> Result<LoadedModel> {
+        let device = device::select(self.device)?;
+        Ok(LoadedModel::load(&self.model, &device)?)
+    }
+}
+
+fn warn_truncated(truncated: bool, model: &LoadedModel) {
+    if truncated {
+        eprintln!(
+            "warning: input truncated to {} tokens (the model's maximum length)",
+            model.config().max_length()
+        );
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Attention(input) => {
+            let model = input.model.load()?;
+            let result = model.attention(&input.text_a, input.text_b.as_deref())?;
+            warn_truncated(result.truncated, &model);
+            if input.json {
+                print_json(&result)
+            } else {
+                human::attention(&result);
+                Ok(())
+            }
+        }
+        Command::FillMask { input, top_k } => {
+            let model = input.model.load()?;
+            let result = model.fill_mask(&input.text_a, input.text_b.as_deref(), top_k)?;
+            warn_truncated(result.truncated, &model);
+            if input.json {
+                print_json(&result)
+            } else {
+                human::fill_mask(&result);
+                Ok(())
+            }
+        }
+        Command::Classify(input) => {
+            let model = input.model.load()?;
+            let result = model.classify(&input.text_a, input.text_b.as_deref())?;
+            warn_truncated(result.truncated, &model);
+            if input.json {
+                print_json(&result)
+            } else {
+                human::classify(&result);
+                Ok(())
+            }
+        }
+        Command::Models { json } => {
+            let (models, problems) = bertscope::catalog::scan();
+            for problem in &problems {
+                eprintln!("warning: skipped {problem}");
+            }
+            if json {
+                print_json(&models)
+            } else {
+                human::models(&models);
+                Ok(())
+            }
+        }
+        Command::Bench {
+            model,
+            seq,
+            runs,
+            json,
+        } => {
+            let start = std::time::Instant::now();
+            let loaded = model.load()?;
+            let load_ms = start.elapsed().as_secs_f64() * 1e3;
+            let times = loaded.bench_forward(&seq, runs)?;
+            if json {
+                let forward: serde_json::Map<String, serde_json::Value> = times
+                    .iter()
+                    .map(|(len, ms)| (len.to_string(), serde_json::json!(ms)))
+                    .collect();
+                print_json(&serde_json::json!({
+                    "forward_ms": forward,
+                    "load_ms": load_ms,
+                    "device": format!("{:?}", loaded.model.device().location()),
+                }))
+            } else {
+                human::bench(load_ms, &times);
+                Ok(())
+            }
+        }
+    }
+}

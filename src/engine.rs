@@ -1,0 +1,294 @@
+//! A loaded checkpoint (config, tokenizer, model) and the engine's capabilities as
+//! plain-data results: attention maps, masked-LM top-k, classification.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, D};
+use serde::Serialize;
+
+use crate::attention_maps::AttentionMaps;
+use crate::config::BertConfig;
+use crate::error::{BertError, Result};
+use crate::hub;
+use crate::model::{BertModel, EncoderOutput, ModelInput};
+use crate::tokenize::{BertTokenizer, Encoded};
+
+/// A checkpoint ready for inference.
+pub struct LoadedModel {
+    /// What the user asked for (`--model`).
+    pub name: String,
+    pub dir: PathBuf,
+    pub tokenizer: BertTokenizer,
+    pub model: BertModel,
+}
+
+/// Tokens and every attention map of one input.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttentionResult {
+    pub tokens: Vec<String>,
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    pub attentions: AttentionMaps,
+    pub truncated: bool,
+}
+
+/// One candidate for a masked position, as the `fill-mask` pipeline names it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MaskPrediction {
+    pub token: u32,
+    pub token_str: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MaskResult {
+    /// Position of the `[MASK]` among the tokens.
+    pub index: usize,
+    pub predictions: Vec<MaskPrediction>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FillMaskResult {
+    pub tokens: Vec<String>,
+    pub masks: Vec<MaskResult>,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LabelScore {
+    pub label: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassifyResult {
+    pub predictions: Vec<LabelScore>,
+    pub truncated: bool,
+}
+
+impl LoadedModel {
+    /// Resolve `spec` (directory, `./models` name or cached Hub id) and load it.
+    pub fn load(spec: &str, device: &Device) -> Result<Self> {
+        let dir = hub::resolve(spec)?;
+        Self::load_dir(spec, &dir, device)
+    }
+
+    pub fn load_dir(name: &str, dir: &Path, device: &Device) -> Result<Self> {
+        let config = BertConfig::load(&dir.join("config.json"))?;
+        let tokenizer = BertTokenizer::load(dir)?;
+        let model = BertModel::load(dir, config, device)?;
+        Ok(LoadedModel {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            tokenizer,
+            model,
+        })
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.model.config
+    }
+
+    /// Tokenise, truncating to the model's maximum length.
+    pub fn encode(&self, text_a: &str, text_b: Option<&str>) -> Result<Encoded> {
+        self.tokenizer
+            .encode(text_a, text_b, self.config().max_length())
+    }
+
+    fn run(&self, encoded: &Encoded) -> Result<EncoderOutput> {
+        let input = ModelInput::single(encoded);
+        self.model.encode(&input, self.model.default_compute())
+    }
+
+    /// Every layer's and head's attention for one input.
+    pub fn attention(&self, text_a: &str, text_b: Option<&str>) -> Result<AttentionResult> {
+        let encoded = self.encode(text_a, text_b)?;
+        let out = self.run(&encoded)?;
+        Ok(AttentionResult {
+            attentions: to_maps(&out.attentions, 0)?,
+            tokens: encoded.tokens,
+            input_ids: encoded.input_ids,
+            token_type_ids: encoded.token_type_ids,
+            truncated: encoded.truncated,
+        })
+    }
+
+    /// Top-k predictions for every `[MASK]` of the input, in input order.
+    pub fn fill_mask(
+        &self,
+        text_a: &str,
+        text_b: Option<&str>,
+        top_k: usize,
+    ) -> Result<FillMaskResult> {
+        if self.model.mlm.is_none() {
+            return Err(BertError::Unsupported(format!(
+                "{}: this checkpoint has no masked-LM head (no `cls.predictions.*` weights); fill-mask needs a *ForMaskedLM or *ForPreTraining checkpoint",
+                self.dir.display()
+            )));
+        }
+        let encoded = self.encode(text_a, text_b)?;
+        let masks = self.predict_masks(&encoded, top_k)?;
+        Ok(FillMaskResult {
+            tokens: encoded.tokens,
+            masks,
+            truncated: encoded.truncated,
+        })
+    }
+
+    /// Top-k predictions at each mask position of an already encoded input.
+    pub fn predict_masks(&self, encoded: &Encoded, top_k: usize) -> Result<Vec<MaskResult>> {
+        let mask_id = self.tokenizer.mask_id().ok_or_else(|| {
+            BertError::Unsupported(format!(
+                "{}: the tokenizer has no mask token",
+                self.tokenizer.source().display()
+            ))
+        })?;
+        let positions: Vec<u32> = encoded
+            .input_ids
+            .iter()
+            .enumerate()
+            .filter(|(_, &id)| id == mask_id)
+            .map(|(i, _)| i as u32)
+            .collect();
+        if positions.is_empty() {
+            return Err(BertError::Input(format!(
+                "the input has no {} token to predict",
+                self.tokenizer.mask_token()
+            )));
+        }
+        if top_k == 0 {
+            return Err(BertError::Input("--top-k must be at least 1".into()));
+        }
+        let out = self.run(encoded)?;
+        let logits = self
+            .model
+            .mlm_logits(&out, &positions, self.model.default_compute())?;
+        let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+        positions
+            .iter()
+            .zip(probs)
+            .map(|(&index, row)| {
+                let predictions = top_indices(&row, top_k)
+                    .into_iter()
+                    .map(|id| {
+                        Ok(MaskPrediction {
+                            token: id as u32,
+                            token_str: self.tokenizer.decode(&[id as u32])?,
+                            score: row[id],
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(MaskResult {
+                    index: index as usize,
+                    predictions,
+                })
+            })
+            .collect()
+    }
+
+    /// Label probabilities, highest first.
+    pub fn classify(&self, text_a: &str, text_b: Option<&str>) -> Result<ClassifyResult> {
+        let encoded = self.encode(text_a, text_b)?;
+        let input = ModelInput::single(&encoded);
+        let out = self.model.encode(&input, self.model.default_compute())?;
+        let logits = self.model.classify_logits(&out, &input.mask)?;
+        let labels = &self.config().labels;
+        let scores = if self.config().uses_sigmoid(labels.len()) {
+            candle_nn::ops::sigmoid(&logits)?
+        } else {
+            candle_nn::ops::softmax(&logits, D::Minus1)?
+        };
+        let scores = scores.squeeze(0)?.to_vec1::<f32>()?;
+        let mut predictions: Vec<LabelScore> = labels
+            .iter()
+            .zip(scores)
+            .map(|(label, score)| LabelScore {
+                label: label.clone(),
+                score,
+            })
+            .collect();
+        predictions.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(ClassifyResult {
+            predictions,
+            truncated: encoded.truncated,
+        })
+    }
+
+    /// Median forward time (ms) with attentions at batch 1 for each length.
+    pub fn bench_forward(&self, lengths: &[usize], runs: usize) -> Result<Vec<(usize, f64)>> {
+        let mut results = Vec::new();
+        for &len in lengths {
+            let max = self.config().raw.max_position_embeddings;
+            if len < 2 || len > max {
+                return Err(BertError::Input(format!(
+                    "--seq {len}: lengths must be between 2 and {max} (max_position_embeddings)"
+                )));
+            }
+            let encoded = self.synthetic_input(len)?;
+            let input = ModelInput::single(&encoded);
+            let compute = self.model.default_compute();
+            let time_once = || -> Result<f64> {
+                let start = Instant::now();
+                let out = self.model.encode(&input, compute)?;
+                // Bring the attentions back as plain data, as every caller does.
+                let _maps = to_maps(&out.attentions, 0)?;
+                Ok(start.elapsed().as_secs_f64() * 1e3)
+            };
+            for _ in 0..3 {
+                time_once()?;
+            }
+            let mut times = (0..runs.max(1))
+                .map(|_| time_once())
+                .collect::<Result<Vec<_>>>()?;
+            times.sort_by(f64::total_cmp);
+            results.push((len, times[times.len() / 2]));
+        }
+        Ok(results)
+    }
+
+    /// `[CLS] w w … [SEP]` of exactly `len` tokens, from ordinary vocabulary words.
+    fn synthetic_input(&self, len: usize) -> Result<Encoded> {
+        let text = ["the quick brown fox jumps over the lazy dog"; 64].join(" ");
+        let mut encoded = self.tokenizer.encode(&text, None, len)?;
+        // A tokenizer that yields fewer tokens (tiny vocabularies) is padded out
+        // with the [SEP] id so the length is exact.
+        let filler = encoded.input_ids.last().copied().unwrap_or(0);
+        while encoded.input_ids.len() < len {
+            encoded.input_ids.push(filler);
+            encoded.token_type_ids.push(0);
+            encoded.tokens.push(String::new());
+        }
+        Ok(encoded)
+    }
+}
+
+/// Attention tensors of one batch row as plain maps.
+pub fn to_maps(attentions: &[Tensor], row: usize) -> Result<AttentionMaps> {
+    let layers = attentions.len();
+    let (heads, seq) = match attentions.first() {
+        Some(t) => (t.dim(1)?, t.dim(2)?),
+        None => (0, 0),
+    };
+    let mut data = Vec::with_capacity(layers * heads * seq * seq);
+    for t in attentions {
+        let row = t.get(row)?.flatten_all()?.to_vec1::<f32>()?;
+        data.extend(row);
+    }
+    Ok(AttentionMaps::new(layers, heads, seq, data))
+}
+
+/// Indices of the `k` largest values, largest first (ties: lower index first).
+pub fn top_indices(values: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    let k = k.min(values.len());
+    if k == 0 {
+        return vec![];
+    }
+    idx.select_nth_unstable_by(k - 1, |&a, &b| {
+        values[b].total_cmp(&values[a]).then(a.cmp(&b))
+    });
+    idx.truncate(k);
+    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
+    idx
+}

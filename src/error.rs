@@ -1,0 +1,91 @@
+//! The library's error type: every failure names the file (and key or field) at fault.
+
+use std::path::{Path, PathBuf};
+
+/// Errors raised by the engine. Messages are one line and name what the user supplied.
+#[derive(Debug, thiserror::Error)]
+pub enum BertError {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+
+    #[error("{path}:{line}:{column}: {message}")]
+    Json {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error("{path}: tensor `{key}`: {message}")]
+    Weight {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+
+    #[error("model `{name}` not found: {message}")]
+    ModelNotFound { name: String, message: String },
+
+    #[error("{0}")]
+    Input(String),
+
+    #[error("{0}")]
+    Unsupported(String),
+
+    #[error("tensor computation failed: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+pub type Result<T, E = BertError> = std::result::Result<T, E>;
+
+impl BertError {
+    pub fn file(path: &Path, message: impl Into<String>) -> Self {
+        BertError::File {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn io(path: &Path, err: &std::io::Error) -> Self {
+        let message = match err.kind() {
+            std::io::ErrorKind::NotFound => "file not found".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => format!("cannot read: {err}"),
+        };
+        Self::file(path, message)
+    }
+
+    pub fn json(path: &Path, err: &serde_json::Error) -> Self {
+        // serde_json appends " at line L column C"; we put the position in front instead.
+        let text = err.to_string();
+        let message = match text.rfind(" at line ") {
+            Some(cut) => text[..cut].to_string(),
+            None => text,
+        };
+        BertError::Json {
+            path: path.to_path_buf(),
+            line: err.line(),
+            column: err.column(),
+            message,
+        }
+    }
+
+    pub fn weight(path: &Path, key: &str, message: impl Into<String>) -> Self {
+        BertError::Weight {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Read a whole file, mapping I/O failures to a message naming it.
+pub fn read_to_string(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            BertError::file(path, "not valid UTF-8")
+        } else {
+            BertError::io(path, &e)
+        }
+    })
+}

@@ -1,0 +1,17 @@
+//! bertscope: a faithful BERT on candle that shows its attention, predicts masked
+//! tokens and classifies — the engine behind the `bertscope` CLI and app.
+
+pub mod attention_maps;
+pub mod catalog;
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod engine;
+pub mod error;
+pub mod hub;
+pub mod model;
+pub mod tokenize;
+
+pub use attention_maps::AttentionMaps;
+pub use engine::LoadedModel;
+pub use error::{BertError, Result};

@@ -1,0 +1,254 @@
+//! A BERT of our own on candle that mirrors `transformers`' `BertModel` (eager
+//! attention) and returns every layer's attention probabilities.
+
+pub mod attention;
+pub mod embeddings;
+pub mod heads;
+pub mod kernels;
+pub mod layer;
+pub mod ops;
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+
+use crate::checkpoint::Checkpoint;
+use crate::config::BertConfig;
+use crate::error::{BertError, Result};
+use crate::tokenize::Encoded;
+use embeddings::BertEmbeddings;
+use heads::{BertPooler, MlmHead};
+use layer::BertLayer;
+pub use ops::Compute;
+use ops::Linear;
+
+/// Which positions of a padded batch are real tokens.
+#[derive(Debug, Clone)]
+pub struct BatchMask {
+    pub batch: usize,
+    pub seq: usize,
+    /// `batch·seq` flags, false for padding.
+    pub keep: Vec<bool>,
+}
+
+impl BatchMask {
+    /// `[batch, 1, 1, seq]`: 0 for real keys, a large negative for padding.
+    pub fn additive(&self, device: &Device) -> Result<Tensor> {
+        let values: Vec<f32> = self
+            .keep
+            .iter()
+            .map(|&k| if k { 0.0 } else { -1e9 })
+            .collect();
+        Ok(Tensor::from_vec(
+            values,
+            (self.batch, 1, 1, self.seq),
+            device,
+        )?)
+    }
+}
+
+/// A batch of encoded inputs, right-padded to the longest.
+#[derive(Debug, Clone)]
+pub struct ModelInput {
+    pub input_ids: Vec<u32>,
+    pub token_type_ids: Vec<u32>,
+    pub mask: BatchMask,
+}
+
+impl ModelInput {
+    pub fn single(encoded: &Encoded) -> Self {
+        Self::batch(std::slice::from_ref(encoded), 0)
+    }
+
+    /// Pad every row to the longest with `pad_id` (type 0, masked out).
+    pub fn batch(rows: &[Encoded], pad_id: u32) -> Self {
+        let seq = rows.iter().map(Encoded::len).max().unwrap_or(0);
+        let mut input = ModelInput {
+            input_ids: Vec::with_capacity(rows.len() * seq),
+            token_type_ids: Vec::with_capacity(rows.len() * seq),
+            mask: BatchMask {
+                batch: rows.len(),
+                seq,
+                keep: Vec::with_capacity(rows.len() * seq),
+            },
+        };
+        for row in rows {
+            let pad = seq - row.len();
+            input.input_ids.extend(&row.input_ids);
+            input.input_ids.extend(std::iter::repeat_n(pad_id, pad));
+            input.token_type_ids.extend(&row.token_type_ids);
+            input.token_type_ids.extend(std::iter::repeat_n(0, pad));
+            input.mask.keep.extend(std::iter::repeat_n(true, row.len()));
+            input.mask.keep.extend(std::iter::repeat_n(false, pad));
+        }
+        input
+    }
+}
+
+/// Encoder output: hidden states `[batch·seq, hidden]` and one
+/// `[batch, heads, seq, seq]` attention tensor per layer.
+pub struct EncoderOutput {
+    pub hidden: Tensor,
+    pub attentions: Vec<Tensor>,
+}
+
+/// `BertModel` plus whichever heads the checkpoint carries.
+pub struct BertModel {
+    pub config: BertConfig,
+    pub embeddings: BertEmbeddings,
+    pub layers: Vec<BertLayer>,
+    pub pooler: Option<BertPooler>,
+    pub mlm: Option<MlmHead>,
+    pub classifier: Option<Linear>,
+    device: Device,
+}
+
+impl BertModel {
+    /// Load the weights of `dir` for inference (fused projections on the CPU).
+    pub fn load(dir: &Path, config: BertConfig, device: &Device) -> Result<Self> {
+        let ckpt = Checkpoint::open(dir, device)?;
+        Self::from_checkpoint(&ckpt, config, device, device.is_cpu())
+    }
+
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        config: BertConfig,
+        device: &Device,
+        fuse: bool,
+    ) -> Result<Self> {
+        let embeddings = BertEmbeddings::load(ckpt, &config)?;
+        let layers = (0..config.num_layers())
+            .map(|i| BertLayer::load(ckpt, &config, i, fuse))
+            .collect::<Result<Vec<_>>>()?;
+        let pooler = BertPooler::load(ckpt, &config)?;
+        let mlm = MlmHead::load(ckpt, &config, &embeddings.word_embeddings)?;
+        let classifier = heads::load_classifier(ckpt, &config)?;
+        Ok(BertModel {
+            config,
+            embeddings,
+            layers,
+            pooler,
+            mlm,
+            classifier,
+            device: device.clone(),
+        })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The computation this model's device allows by default.
+    pub fn default_compute(&self) -> Compute {
+        if self.device.is_cpu() && self.layers.iter().all(|l| l.attention.is_fused()) {
+            Compute::FusedCpu
+        } else {
+            Compute::Differentiable
+        }
+    }
+
+    fn check_input(&self, input: &ModelInput) -> Result<()> {
+        let raw = &self.config.raw;
+        let cfg = self.config.path.display();
+        if input.mask.seq > raw.max_position_embeddings {
+            return Err(BertError::Input(format!(
+                "input has {} tokens but {cfg} allows max_position_embeddings = {}",
+                input.mask.seq, raw.max_position_embeddings
+            )));
+        }
+        if let Some(&id) = input
+            .input_ids
+            .iter()
+            .find(|&&id| id as usize >= raw.vocab_size)
+        {
+            return Err(BertError::Input(format!(
+                "token id {id} is outside the vocabulary: {cfg} has vocab_size = {}",
+                raw.vocab_size
+            )));
+        }
+        if let Some(&t) = input
+            .token_type_ids
+            .iter()
+            .find(|&&t| t as usize >= raw.type_vocab_size)
+        {
+            return Err(BertError::Input(format!(
+                "token type {t} is not available: {cfg} has type_vocab_size = {} (this model takes single sentences)",
+                raw.type_vocab_size
+            )));
+        }
+        Ok(())
+    }
+
+    /// Run embeddings and every encoder layer.
+    pub fn encode(&self, input: &ModelInput, compute: Compute) -> Result<EncoderOutput> {
+        self.check_input(input)?;
+        let (b, s) = (input.mask.batch, input.mask.seq);
+        let dev = &self.device;
+        let ids = Tensor::from_slice(&input.input_ids, b * s, dev)?;
+        let types = Tensor::from_slice(&input.token_type_ids, b * s, dev)?;
+        let positions: Vec<u32> = (0..b).flat_map(|_| 0..s as u32).collect();
+        let positions = Tensor::from_vec(positions, b * s, dev)?;
+        let mut hidden = self.embeddings.forward(&ids, &types, &positions, compute)?;
+        let mut attentions = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (next, probs) = layer.forward(&hidden, &input.mask, compute)?;
+            hidden = next;
+            attentions.push(probs);
+        }
+        Ok(EncoderOutput { hidden, attentions })
+    }
+
+    /// Rows of `[CLS]` hidden states, `[batch, hidden]`.
+    pub fn cls_rows(&self, hidden: &Tensor, mask: &BatchMask) -> Result<Tensor> {
+        let index: Vec<u32> = (0..mask.batch).map(|i| (i * mask.seq) as u32).collect();
+        let index = Tensor::from_vec(index, mask.batch, &self.device)?;
+        Ok(hidden.index_select(&index, 0)?)
+    }
+
+    /// Classifier logits `[batch, labels]` (dropout is the identity at inference).
+    pub fn classify_logits(&self, out: &EncoderOutput, mask: &BatchMask) -> Result<Tensor> {
+        let classifier = self.classifier.as_ref().ok_or_else(|| {
+            BertError::Unsupported(format!(
+                "{}: this checkpoint has no classification head (no `classifier.weight`)",
+                self.config
+                    .path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+            ))
+        })?;
+        let pooler = self.pooler.as_ref().ok_or_else(|| {
+            BertError::Unsupported(format!(
+                "{}: this checkpoint has a classifier but no pooler (`pooler.dense.weight`)",
+                self.config
+                    .path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+            ))
+        })?;
+        let pooled = pooler.forward(&self.cls_rows(&out.hidden, mask)?)?;
+        classifier.forward(&pooled)
+    }
+
+    /// Masked-LM logits `[positions.len(), vocab]` at the given flat row indices.
+    pub fn mlm_logits(
+        &self,
+        out: &EncoderOutput,
+        rows: &[u32],
+        compute: Compute,
+    ) -> Result<Tensor> {
+        let head = self.mlm.as_ref().ok_or_else(|| {
+            BertError::Unsupported(format!(
+                "{}: this checkpoint has no masked-LM head (no `cls.predictions.*` weights)",
+                self.config
+                    .path
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .display()
+            ))
+        })?;
+        let index = Tensor::from_slice(rows, rows.len(), &self.device)?;
+        head.forward(&out.hidden.index_select(&index, 0)?, compute)
+    }
+}

@@ -1,0 +1,173 @@
+//! bertscope against `transformers` on tiny seeded checkpoints of every layout:
+//! tokens, attention probabilities, masked-LM top-k and classifier probabilities,
+//! through both the fused CPU path and the differentiable path.
+
+mod common;
+
+use bertscope::engine::{to_maps, LoadedModel};
+use bertscope::model::{Compute, ModelInput};
+use candle_core::Device;
+use common::*;
+use serde_json::Value;
+
+const ATTENTION_TOL: f32 = 1e-5;
+const SCORE_TOL: f32 = 1e-5;
+
+fn load(name: &str) -> LoadedModel {
+    LoadedModel::load_dir(name, &fixture_model(name), &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn text_b(case: &Value) -> Option<&str> {
+    case.get("text_b").and_then(Value::as_str)
+}
+
+#[test]
+fn tokens_match_transformers() {
+    for name in FIXTURE_MODELS {
+        let model = load(name);
+        for case in expected(name)["cases"].as_array().unwrap() {
+            let a = case["text_a"].as_str().unwrap();
+            let enc = model.encode(a, text_b(case)).unwrap();
+            assert_eq!(enc.tokens, strings(&case["tokens"]), "{name}: {a}");
+            assert_eq!(enc.input_ids, u32s(&case["input_ids"]), "{name}: {a}");
+            assert_eq!(
+                enc.token_type_ids,
+                u32s(&case["token_type_ids"]),
+                "{name}: {a}"
+            );
+            assert_eq!(
+                enc.truncated,
+                case["truncated"].as_bool().unwrap(),
+                "{name}: {a}"
+            );
+        }
+    }
+}
+
+#[test]
+fn attentions_match_transformers_on_both_paths() {
+    for name in FIXTURE_MODELS {
+        let model = load(name);
+        for case in expected(name)["cases"].as_array().unwrap() {
+            let a = case["text_a"].as_str().unwrap();
+            let want = floats(&case["attentions"]);
+            let result = model.attention(a, text_b(case)).unwrap();
+            let shape = u32s(&case["attention_shape"]);
+            assert_eq!(
+                [
+                    result.attentions.layers,
+                    result.attentions.heads,
+                    result.attentions.seq
+                ],
+                [shape[0] as usize, shape[1] as usize, shape[2] as usize]
+            );
+            let diff = max_abs_diff(&result.attentions.data, &want);
+            assert!(diff < ATTENTION_TOL, "{name} fused: {a}: max diff {diff}");
+
+            let encoded = model.encode(a, text_b(case)).unwrap();
+            let out = model
+                .model
+                .encode(&ModelInput::single(&encoded), Compute::Differentiable)
+                .unwrap();
+            let maps = to_maps(&out.attentions, 0).unwrap();
+            let diff = max_abs_diff(&maps.data, &want);
+            assert!(
+                diff < ATTENTION_TOL,
+                "{name} differentiable: {a}: max diff {diff}"
+            );
+        }
+    }
+}
+
+#[test]
+fn padded_batch_matches_transformers() {
+    for name in FIXTURE_MODELS {
+        let model = load(name);
+        let batch = &expected(name)["batch"];
+        let texts = strings(&batch["texts"]);
+        let rows: Vec<_> = texts
+            .iter()
+            .map(|t| model.encode(t, None).unwrap())
+            .collect();
+        let input = ModelInput::batch(&rows, model.tokenizer.pad_id());
+        let want_ids: Vec<u32> = batch["input_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(u32s)
+            .collect();
+        assert_eq!(input.input_ids, want_ids, "{name}");
+        let want = floats(&batch["attentions"]); // [layers, batch, heads, q, k]
+        for compute in [Compute::FusedCpu, Compute::Differentiable] {
+            let out = model.model.encode(&input, compute).unwrap();
+            let mut got = Vec::new();
+            for layer in &out.attentions {
+                got.extend(layer.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            }
+            let diff = max_abs_diff(&got, &want);
+            assert!(
+                diff < ATTENTION_TOL,
+                "{name} {compute:?}: batch max diff {diff}"
+            );
+            if let Some(probs) = batch.get("probabilities") {
+                let logits = model.model.classify_logits(&out, &input.mask).unwrap();
+                let got = candle_nn::ops::softmax_last_dim(&logits).unwrap();
+                let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let want: Vec<f32> = probs.as_array().unwrap().iter().flat_map(floats).collect();
+                let diff = max_abs_diff(&got, &want);
+                assert!(
+                    diff < SCORE_TOL,
+                    "{name} {compute:?}: batch probabilities diff {diff}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn fill_mask_matches_transformers() {
+    let mut checked = 0;
+    for name in ["mlm-safetensors", "pretraining-bin-legacy"] {
+        let model = load(name);
+        for case in expected(name)["cases"].as_array().unwrap() {
+            let Some(masks) = case["masks"].as_array().filter(|m| !m.is_empty()) else {
+                continue;
+            };
+            let a = case["text_a"].as_str().unwrap();
+            let result = model.fill_mask(a, text_b(case), 5).unwrap();
+            assert_eq!(result.masks.len(), masks.len(), "{name}: {a}");
+            for (got, want) in result.masks.iter().zip(masks) {
+                assert_eq!(got.index as u64, want["index"].as_u64().unwrap());
+                for (p, w) in got
+                    .predictions
+                    .iter()
+                    .zip(want["predictions"].as_array().unwrap())
+                {
+                    assert_eq!(p.token as u64, w["token"].as_u64().unwrap(), "{name}: {a}");
+                    assert_eq!(p.token_str, w["token_str"].as_str().unwrap());
+                    let diff = (p.score - w["score"].as_f64().unwrap() as f32).abs();
+                    assert!(diff < SCORE_TOL, "{name}: {a}: score diff {diff}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4, "too few masks compared: {checked}");
+}
+
+#[test]
+fn classify_matches_transformers() {
+    let model = load("classifier");
+    for case in expected("classifier")["cases"].as_array().unwrap() {
+        let a = case["text_a"].as_str().unwrap();
+        let result = model.classify(a, text_b(case)).unwrap();
+        let want = case["predictions"].as_array().unwrap();
+        assert_eq!(result.predictions.len(), want.len());
+        for (p, w) in result.predictions.iter().zip(want) {
+            assert_eq!(p.label, w["label"].as_str().unwrap(), "{a}");
+            let diff = (p.score - w["score"].as_f64().unwrap() as f32).abs();
+            assert!(diff < SCORE_TOL, "{a}: diff {diff}");
+        }
+    }
+}
