@@ -176,7 +176,7 @@ impl BertConfig {
                 return Err(field_error(field, "must be greater than 0".into()));
             }
         }
-        if raw.hidden_size % raw.num_attention_heads != 0 {
+        if !raw.hidden_size.is_multiple_of(raw.num_attention_heads) {
             return Err(field_error(
                 "num_attention_heads",
                 format!(

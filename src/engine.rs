@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, D};
 use serde::Serialize;
 
 use crate::attention_maps::AttentionMaps;
@@ -53,6 +53,14 @@ pub struct FillMaskResult {
     pub tokens: Vec<String>,
     pub masks: Vec<MaskResult>,
     pub truncated: bool,
+}
+
+/// What the app shows for one input.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub attention: AttentionResult,
+    /// Masked-LM predictions; `None` when the model has no MLM head.
+    pub masks: Option<Vec<MaskResult>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -106,7 +114,7 @@ impl LoadedModel {
         let encoded = self.encode(text_a, text_b)?;
         let out = self.run(&encoded)?;
         Ok(AttentionResult {
-            attentions: to_maps(&out.attentions, 0)?,
+            attentions: out.attentions.into_maps(0)?,
             tokens: encoded.tokens,
             input_ids: encoded.input_ids,
             token_type_ids: encoded.token_type_ids,
@@ -138,12 +146,31 @@ impl LoadedModel {
 
     /// Top-k predictions at each mask position of an already encoded input.
     pub fn predict_masks(&self, encoded: &Encoded, top_k: usize) -> Result<Vec<MaskResult>> {
-        let mask_id = self.tokenizer.mask_id().ok_or_else(|| {
-            BertError::Unsupported(format!(
-                "{}: the tokenizer has no mask token",
-                self.tokenizer.source().display()
-            ))
-        })?;
+        let out = self.run(encoded)?;
+        let masks = self.mask_predictions(encoded, &out, top_k)?;
+        if masks.is_empty() {
+            return Err(BertError::Input(format!(
+                "the input has no {} token to predict",
+                self.tokenizer.mask_token()
+            )));
+        }
+        Ok(masks)
+    }
+
+    /// Predictions at every mask position of `encoded` from its encoder output
+    /// (empty when the input has no mask).
+    fn mask_predictions(
+        &self,
+        encoded: &Encoded,
+        out: &EncoderOutput,
+        top_k: usize,
+    ) -> Result<Vec<MaskResult>> {
+        if top_k == 0 {
+            return Err(BertError::Input("--top-k must be at least 1".into()));
+        }
+        let Some(mask_id) = self.tokenizer.mask_id() else {
+            return Ok(vec![]);
+        };
         let positions: Vec<u32> = encoded
             .input_ids
             .iter()
@@ -152,18 +179,11 @@ impl LoadedModel {
             .map(|(i, _)| i as u32)
             .collect();
         if positions.is_empty() {
-            return Err(BertError::Input(format!(
-                "the input has no {} token to predict",
-                self.tokenizer.mask_token()
-            )));
+            return Ok(vec![]);
         }
-        if top_k == 0 {
-            return Err(BertError::Input("--top-k must be at least 1".into()));
-        }
-        let out = self.run(encoded)?;
         let logits = self
             .model
-            .mlm_logits(&out, &positions, self.model.default_compute())?;
+            .mlm_logits(out, &positions, self.model.default_compute())?;
         let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
         positions
             .iter()
@@ -185,6 +205,47 @@ impl LoadedModel {
                 })
             })
             .collect()
+    }
+
+    /// One forward pass for the app: attention maps, plus masked-LM predictions
+    /// when the model has an MLM head. `masked` lists token positions to replace
+    /// with the mask token first (special tokens and out-of-range positions are
+    /// left alone).
+    pub fn analyze(
+        &self,
+        text_a: &str,
+        text_b: Option<&str>,
+        masked: &[usize],
+        top_k: usize,
+    ) -> Result<Analysis> {
+        let mut encoded = self.encode(text_a, text_b)?;
+        if let Some(mask_id) = self.tokenizer.mask_id() {
+            for &i in masked {
+                let ordinary = encoded
+                    .tokens
+                    .get(i)
+                    .is_some_and(|t| !(t.starts_with('[') && t.ends_with(']')));
+                if ordinary {
+                    encoded.input_ids[i] = mask_id;
+                    encoded.tokens[i] = self.tokenizer.mask_token().to_string();
+                }
+            }
+        }
+        let out = self.run(&encoded)?;
+        let masks = match self.model.mlm {
+            Some(_) => Some(self.mask_predictions(&encoded, &out, top_k)?),
+            None => None,
+        };
+        Ok(Analysis {
+            attention: AttentionResult {
+                attentions: out.attentions.into_maps(0)?,
+                tokens: encoded.tokens,
+                input_ids: encoded.input_ids,
+                token_type_ids: encoded.token_type_ids,
+                truncated: encoded.truncated,
+            },
+            masks,
+        })
     }
 
     /// Label probabilities, highest first.
@@ -232,7 +293,7 @@ impl LoadedModel {
                 let start = Instant::now();
                 let out = self.model.encode(&input, compute)?;
                 // Bring the attentions back as plain data, as every caller does.
-                let _maps = to_maps(&out.attentions, 0)?;
+                let _maps = out.attentions.into_maps(0)?;
                 Ok(start.elapsed().as_secs_f64() * 1e3)
             };
             for _ in 0..3 {
@@ -261,21 +322,6 @@ impl LoadedModel {
         }
         Ok(encoded)
     }
-}
-
-/// Attention tensors of one batch row as plain maps.
-pub fn to_maps(attentions: &[Tensor], row: usize) -> Result<AttentionMaps> {
-    let layers = attentions.len();
-    let (heads, seq) = match attentions.first() {
-        Some(t) => (t.dim(1)?, t.dim(2)?),
-        None => (0, 0),
-    };
-    let mut data = Vec::with_capacity(layers * heads * seq * seq);
-    for t in attentions {
-        let row = t.get(row)?.flatten_all()?.to_vec1::<f32>()?;
-        data.extend(row);
-    }
-    Ok(AttentionMaps::new(layers, heads, seq, data))
 }
 
 /// Indices of the `k` largest values, largest first (ties: lower index first).

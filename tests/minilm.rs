@@ -58,10 +58,7 @@ fn minilm_padded_batch_matches_transformers() {
     let want = floats(&batch["attentions"]);
     for compute in [Compute::FusedCpu, Compute::Differentiable] {
         let out = model.model.encode(&input, compute).unwrap();
-        let mut got = Vec::new();
-        for layer in &out.attentions {
-            got.extend(layer.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-        }
+        let got = out.attentions.to_flat().unwrap();
         let diff = max_abs_diff(&got, &want);
         assert!(diff < 1e-5, "{compute:?}: batch max diff {diff}");
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use bertscope::engine::{to_maps, LoadedModel};
+use bertscope::engine::LoadedModel;
 use bertscope::model::{Compute, ModelInput};
 use candle_core::Device;
 use common::*;
@@ -70,7 +70,7 @@ fn attentions_match_transformers_on_both_paths() {
                 .model
                 .encode(&ModelInput::single(&encoded), Compute::Differentiable)
                 .unwrap();
-            let maps = to_maps(&out.attentions, 0).unwrap();
+            let maps = out.attentions.into_maps(0).unwrap();
             let diff = max_abs_diff(&maps.data, &want);
             assert!(
                 diff < ATTENTION_TOL,
@@ -101,10 +101,7 @@ fn padded_batch_matches_transformers() {
         let want = floats(&batch["attentions"]); // [layers, batch, heads, q, k]
         for compute in [Compute::FusedCpu, Compute::Differentiable] {
             let out = model.model.encode(&input, compute).unwrap();
-            let mut got = Vec::new();
-            for layer in &out.attentions {
-                got.extend(layer.flatten_all().unwrap().to_vec1::<f32>().unwrap());
-            }
+            let got = out.attentions.to_flat().unwrap();
             let diff = max_abs_diff(&got, &want);
             assert!(
                 diff < ATTENTION_TOL,

@@ -7,17 +7,25 @@ use candle_core::{Tensor, D};
 use crate::checkpoint::Checkpoint;
 use crate::config::BertConfig;
 use crate::error::Result;
-use crate::model::kernels::{self, AttentionShape};
 use crate::model::ops::{Compute, LayerNorm, Linear};
 use crate::model::BatchMask;
 
+/// The query, key and value projections.
+#[derive(Debug, Clone)]
+pub enum Projections {
+    /// As in the checkpoint (`self.query`, `self.key`, `self.value`): for training.
+    Separate {
+        query: Linear,
+        key: Linear,
+        value: Linear,
+    },
+    /// Stacked `[query; key; value]` for one GEMM at inference.
+    Fused(Linear),
+}
+
 #[derive(Debug, Clone)]
 pub struct BertAttention {
-    pub query: Linear,
-    pub key: Linear,
-    pub value: Linear,
-    /// Query, key and value projections stacked, for one GEMM at inference.
-    fused_qkv: Option<Linear>,
+    pub projections: Projections,
     pub output_dense: Linear,
     pub output_layer_norm: LayerNorm,
     heads: usize,
@@ -30,20 +38,21 @@ impl BertAttention {
         let query = Linear::load(ckpt, &format!("{prefix}.self.query"), h, h)?;
         let key = Linear::load(ckpt, &format!("{prefix}.self.key"), h, h)?;
         let value = Linear::load(ckpt, &format!("{prefix}.self.value"), h, h)?;
-        let fused_qkv = if fuse {
-            Some(Linear {
-                weight: Tensor::cat(&[&query.weight, &key.weight, &value.weight], 0)?,
-                bias: Tensor::cat(&[&query.bias, &key.bias, &value.bias], 0)?,
-            })
+        let mut output_dense = Linear::load(ckpt, &format!("{prefix}.output.dense"), h, h)?;
+        let projections = if fuse {
+            output_dense = output_dense.for_inference()?;
+            let weights = [query.weight()?, key.weight()?, value.weight()?];
+            let stacked = Linear::new(
+                Tensor::cat(&weights, 0)?,
+                Tensor::cat(&[&query.bias, &key.bias, &value.bias], 0)?,
+            );
+            Projections::Fused(stacked.for_inference()?)
         } else {
-            None
+            Projections::Separate { query, key, value }
         };
         Ok(BertAttention {
-            query,
-            key,
-            value,
-            fused_qkv,
-            output_dense: Linear::load(ckpt, &format!("{prefix}.output.dense"), h, h)?,
+            projections,
+            output_dense,
             output_layer_norm: LayerNorm::load(
                 ckpt,
                 &format!("{prefix}.output.LayerNorm"),
@@ -56,37 +65,35 @@ impl BertAttention {
     }
 
     /// `x`: `[batch·seq, hidden]`. Returns the block output and `[batch, heads, seq, seq]`.
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        mask: &BatchMask,
-        compute: Compute,
-    ) -> Result<(Tensor, Tensor)> {
-        let (context, probs) = match (compute, &self.fused_qkv) {
-            (Compute::FusedCpu, Some(qkv)) => {
-                let shape = AttentionShape {
-                    batch: mask.batch,
-                    seq: mask.seq,
-                    heads: self.heads,
-                    head_dim: self.head_dim,
-                };
-                kernels::attention(&qkv.forward(x)?, &mask.keep, &shape)?
-            }
-            _ => self.attend_differentiable(x, mask)?,
-        };
+    pub fn forward(&self, x: &Tensor, mask: &BatchMask) -> Result<(Tensor, Tensor)> {
+        let (context, probs) = self.attend(x, mask)?;
         let projected = self.output_dense.forward(&context)?;
-        let out = self.output_layer_norm.forward(&(projected + x)?, compute)?;
+        let out = self
+            .output_layer_norm
+            .forward(&(projected + x)?, Compute::Differentiable)?;
         Ok((out, probs))
     }
 
-    fn attend_differentiable(&self, x: &Tensor, mask: &BatchMask) -> Result<(Tensor, Tensor)> {
+    fn attend(&self, x: &Tensor, mask: &BatchMask) -> Result<(Tensor, Tensor)> {
         let (b, s, nh, d) = (mask.batch, mask.seq, self.heads, self.head_dim);
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, s, nh, d))?.transpose(1, 2)?.contiguous()?)
         };
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
+        let (q, k, v) = match &self.projections {
+            Projections::Separate { query, key, value } => {
+                (query.forward(x)?, key.forward(x)?, value.forward(x)?)
+            }
+            Projections::Fused(stacked) => {
+                let qkv = stacked.forward(x)?;
+                let h = nh * d;
+                (
+                    qkv.narrow(1, 0, h)?,
+                    qkv.narrow(1, h, h)?,
+                    qkv.narrow(1, 2 * h, h)?,
+                )
+            }
+        };
+        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (d as f64).sqrt()))?;
         let scores = scores.broadcast_add(&mask.additive(x.device())?)?;
         // softmax over the last dim built from differentiable ops.
@@ -103,7 +110,11 @@ impl BertAttention {
 }
 
 impl BertAttention {
-    pub fn is_fused(&self) -> bool {
-        self.fused_qkv.is_some()
+    /// The stacked query/key/value projection, when built for fused inference.
+    pub fn fused_qkv(&self) -> Option<&Linear> {
+        match &self.projections {
+            Projections::Fused(stacked) => Some(stacked),
+            Projections::Separate { .. } => None,
+        }
     }
 }

@@ -77,7 +77,7 @@ impl MlmHead {
 
     /// `rows`: `[n, hidden]` hidden states → `[n, vocab]` logits.
     pub fn forward(&self, rows: &Tensor, compute: Compute) -> Result<Tensor> {
-        let x = activate(&self.transform.forward(rows)?, self.activation, compute)?;
+        let x = activate(&self.transform.forward(rows)?, self.activation)?;
         let x = self.layer_norm.forward(&x, compute)?;
         Ok(x.matmul(&self.decoder.t()?)?.broadcast_add(&self.bias)?)
     }

@@ -1,11 +1,11 @@
-//! Fused CPU kernels for inference: the attention core (scores, softmax and
-//! context for every head at once, in parallel) and a parallel exact GELU.
+//! Fused CPU kernels for inference on plain `f32` slices: linear layers with the
+//! bias (and activation) folded into the GEMM, residual + LayerNorm, and the
+//! attention core (scores, masked softmax and context for every head at once).
 //! They carry no gradients; training uses the differentiable path instead.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use crate::error::{BertError, Result};
+use crate::config::Activation;
 
 /// A raw pointer that may cross threads: every task writes a disjoint region.
 #[derive(Clone, Copy)]
@@ -14,7 +14,151 @@ struct SharedMut(*mut f32);
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
 
+/// Below this many multiply-adds a GEMM runs on one thread: splitting costs more.
+const PARALLEL_GEMM_MIN_FLOPS: usize = 1 << 18;
+
+fn parallelism(flops: usize) -> gemm::Parallelism {
+    let threads = rayon::current_num_threads();
+    if threads > 1 && flops >= PARALLEL_GEMM_MIN_FLOPS {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// `out[rows, out_dim] = x[rows, in_dim] · W + b` with `W` row-major `[in_dim, out_dim]`.
+pub fn linear(x: &[f32], rows: usize, weight: &[f32], bias: &[f32], out: &mut [f32]) {
+    let out_dim = bias.len();
+    let in_dim = weight.len() / out_dim.max(1);
+    assert!(
+        x.len() >= rows * in_dim && out.len() >= rows * out_dim && weight.len() == out_dim * in_dim
+    );
+    for row in out[..rows * out_dim].chunks_mut(out_dim) {
+        row.copy_from_slice(bias);
+    }
+    // SAFETY: the asserts above bound every index the strides below reach.
+    unsafe {
+        gemm::gemm(
+            rows,
+            out_dim,
+            in_dim,
+            out.as_mut_ptr(),
+            1,
+            out_dim as isize,
+            true,
+            x.as_ptr(),
+            1,
+            in_dim as isize,
+            weight.as_ptr(),
+            1,
+            out_dim as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(rows * out_dim * in_dim),
+        );
+    }
+}
+
+/// Run `body` compiled for AVX2+FMA when the CPU has them (8 lanes and fused
+/// multiply-add for the element-wise loops below), else for the baseline target.
+macro_rules! with_simd {
+    ($name:ident, fn($($arg:ident: $ty:ty),*) $body:block) => {
+        #[inline(always)]
+        fn body($($arg: $ty),*) $body
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2($($arg: $ty),*) {
+            body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU supports the features `avx2` was compiled for.
+            return unsafe { avx2($($arg),*) };
+        }
+        body($($arg),*)
+    };
+}
+
+/// Apply an activation in place, in parallel chunks.
+pub fn activate(values: &mut [f32], act: Activation) {
+    values
+        .par_chunks_mut(4096)
+        .for_each(|chunk| activate_chunk(chunk, act));
+}
+
+fn activate_chunk(chunk: &mut [f32], act: Activation) {
+    with_simd!(activate_chunk, fn(chunk: &mut [f32], act: Activation) {
+        match act {
+            Activation::Gelu => chunk.iter_mut().for_each(|x| *x = gelu_erf(*x)),
+            Activation::GeluTanh => chunk.iter_mut().for_each(|x| {
+                let v = *x;
+                *x = 0.5 * v * (1.0 + (0.797_884_6 * (v + 0.044715 * v * v * v)).tanh());
+            }),
+            Activation::Relu => chunk.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Activation::Silu => chunk.iter_mut().for_each(|x| *x /= 1.0 + exp(-*x)),
+        }
+    });
+}
+
+/// Exact GELU `x·Φ(x)`; `erf` by Abramowitz–Stegun 7.1.26 refined to f32
+/// accuracy (|error| < 2e-7), which vectorises where libm's `erff` does not.
+#[inline]
+pub fn gelu_erf(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[inline]
+fn erf(x: f32) -> f32 {
+    // erf(x) = 1 - t·exp(-x² + P(t)) (Numerical Recipes `erfcc`, rel. error < 1.2e-7).
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -1.265_512_2
+        + t * (1.000_023_7
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_204
+                                + t * (1.488_515_9 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * exp(-z * z + poly);
+    let r = 1.0 - erfc;
+    if x >= 0.0 {
+        r
+    } else {
+        -r
+    }
+}
+
+/// `x = LayerNorm(x + residual)` over rows of `dim`, in place.
+pub fn add_layer_norm(x: &mut [f32], residual: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
+    let dim = weight.len();
+    x.par_chunks_mut(dim)
+        .zip(residual.par_chunks(dim))
+        .for_each(|(row, res)| add_norm_row(row, res, weight, bias, eps));
+}
+
+fn add_norm_row(row: &mut [f32], res: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
+    with_simd!(add_norm_row, fn(row: &mut [f32], res: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
+        for (v, r) in row.iter_mut().zip(res) {
+            *v += r;
+        }
+        let n = row.len() as f32;
+        let mean = lane_sum(row, |v| v) / n;
+        let var = lane_sum(row, |v| (v - mean) * (v - mean)) / n;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((v, w), b) in row.iter_mut().zip(weight).zip(bias) {
+            *v = (*v - mean) * inv * w + b;
+        }
+    });
+}
+
 /// Shapes of one attention call.
+#[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
     pub batch: usize,
     pub seq: usize,
@@ -24,39 +168,30 @@ pub struct AttentionShape {
 
 /// Self-attention over a fused projection `qkv` = `[batch·seq, 3·hidden]` (query,
 /// key and value blocks side by side). `key_mask` holds `batch·seq` flags, false for
-/// padding keys. Returns the context `[batch·seq, hidden]` and the post-softmax
+/// padding keys. Writes the context `[batch·seq, hidden]` and the post-softmax
 /// probabilities `[batch, heads, seq, seq]`, as `transformers`' eager attention.
 pub fn attention(
-    qkv: &Tensor,
+    qkv: &[f32],
     key_mask: &[bool],
-    shape: &AttentionShape,
-) -> Result<(Tensor, Tensor)> {
+    shape: AttentionShape,
+    context: &mut [f32],
+    probs: &mut [f32],
+) {
     let AttentionShape {
         batch,
         seq,
         heads,
         head_dim,
-    } = *shape;
+    } = shape;
     let hidden = heads * head_dim;
     let row = 3 * hidden;
-    let qkv = qkv.contiguous()?;
-    let (storage, layout) = qkv.storage_and_layout();
-    let data = match &*storage {
-        Storage::Cpu(CpuStorage::F32(data)) => &data[layout.start_offset()..],
-        _ => {
-            return Err(BertError::Unsupported(
-                "fused attention needs f32 on the CPU".into(),
-            ))
-        }
-    };
-    if data.len() < batch * seq * row || key_mask.len() != batch * seq {
-        return Err(BertError::Unsupported(
-            "fused attention: inconsistent shapes".into(),
-        ));
-    }
+    assert!(
+        qkv.len() >= batch * seq * row
+            && key_mask.len() == batch * seq
+            && context.len() >= batch * seq * hidden
+            && probs.len() == batch * heads * seq * seq
+    );
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let mut probs = vec![0f32; batch * heads * seq * seq];
-    let mut context = vec![0f32; batch * seq * hidden];
     let ctx_ptr = SharedMut(context.as_mut_ptr());
     probs
         .par_chunks_mut(seq * seq)
@@ -64,12 +199,12 @@ pub fn attention(
         .for_each(|(task, p)| {
             let (b, h) = (task / heads, task % heads);
             let base = b * seq * row;
-            let q = &data[base + h * head_dim..];
-            let k = &data[base + hidden + h * head_dim..];
-            let v = &data[base + 2 * hidden + h * head_dim..];
+            let q = &qkv[base + h * head_dim..];
+            let k = &qkv[base + hidden + h * head_dim..];
+            let v = &qkv[base + 2 * hidden + h * head_dim..];
             let mask = &key_mask[b * seq..(b + 1) * seq];
-            // SAFETY: all pointers address in-bounds blocks checked above; strides
-            // describe row-major views of `qkv`, `p` and this task's context columns.
+            // SAFETY: the assert above bounds every index; strides describe
+            // row-major views of `qkv` and `p`.
             unsafe {
                 gemm::gemm(
                     seq,
@@ -122,75 +257,86 @@ pub fn attention(
                 );
             }
         });
-    let device = qkv.device();
-    let context = Tensor::from_vec(context, (batch * seq, hidden), device)?;
-    let probs = Tensor::from_vec(probs, (batch, heads, seq, seq), device)?;
-    Ok((context, probs))
 }
 
 /// Softmax of one row of scores; masked keys get exactly zero.
 fn softmax_masked(scores: &mut [f32], mask: &[bool]) {
-    let mut max = f32::NEG_INFINITY;
-    for (s, &keep) in scores.iter().zip(mask) {
-        if keep && *s > max {
-            max = *s;
+    with_simd!(softmax_masked, fn(scores: &mut [f32], mask: &[bool]) {
+        let max = lane_fold(scores, mask, f32::NEG_INFINITY, f32::max);
+        for (s, &keep) in scores.iter_mut().zip(mask) {
+            let e = exp(*s - max);
+            *s = if keep { e } else { 0.0 };
+        }
+        let sum = lane_fold(scores, mask, 0.0, |a, b| a + b);
+        if sum > 0.0 {
+            let inv = 1.0 / sum;
+            scores.iter_mut().for_each(|s| *s *= inv);
+        }
+    });
+}
+
+/// Sum of `f(v)` over a row with 8 independent accumulators (vectorises).
+#[inline(always)]
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for c in &mut chunks {
+        for i in 0..8 {
+            acc[i] += f(c[i]);
         }
     }
-    let mut sum = 0f32;
-    for (s, &keep) in scores.iter_mut().zip(mask) {
-        *s = if keep { (*s - max).exp() } else { 0.0 };
-        sum += *s;
-    }
-    if sum > 0.0 {
-        let inv = 1.0 / sum;
-        scores.iter_mut().for_each(|s| *s *= inv);
-    }
+    let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
+    acc.iter().sum::<f32>() + tail
 }
 
-/// Exact (`erf`) GELU computed in parallel chunks.
-struct GeluErf;
-
-impl CustomOp1 for GeluErf {
-    fn name(&self) -> &'static str {
-        "bertscope-gelu-erf"
+/// Fold the kept values of a row with 8 independent accumulators, so the
+/// reduction vectorises (a single f32 accumulator forces sequential order).
+#[inline(always)]
+fn lane_fold(values: &[f32], mask: &[bool], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = values.chunks_exact(8).zip(mask.chunks_exact(8));
+    for (v, m) in chunks {
+        for i in 0..8 {
+            acc[i] = f(acc[i], if m[i] { v[i] } else { init });
+        }
     }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(data) = storage else {
-            candle_core::bail!("gelu_erf kernel needs f32");
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("gelu_erf kernel needs a contiguous input");
-        };
-        let input = &data[start..end];
-        let mut out = vec![0f32; input.len()];
-        out.par_chunks_mut(4096)
-            .zip(input.par_chunks(4096))
-            .for_each(|(o, i)| {
-                for (y, &x) in o.iter_mut().zip(i) {
-                    *y = 0.5
-                        * x
-                        * (1.0
-                            + candle_core::cpu::erf::erf_f32(x * std::f32::consts::FRAC_1_SQRT_2));
-                }
-            });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    let tail = values.len() - values.len() % 8;
+    let mut total = acc.into_iter().fold(init, &f);
+    for (v, &keep) in values[tail..].iter().zip(&mask[tail..]) {
+        if keep {
+            total = f(total, *v);
+        }
     }
+    total
 }
 
-/// `gelu` as `transformers` computes it (`x · Φ(x)` with the exact `erf`).
-pub fn gelu_erf(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(&GeluErf)
+/// `eˣ` to within 2 ulp (Cephes `expf`: range reduction by ln 2 and a degree-6
+/// polynomial), branch-free so loops over it vectorise, unlike libm's `expf`.
+#[inline]
+pub fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2²³: adding it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.987_569_1e-4;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5e-1;
+    let e = p * r * r + r + 1.0;
+    // The low mantissa bits of `shifted` hold n as an integer.
+    let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    e * f32::from_bits(((n_int + 127) as u32) << 23)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
 
     #[test]
     fn softmax_masks_padding_exactly() {
@@ -203,17 +349,61 @@ mod tests {
     }
 
     #[test]
-    fn gelu_matches_candle() {
-        let x = Tensor::arange(-50i64, 50, &Device::Cpu)
-            .unwrap()
-            .to_dtype(candle_core::DType::F32)
-            .unwrap()
-            .affine(0.1, 0.0)
-            .unwrap();
-        let ours: Vec<f32> = gelu_erf(&x).unwrap().to_vec1().unwrap();
-        let theirs: Vec<f32> = x.gelu_erf().unwrap().to_vec1().unwrap();
-        for (a, b) in ours.iter().zip(&theirs) {
-            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+    fn erf_matches_libm_to_f32_precision() {
+        for i in -600..=600 {
+            let x = i as f32 * 0.01;
+            let exact = candle_core::cpu::erf::erf_f64(x as f64) as f32;
+            assert!(
+                (erf(x) - exact).abs() < 3e-7,
+                "erf({x}) = {} vs {exact}",
+                erf(x)
+            );
         }
+    }
+
+    #[test]
+    fn exp_matches_std() {
+        for i in -8700..=8800 {
+            let x = i as f32 * 0.01;
+            let (got, want) = (exp(x), (x as f64).exp());
+            let rel = ((got as f64 - want) / want).abs();
+            assert!(rel < 3e-7, "exp({x}) = {got} vs {want}");
+        }
+        assert_eq!(exp(-1e30), exp(-87.0));
+    }
+
+    #[test]
+    fn linear_matches_naive() {
+        let (rows, ind, outd) = (3, 5, 4);
+        let x: Vec<f32> = (0..rows * ind).map(|i| (i as f32 * 0.37).sin()).collect();
+        // w is [in, out]
+        let w: Vec<f32> = (0..outd * ind).map(|i| (i as f32 * 0.11).cos()).collect();
+        let b: Vec<f32> = (0..outd).map(|i| i as f32 * 0.5).collect();
+        let mut out = vec![0.0; rows * outd];
+        linear(&x, rows, &w, &b, &mut out);
+        for r in 0..rows {
+            for o in 0..outd {
+                let want: f32 = b[o]
+                    + (0..ind)
+                        .map(|k| x[r * ind + k] * w[k * outd + o])
+                        .sum::<f32>();
+                assert!((out[r * outd + o] - want).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn add_layer_norm_matches_formula() {
+        let mut x = vec![1.0, 2.0, 3.0, 4.0];
+        add_layer_norm(
+            &mut x,
+            &[0.0, 0.0, 1.0, 1.0],
+            &[1.0, 2.0],
+            &[0.0, 1.0],
+            1e-12,
+        );
+        // rows [1, 2] and [4, 5] normalise to [-1, 1].
+        assert!((x[0] + 1.0).abs() < 1e-5 && (x[1] - 3.0).abs() < 1e-5);
+        assert!((x[2] + 1.0).abs() < 1e-5 && (x[3] - 3.0).abs() < 1e-5);
     }
 }

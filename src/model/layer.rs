@@ -23,10 +23,16 @@ impl BertLayer {
     pub fn load(ckpt: &Checkpoint, config: &BertConfig, index: usize, fuse: bool) -> Result<Self> {
         let p = format!("encoder.layer.{index}");
         let (h, i) = (config.hidden_size(), config.raw.intermediate_size);
+        let mut intermediate = Linear::load(ckpt, &format!("{p}.intermediate.dense"), i, h)?;
+        let mut output = Linear::load(ckpt, &format!("{p}.output.dense"), h, i)?;
+        if fuse {
+            intermediate = intermediate.for_inference()?;
+            output = output.for_inference()?;
+        }
         Ok(BertLayer {
             attention: BertAttention::load(ckpt, config, &format!("{p}.attention"), fuse)?,
-            intermediate: Linear::load(ckpt, &format!("{p}.intermediate.dense"), i, h)?,
-            output: Linear::load(ckpt, &format!("{p}.output.dense"), h, i)?,
+            intermediate,
+            output,
             output_layer_norm: LayerNorm::load(
                 ckpt,
                 &format!("{p}.output.LayerNorm"),
@@ -37,22 +43,19 @@ impl BertLayer {
         })
     }
 
-    pub fn forward(
-        &self,
-        x: &Tensor,
-        mask: &BatchMask,
-        compute: Compute,
-    ) -> Result<(Tensor, Tensor)> {
-        let (attended, probs) = self.attention.forward(x, mask, compute)?;
-        let inner = activate(
-            &self.intermediate.forward(&attended)?,
-            self.activation,
-            compute,
-        )?;
+    /// The differentiable forward (any device, gradients flow).
+    pub fn forward(&self, x: &Tensor, mask: &BatchMask) -> Result<(Tensor, Tensor)> {
+        let compute = Compute::Differentiable;
+        let (attended, probs) = self.attention.forward(x, mask)?;
+        let inner = activate(&self.intermediate.forward(&attended)?, self.activation)?;
         let out = self.output.forward(&inner)?;
         let out = self
             .output_layer_norm
             .forward(&(out + &attended)?, compute)?;
         Ok((out, probs))
+    }
+
+    pub fn activation(&self) -> Activation {
+        self.activation
     }
 }

@@ -2,6 +2,7 @@
 //! attention) and returns every layer's attention probabilities.
 
 pub mod attention;
+mod cpu_forward;
 pub mod embeddings;
 pub mod heads;
 pub mod kernels;
@@ -12,6 +13,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use crate::attention_maps::AttentionMaps;
 use crate::checkpoint::Checkpoint;
 use crate::config::BertConfig;
 use crate::error::{BertError, Result};
@@ -85,11 +87,74 @@ impl ModelInput {
     }
 }
 
-/// Encoder output: hidden states `[batch·seq, hidden]` and one
-/// `[batch, heads, seq, seq]` attention tensor per layer.
+/// Post-softmax attention probabilities of every layer.
+pub enum AttentionProbs {
+    /// One `[batch, heads, seq, seq]` tensor per layer (differentiable path).
+    Tensors(Vec<Tensor>),
+    /// Host data `[layer][batch][head][query][key]` (fused CPU path).
+    Host {
+        data: Vec<f32>,
+        layers: usize,
+        batch: usize,
+        heads: usize,
+        seq: usize,
+    },
+}
+
+impl AttentionProbs {
+    /// Everything as host data `[layer][batch][head][query][key]`.
+    pub fn to_flat(&self) -> Result<Vec<f32>> {
+        match self {
+            AttentionProbs::Host { data, .. } => Ok(data.clone()),
+            AttentionProbs::Tensors(layers) => {
+                let mut out = Vec::new();
+                for t in layers {
+                    out.extend(t.flatten_all()?.to_vec1::<f32>()?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The maps of one batch row (moved out without copying for a batch of one).
+    pub fn into_maps(self, row: usize) -> Result<AttentionMaps> {
+        match self {
+            AttentionProbs::Host {
+                data,
+                layers,
+                batch,
+                heads,
+                seq,
+            } => {
+                if batch == 1 && row == 0 {
+                    return Ok(AttentionMaps::new(layers, heads, seq, data));
+                }
+                let block = heads * seq * seq;
+                let mut out = Vec::with_capacity(layers * block);
+                for layer in data.chunks(batch * block) {
+                    out.extend_from_slice(&layer[row * block..(row + 1) * block]);
+                }
+                Ok(AttentionMaps::new(layers, heads, seq, out))
+            }
+            AttentionProbs::Tensors(tensors) => {
+                let (heads, seq) = match tensors.first() {
+                    Some(t) => (t.dim(1)?, t.dim(2)?),
+                    None => (0, 0),
+                };
+                let mut data = Vec::with_capacity(tensors.len() * heads * seq * seq);
+                for t in &tensors {
+                    data.extend(t.get(row)?.flatten_all()?.to_vec1::<f32>()?);
+                }
+                Ok(AttentionMaps::new(tensors.len(), heads, seq, data))
+            }
+        }
+    }
+}
+
+/// Encoder output: hidden states `[batch·seq, hidden]` and every layer's attention.
 pub struct EncoderOutput {
     pub hidden: Tensor,
-    pub attentions: Vec<Tensor>,
+    pub attentions: AttentionProbs,
 }
 
 /// `BertModel` plus whichever heads the checkpoint carries.
@@ -140,7 +205,12 @@ impl BertModel {
 
     /// The computation this model's device allows by default.
     pub fn default_compute(&self) -> Compute {
-        if self.device.is_cpu() && self.layers.iter().all(|l| l.attention.is_fused()) {
+        if self.device.is_cpu()
+            && self
+                .layers
+                .iter()
+                .all(|l| l.attention.fused_qkv().is_some())
+        {
             Compute::FusedCpu
         } else {
             Compute::Differentiable
@@ -189,13 +259,28 @@ impl BertModel {
         let positions: Vec<u32> = (0..b).flat_map(|_| 0..s as u32).collect();
         let positions = Tensor::from_vec(positions, b * s, dev)?;
         let mut hidden = self.embeddings.forward(&ids, &types, &positions, compute)?;
+        if compute == Compute::FusedCpu {
+            let width = self.config.hidden_size();
+            let host = hidden.flatten_all()?.to_vec1::<f32>()?;
+            let (host, attentions) = cpu_forward::encode_layers(
+                &self.layers,
+                host,
+                &input.mask,
+                self.config.num_heads(),
+            )?;
+            let hidden = Tensor::from_vec(host, (b * s, width), dev)?;
+            return Ok(EncoderOutput { hidden, attentions });
+        }
         let mut attentions = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let (next, probs) = layer.forward(&hidden, &input.mask, compute)?;
+            let (next, probs) = layer.forward(&hidden, &input.mask)?;
             hidden = next;
             attentions.push(probs);
         }
-        Ok(EncoderOutput { hidden, attentions })
+        Ok(EncoderOutput {
+            hidden,
+            attentions: AttentionProbs::Tensors(attentions),
+        })
     }
 
     /// Rows of `[CLS]` hidden states, `[batch, hidden]`.

@@ -6,7 +6,6 @@ use candle_core::{Tensor, D};
 use crate::checkpoint::Checkpoint;
 use crate::config::Activation;
 use crate::error::Result;
-use crate::model::kernels;
 
 /// How a forward pass may compute: fused CPU kernels (no gradients), or plain
 /// candle ops that carry gradients and run on any device.
@@ -17,22 +16,66 @@ pub enum Compute {
 }
 
 /// `nn.Linear`: `y = x Wᵀ + b`, on a 2-D input `[rows, in]`.
+///
+/// The weight is kept as the checkpoint stores it (`[out, in]`, what training
+/// updates and saving writes) or, for inference, transposed once to a
+/// contiguous `[in, out]` so the GEMM streams it without strided packing.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    pub weight: Tensor,
+    weight: Tensor,
     pub bias: Tensor,
+    transposed: bool,
 }
 
 impl Linear {
+    pub fn new(weight: Tensor, bias: Tensor) -> Self {
+        Linear {
+            weight,
+            bias,
+            transposed: false,
+        }
+    }
+
     pub fn load(ckpt: &Checkpoint, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
+        Ok(Linear::new(
+            ckpt.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?,
+            ckpt.get(&format!("{prefix}.bias"), &[out_dim])?,
+        ))
+    }
+
+    /// The weight as `[out, in]` (a view when stored transposed).
+    pub fn weight(&self) -> Result<Tensor> {
+        Ok(if self.transposed {
+            self.weight.t()?
+        } else {
+            self.weight.clone()
+        })
+    }
+
+    /// The weight as contiguous `[in, out]` data, when stored for inference.
+    pub fn weight_in_out(&self) -> Option<&Tensor> {
+        self.transposed.then_some(&self.weight)
+    }
+
+    /// Store the weight transposed for fast inference.
+    pub fn for_inference(self) -> Result<Self> {
+        if self.transposed {
+            return Ok(self);
+        }
         Ok(Linear {
-            weight: ckpt.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?,
-            bias: ckpt.get(&format!("{prefix}.bias"), &[out_dim])?,
+            weight: self.weight.t()?.contiguous()?,
+            bias: self.bias,
+            transposed: true,
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
+        let w = if self.transposed {
+            self.weight.clone()
+        } else {
+            self.weight.t()?
+        };
+        Ok(x.matmul(&w)?.broadcast_add(&self.bias)?)
     }
 }
 
@@ -75,13 +118,13 @@ impl LayerNorm {
     }
 }
 
-/// Apply the configured activation.
-pub fn activate(x: &Tensor, act: Activation, compute: Compute) -> Result<Tensor> {
-    Ok(match (act, compute) {
-        (Activation::Gelu, Compute::FusedCpu) => kernels::gelu_erf(x)?,
-        (Activation::Gelu, Compute::Differentiable) => x.gelu_erf()?,
-        (Activation::GeluTanh, _) => x.gelu()?,
-        (Activation::Relu, _) => x.relu()?,
-        (Activation::Silu, _) => x.silu()?,
+/// Apply the configured activation (the differentiable candle ops; the fused
+/// CPU path applies activations in `kernels::activate`).
+pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
+    Ok(match act {
+        Activation::Gelu => x.gelu_erf()?,
+        Activation::GeluTanh => x.gelu()?,
+        Activation::Relu => x.relu()?,
+        Activation::Silu => x.silu()?,
     })
 }
