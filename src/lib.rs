@@ -11,6 +11,7 @@ pub mod error;
 pub mod hub;
 pub mod model;
 pub mod tokenize;
+pub mod ui;
 
 pub use attention_maps::AttentionMaps;
 pub use engine::LoadedModel;

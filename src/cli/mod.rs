@@ -15,12 +15,15 @@ use bertscope::LoadedModel;
     about = "See inside BERT: attention, masked-LM, classification"
 )]
 struct Cli {
+    /// Without a subcommand, bertscope opens the app.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Open the app (the default without a subcommand).
+    Gui(GuiArgs),
     /// Every layer's and head's attention for a sentence or a pair.
     Attention(InputArgs),
     /// Predict every [MASK] in the input.
@@ -51,6 +54,31 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args, Default)]
+struct GuiArgs {
+    /// Model directory, name under ./models, or Hub id in the local cache
+    /// (default: the last one used, else the first `bertscope models` finds).
+    #[arg(long)]
+    model: Option<String>,
+    #[arg(long)]
+    text_a: Option<String>,
+    #[arg(long)]
+    text_b: Option<String>,
+    /// The view to open: head, model, matrix or mlm.
+    #[arg(long, value_parser = ["head", "model", "matrix", "mlm"])]
+    view: Option<String>,
+    #[arg(long)]
+    layer: Option<usize>,
+    /// Show only this head (and focus it in the matrix view).
+    #[arg(long)]
+    head: Option<usize>,
+    /// Save a PNG of the window once the result is shown, then exit.
+    #[arg(long)]
+    screenshot: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
 }
 
 #[derive(Args)]
@@ -104,9 +132,36 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
     Ok(())
 }
 
+fn gui(args: GuiArgs) -> Result<()> {
+    let options = bertscope::ui::AppOptions {
+        model: args.model,
+        text_a: args.text_a,
+        text_b: args.text_b,
+        view: args.view.as_deref().and_then(bertscope::ui::state::View::parse),
+        layer: args.layer,
+        head: args.head,
+        fresh: args.screenshot.is_some(),
+        screenshot: args.screenshot,
+        device: Some(device::select(args.device)?),
+        ..Default::default()
+    };
+    match bertscope::ui::run(options).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))? {
+        Some(Ok(path)) => {
+            eprintln!("saved {}", path.display());
+            Ok(())
+        }
+        Some(Err(message)) => Err(anyhow::anyhow!(message)),
+        None => Ok(()),
+    }
+}
+
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        return gui(GuiArgs::default());
+    };
+    match command {
+        Command::Gui(args) => gui(args),
         Command::Attention(input) => {
             let model = input.model.load()?;
             let result = model.attention(&input.text_a, input.text_b.as_deref())?;

@@ -1,0 +1,470 @@
+//! The application: state, the worker conversation, debouncing, and the frame
+//! layout (model bar, input panel, views).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use egui::{Color32, RichText};
+use poll_promise::Promise;
+
+use crate::catalog;
+use crate::engine::Analysis;
+use crate::ui::intent::{Intent, TokenFocus};
+use crate::ui::screenshot::{ScreenshotJob, ScreenshotSink};
+use crate::ui::state::{Settings, View, STORAGE_KEY};
+use crate::ui::worker::{AnalyzeRequest, ModelInfo, Request, Response, WorkerHandle};
+use crate::ui::{controls, examples, fonts, head_view, input_panel, matrix_view, mlm_panel, model_view};
+
+/// Typing pauses this long before the model runs.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+
+/// Start-up options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    pub model: Option<String>,
+    pub text_a: Option<String>,
+    pub text_b: Option<String>,
+    pub view: Option<View>,
+    pub layer: Option<usize>,
+    pub head: Option<usize>,
+    pub screenshot: Option<PathBuf>,
+    /// Receives the screenshot's outcome.
+    pub screenshot_sink: ScreenshotSink,
+    /// Ignore remembered settings (tests, screenshots).
+    pub fresh: bool,
+    pub device: Option<Device>,
+}
+
+/// Where the model stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelStatus {
+    /// No model found: the welcome screen.
+    None,
+    Loading(String),
+    Ready(ModelInfo),
+    Failed { spec: String, error: String },
+}
+
+pub struct BertscopeApp {
+    pub settings: Settings,
+    pub status: ModelStatus,
+    pub analysis: Option<Analysis>,
+    pub analysis_error: Option<String>,
+    worker: WorkerHandle,
+    generation: u64,
+    answered: u64,
+    dirty_since: Option<Instant>,
+    hover: Option<TokenFocus>,
+    pinned: Option<TokenFocus>,
+    mlm_models: Vec<String>,
+    cjk_font: Option<String>,
+    model_field: String,
+    folder_dialog: Option<Promise<Option<PathBuf>>>,
+    screenshot: Option<ScreenshotJob>,
+}
+
+impl BertscopeApp {
+    pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
+        let cjk_font = fonts::install(&cc.egui_ctx);
+        let mut settings: Settings = if options.fresh {
+            Settings::default()
+        } else {
+            cc.storage
+                .and_then(|s| eframe::get_value(s, STORAGE_KEY))
+                .unwrap_or_default()
+        };
+        if let Some(a) = options.text_a {
+            settings.text_a = a;
+            settings.text_b = options.text_b.clone().unwrap_or_default();
+            settings.masked.clear();
+        } else if let Some(b) = options.text_b {
+            settings.text_b = b;
+        }
+        if let Some(view) = options.view {
+            settings.view = view;
+        }
+        if let Some(layer) = options.layer {
+            settings.selection.layer = layer;
+        }
+        if let Some(head) = options.head {
+            settings.selection.focus_head = head;
+            settings.selection.heads_on.clear();
+            settings.selection.isolate_head(head);
+        }
+        let ctx = cc.egui_ctx.clone();
+        let worker = WorkerHandle::spawn(
+            options.device.unwrap_or(Device::Cpu),
+            examples::example_inputs(),
+            move || ctx.request_repaint(),
+        );
+        let model = options
+            .model
+            .or_else(|| settings.model.clone())
+            .or_else(|| catalog::candidates().first().map(|(name, _)| name.clone()));
+        let mut app = BertscopeApp {
+            settings,
+            status: ModelStatus::None,
+            analysis: None,
+            analysis_error: None,
+            worker,
+            generation: 0,
+            answered: 0,
+            dirty_since: None,
+            hover: None,
+            pinned: None,
+            mlm_models: Vec::new(),
+            cjk_font,
+            model_field: model.clone().unwrap_or_default(),
+            folder_dialog: None,
+            screenshot: options
+                .screenshot
+                .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
+        };
+        if let Some(spec) = model {
+            app.load_model(spec);
+        }
+        app
+    }
+
+    pub fn busy(&self) -> bool {
+        matches!(self.status, ModelStatus::Loading(_)) || self.answered < self.generation || self.dirty_since.is_some()
+    }
+
+    fn load_model(&mut self, spec: String) {
+        self.status = ModelStatus::Loading(spec.clone());
+        self.model_field = spec.clone();
+        self.worker.send(Request::Load { spec });
+    }
+
+    fn request_analysis(&mut self) {
+        self.dirty_since = None;
+        if !matches!(self.status, ModelStatus::Ready(_)) {
+            return;
+        }
+        self.generation += 1;
+        let s = &self.settings;
+        let b = s.text_b.trim();
+        self.worker.send(Request::Analyze(AnalyzeRequest {
+            generation: self.generation,
+            text_a: s.text_a.clone(),
+            text_b: (!b.is_empty()).then(|| s.text_b.clone()),
+            masked: s.masked.clone(),
+            top_k: s.top_k,
+        }));
+    }
+
+    fn handle(&mut self, response: Response) {
+        match response {
+            Response::Loaded(info) => {
+                self.settings.model = Some(info.spec.clone());
+                self.settings.selection.fit(info.layers, info.heads);
+                self.status = ModelStatus::Ready(info);
+                self.analysis = None;
+                self.request_analysis();
+            }
+            Response::LoadFailed { spec, error } => {
+                self.status = ModelStatus::Failed { spec, error };
+                self.analysis = None;
+            }
+            Response::Analysis { generation, analysis } => {
+                self.answered = self.answered.max(generation);
+                if generation == self.generation {
+                    self.analysis = Some(*analysis);
+                    self.analysis_error = None;
+                }
+            }
+            Response::AnalysisFailed { generation, error } => {
+                self.answered = self.answered.max(generation);
+                if generation == self.generation {
+                    self.analysis_error = Some(error);
+                }
+            }
+            Response::MlmModels(models) => self.mlm_models = models,
+        }
+    }
+
+    fn apply(&mut self, intent: Intent) {
+        let sel = &mut self.settings.selection;
+        match intent {
+            Intent::SetLayer(l) => sel.layer = l,
+            Intent::ToggleHead(h) => sel.toggle_head(h),
+            Intent::IsolateHead(h) => sel.isolate_head(h),
+            Intent::FocusHead(h) => sel.focus_head = h,
+            Intent::SetFilter(f) => sel.filter = f,
+            Intent::SetHideSpecial(v) => sel.hide_special = v,
+            Intent::SetRenormalize(v) => sel.renormalize = v,
+            Intent::Hover(f) => self.hover = f,
+            Intent::Pin(f) => self.pinned = f,
+            Intent::OpenHead { layer, head } => {
+                sel.layer = layer;
+                sel.focus_head = head;
+                sel.heads_on.iter_mut().for_each(|on| *on = false);
+                if let Some(on) = sel.heads_on.get_mut(head) {
+                    *on = true;
+                }
+                self.settings.view = View::Head;
+            }
+            Intent::ToggleMask(i) => {
+                let masked = &mut self.settings.masked;
+                match masked.iter().position(|&m| m == i) {
+                    Some(pos) => {
+                        masked.remove(pos);
+                    }
+                    None => masked.push(i),
+                }
+                self.request_analysis();
+            }
+            Intent::SetTopK(k) => {
+                self.settings.top_k = k;
+                self.request_analysis();
+            }
+            Intent::ShowView(v) => self.settings.view = v,
+        }
+    }
+
+    fn keyboard(&mut self, ctx: &egui::Context) {
+        if ctx.memory(|m| m.focused().is_some()) {
+            return;
+        }
+        let Some(info) = self.model_info() else { return };
+        let (layers, heads) = (info.layers, info.heads);
+        let sel = &mut self.settings.selection;
+        ctx.input(|i| {
+            if i.key_pressed(egui::Key::ArrowDown) {
+                sel.layer = (sel.layer + 1).min(layers.saturating_sub(1));
+            }
+            if i.key_pressed(egui::Key::ArrowUp) {
+                sel.layer = sel.layer.saturating_sub(1);
+            }
+            if i.key_pressed(egui::Key::ArrowRight) {
+                sel.focus_head = (sel.focus_head + 1) % heads.max(1);
+            }
+            if i.key_pressed(egui::Key::ArrowLeft) {
+                sel.focus_head = (sel.focus_head + heads.max(1) - 1) % heads.max(1);
+            }
+            if i.key_pressed(egui::Key::Space) {
+                sel.toggle_head(sel.focus_head);
+            }
+            if i.key_pressed(egui::Key::Escape) {
+                self.pinned = None;
+            }
+        });
+    }
+
+    fn model_info(&self) -> Option<&ModelInfo> {
+        match &self.status {
+            ModelStatus::Ready(info) => Some(info),
+            _ => None,
+        }
+    }
+
+    fn model_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.strong("bertscope");
+            ui.separator();
+            let field = ui.add(
+                egui::TextEdit::singleline(&mut self.model_field)
+                    .desired_width(320.0)
+                    .hint_text("model directory or Hub id in the cache"),
+            );
+            field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Model"));
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if ui.button("Load").clicked() || enter {
+                let spec = self.model_field.trim().to_string();
+                if !spec.is_empty() {
+                    self.load_model(spec);
+                }
+            }
+            if ui.button("Open folder…").clicked() && self.folder_dialog.is_none() {
+                self.folder_dialog = Some(Promise::spawn_thread("folder-dialog", || {
+                    rfd::FileDialog::new().set_title("Open a BERT model folder").pick_folder()
+                }));
+            }
+            ui.separator();
+            match &self.status {
+                ModelStatus::Ready(info) => {
+                    ui.label(format!(
+                        "{}: {} layers × {} heads, vocabulary {}{}",
+                        info.spec,
+                        info.layers,
+                        info.heads,
+                        info.vocab_size,
+                        if info.has_mlm { ", masked-LM head" } else { "" }
+                    ));
+                }
+                ModelStatus::Loading(spec) => {
+                    ui.label(format!("loading {spec}…"));
+                }
+                ModelStatus::Failed { .. } => {
+                    ui.colored_label(Color32::from_rgb(200, 40, 40), "model failed to load");
+                }
+                ModelStatus::None => {
+                    ui.label("no model");
+                }
+            }
+            if self.busy() {
+                ui.add(egui::Spinner::new()).on_hover_text("working");
+            }
+        });
+    }
+
+    fn welcome(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Welcome to bertscope");
+        ui.label("No model is loaded. To get one:");
+        ui.label("• click “Open folder…” and pick a folder with config.json, weights and a tokenizer;");
+        ui.label("• drag and drop a model folder onto this window;");
+        ui.label("• type a directory or a Hugging Face Hub id from your cache (e.g. bert-base-chinese) above and press Load;");
+        ui.label("• or fetch the demo model: bash scripts/fetch-demo-model.sh");
+    }
+
+    fn central(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
+        let mut intents = Vec::new();
+        match &self.status {
+            ModelStatus::None => {
+                self.welcome(ui);
+                return intents;
+            }
+            ModelStatus::Failed { spec, error } => {
+                ui.heading(format!("Could not load {spec}"));
+                ui.label(RichText::new(error).color(Color32::from_rgb(200, 40, 40)).monospace());
+                ui.add_space(8.0);
+                self.welcome(ui);
+                return intents;
+            }
+            ModelStatus::Loading(_) | ModelStatus::Ready(_) => {}
+        }
+        ui.horizontal(|ui| {
+            for view in View::ALL {
+                if ui.selectable_label(self.settings.view == view, view.label()).clicked() {
+                    intents.push(Intent::ShowView(view));
+                }
+            }
+        });
+        ui.separator();
+        if let Some(error) = &self.analysis_error {
+            ui.colored_label(Color32::from_rgb(200, 40, 40), error);
+        }
+        let Some(analysis) = &self.analysis else {
+            ui.label("Running the model…");
+            return intents;
+        };
+        if analysis.attention.truncated {
+            ui.colored_label(Color32::from_rgb(180, 120, 0), "Input truncated to the model's maximum length.");
+        }
+        if self.cjk_font.is_none() && analysis.attention.tokens.iter().any(|t| t.chars().any(|c| c > '\u{2E80}')) {
+            ui.colored_label(
+                Color32::from_rgb(180, 120, 0),
+                "No CJK font found: install fonts-wqy-microhei (or Noto Sans CJK) to see these characters.",
+            );
+        }
+        let result = &analysis.attention;
+        let sel = &self.settings.selection;
+        let focus = self.pinned.or(self.hover);
+        let has_pair = result.token_type_ids.contains(&1);
+        match self.settings.view {
+            View::Head | View::Model | View::Matrix => {
+                intents.extend(controls::show(ui, sel, result.attentions.layers, result.attentions.heads, has_pair));
+                ui.separator();
+                intents.extend(match self.settings.view {
+                    View::Head => head_view::show(ui, result, sel, focus),
+                    View::Model => model_view::show(ui, result, sel, focus),
+                    _ => matrix_view::show(ui, result, sel),
+                });
+            }
+            View::MaskedLm => {
+                intents.extend(mlm_panel::show(
+                    ui,
+                    result,
+                    analysis.masks.as_deref(),
+                    self.settings.top_k,
+                    &self.mlm_models,
+                ));
+                ui.separator();
+                ui.label(RichText::new("Attention for the masked input:").strong());
+                intents.extend(controls::show(ui, sel, result.attentions.layers, result.attentions.heads, has_pair));
+                intents.extend(head_view::show(ui, result, sel, focus));
+            }
+        }
+        intents
+    }
+
+    fn receive_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        if let Some(path) = dropped.into_iter().next() {
+            let dir = if path.is_file() {
+                path.parent().map(PathBuf::from).unwrap_or(path)
+            } else {
+                path
+            };
+            self.load_model(dir.display().to_string());
+        }
+        if let Some(dialog) = &self.folder_dialog {
+            if let Some(choice) = dialog.ready() {
+                if let Some(dir) = choice.clone() {
+                    self.load_model(dir.display().to_string());
+                }
+                self.folder_dialog = None;
+            }
+        }
+    }
+}
+
+impl eframe::App for BertscopeApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        for response in self.worker.poll() {
+            self.handle(response);
+        }
+        self.receive_files(&ctx);
+        if let Some(since) = self.dirty_since {
+            let left = DEBOUNCE.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                self.request_analysis();
+            } else {
+                ctx.request_repaint_after(left);
+            }
+        }
+        self.keyboard(&ctx);
+
+        let mut intents = Vec::new();
+        egui::Panel::top("model-bar").show(ui, |ui| self.model_bar(ui));
+        let unknown = self.model_info().map(|i| i.example_unknown.clone()).unwrap_or_default();
+        egui::Panel::left("inputs").default_size(320.0).show(ui, |ui| {
+            let s = &mut self.settings;
+            match input_panel::show(ui, &mut s.text_a, &mut s.text_b, &unknown) {
+                Some(input_panel::InputAction::Edited) => {
+                    s.masked.clear();
+                    self.pinned = None;
+                    self.dirty_since = Some(Instant::now());
+                }
+                Some(input_panel::InputAction::Example(e)) => {
+                    s.text_a = e.text_a.to_string();
+                    s.text_b = e.text_b.unwrap_or_default().to_string();
+                    s.masked.clear();
+                    self.pinned = None;
+                    self.request_analysis();
+                }
+                None => {}
+            }
+        });
+        egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));
+        for intent in intents {
+            self.apply(intent);
+        }
+        let ready = match &self.status {
+            ModelStatus::Ready(_) => !self.busy() && (self.analysis.is_some() || self.analysis_error.is_some()),
+            ModelStatus::Failed { .. } | ModelStatus::None => true,
+            ModelStatus::Loading(_) => false,
+        };
+        if let Some(job) = &mut self.screenshot {
+            job.frame(&ctx, ready);
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.screenshot.is_none() {
+            eframe::set_value(storage, STORAGE_KEY, &self.settings);
+        }
+    }
+}

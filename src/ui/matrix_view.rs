@@ -1,0 +1,114 @@
+//! The matrix view: the focused head as a heatmap, query tokens down the side,
+//! key tokens along the top; hovering a cell shows the exact weight.
+
+use egui::{Align2, FontId, Pos2, Rect, Sense, Stroke, Vec2};
+
+use crate::engine::AttentionResult;
+use crate::ui::intent::Intent;
+use crate::ui::palette::{head_color, heat};
+use crate::ui::selection::{token_infos, visible_tokens, Selection};
+
+const LABEL_SPACE: f32 = 110.0;
+
+pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec<Intent> {
+    let mut intents = Vec::new();
+    let maps = &result.attentions;
+    let head = sel.focus_head.min(maps.heads.saturating_sub(1));
+    ui.horizontal(|ui| {
+        ui.label(format!("Layer {}, head", sel.layer));
+        let mut h = head;
+        egui::ComboBox::from_label("Matrix head")
+            .selected_text(format!("{h}"))
+            .show_ui(ui, |ui| {
+                for i in 0..maps.heads {
+                    ui.selectable_value(&mut h, i, format!("Matrix head {i}"));
+                }
+            });
+        if h != head {
+            intents.push(Intent::FocusHead(h));
+        }
+        ui.colored_label(head_color(head), "■");
+        ui.label("rows: query tokens, columns: key tokens; hover a cell for its weight");
+    });
+    let infos = token_infos(&result.tokens, &result.token_type_ids);
+    let visible = visible_tokens(&infos, sel.filter, sel.hide_special);
+    let (nq, nk) = (visible.queries.len(), visible.keys.len());
+    if nq == 0 || nk == 0 {
+        ui.label("No tokens pass the current filter.");
+        return intents;
+    }
+    let avail = ui.available_size();
+    let cell = ((avail.x - LABEL_SPACE - 20.0) / nk as f32)
+        .min((avail.y - LABEL_SPACE - 20.0) / nq as f32)
+        .clamp(6.0, 36.0);
+    let renorm = sel.hide_special && sel.renormalize;
+    egui::ScrollArea::both()
+        .id_salt("matrix-view-scroll")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            let size = Vec2::new(LABEL_SPACE + cell * nk as f32 + 10.0, LABEL_SPACE + cell * nq as f32 + 10.0);
+            let (area, response) = ui.allocate_exact_size(size, Sense::hover());
+            let origin = area.min + Vec2::splat(LABEL_SPACE);
+            let painter = ui.painter_at(ui.clip_rect());
+            let matrix = maps.head(sel.layer, head);
+            let font = FontId::proportional(if cell >= 14.0 { 13.0 } else { 10.0 });
+            let text_color = ui.visuals().text_color();
+            let label_every = (12.0 / cell).ceil().max(1.0) as usize;
+            let mut weights = vec![0f32; nq * nk];
+            for (qi, &q) in visible.queries.iter().enumerate() {
+                let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
+                let norm = if renorm {
+                    let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
+                    if s > 0.0 { 1.0 / s } else { 1.0 }
+                } else {
+                    1.0
+                };
+                for (ki, &k) in visible.keys.iter().enumerate() {
+                    let w = row[k] * norm;
+                    weights[qi * nk + ki] = w;
+                    let r = Rect::from_min_size(origin + Vec2::new(ki as f32 * cell, qi as f32 * cell), Vec2::splat(cell));
+                    painter.rect_filled(r, 0.0, heat(w));
+                }
+                if qi % label_every == 0 {
+                    painter.text(
+                        Pos2::new(origin.x - 4.0, origin.y + (qi as f32 + 0.5) * cell),
+                        Align2::RIGHT_CENTER,
+                        &result.tokens[q],
+                        font.clone(),
+                        text_color,
+                    );
+                }
+            }
+            for (ki, &k) in visible.keys.iter().enumerate() {
+                if ki % label_every != 0 {
+                    continue;
+                }
+                let galley = painter.layout_no_wrap(result.tokens[k].clone(), font.clone(), text_color);
+                let pos = Pos2::new(origin.x + (ki as f32 + 0.5) * cell - galley.size().y / 2.0, origin.y - 4.0);
+                painter.add(egui::epaint::TextShape::new(pos, galley, text_color).with_angle(-std::f32::consts::FRAC_PI_2));
+            }
+            painter.rect_stroke(
+                Rect::from_min_size(origin, Vec2::new(cell * nk as f32, cell * nq as f32)),
+                0.0,
+                Stroke::new(1.0, ui.visuals().weak_text_color()),
+                egui::StrokeKind::Outside,
+            );
+            if let Some(pointer) = response.hover_pos() {
+                let rel = pointer - origin;
+                if rel.x >= 0.0 && rel.y >= 0.0 {
+                    let (ki, qi) = ((rel.x / cell) as usize, (rel.y / cell) as usize);
+                    if qi < nq && ki < nk {
+                        let r = Rect::from_min_size(origin + Vec2::new(ki as f32 * cell, qi as f32 * cell), Vec2::splat(cell));
+                        painter.rect_stroke(r, 0.0, Stroke::new(2.0, egui::Color32::RED), egui::StrokeKind::Outside);
+                        response.on_hover_text_at_pointer(format!(
+                            "{} → {}: {:.4}",
+                            result.tokens[visible.queries[qi]],
+                            result.tokens[visible.keys[ki]],
+                            weights[qi * nk + ki]
+                        ));
+                    }
+                }
+            }
+        });
+    intents
+}

@@ -1,0 +1,49 @@
+//! The native window (eframe/egui). UI code draws plain data from the engine
+//! (tokens, `AttentionMaps`, predictions) and never touches a tensor: a worker
+//! thread owns the models and runs every forward pass.
+
+pub mod app;
+pub mod controls;
+pub mod examples;
+pub mod fonts;
+pub mod head_view;
+pub mod input_panel;
+pub mod intent;
+pub mod matrix_view;
+pub mod mlm_panel;
+pub mod model_view;
+pub mod palette;
+pub mod screenshot;
+pub mod selection;
+pub mod state;
+pub mod worker;
+
+pub use app::{AppOptions, BertscopeApp};
+
+/// Open the window and run until it is closed; with `--screenshot`, returns
+/// where the PNG was saved (or why it was not).
+pub fn run(mut options: AppOptions) -> Result<Option<Result<std::path::PathBuf, String>>, eframe::Error> {
+    let sink = screenshot::ScreenshotSink::default();
+    options.screenshot_sink = sink.clone();
+    let size = if options.screenshot.is_some() {
+        [1440.0, 900.0]
+    } else {
+        [1400.0, 900.0]
+    };
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("bertscope")
+            .with_inner_size(size)
+            .with_min_inner_size([800.0, 500.0])
+            .with_drag_and_drop(true),
+        persist_window: options.screenshot.is_none(),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "bertscope",
+        native,
+        Box::new(move |cc| Ok(Box::new(BertscopeApp::new(cc, options)))),
+    )?;
+    let outcome = sink.lock().ok().and_then(|mut s| s.take());
+    Ok(outcome)
+}
