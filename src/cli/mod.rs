@@ -137,7 +137,10 @@ fn gui(args: GuiArgs) -> Result<()> {
         model: args.model,
         text_a: args.text_a,
         text_b: args.text_b,
-        view: args.view.as_deref().and_then(bertscope::ui::state::View::parse),
+        view: args
+            .view
+            .as_deref()
+            .and_then(bertscope::ui::state::View::parse),
         layer: args.layer,
         head: args.head,
         fresh: args.screenshot.is_some(),

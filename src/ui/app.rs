@@ -14,7 +14,9 @@ use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::screenshot::{ScreenshotJob, ScreenshotSink};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::worker::{AnalyzeRequest, ModelInfo, Request, Response, WorkerHandle};
-use crate::ui::{controls, examples, fonts, head_view, input_panel, matrix_view, mlm_panel, model_view};
+use crate::ui::{
+    controls, examples, fonts, head_view, input_panel, matrix_view, mlm_panel, model_view,
+};
 
 /// Typing pauses this long before the model runs.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -43,7 +45,10 @@ pub enum ModelStatus {
     None,
     Loading(String),
     Ready(ModelInfo),
-    Failed { spec: String, error: String },
+    Failed {
+        spec: String,
+        error: String,
+    },
 }
 
 pub struct BertscopeApp {
@@ -62,6 +67,8 @@ pub struct BertscopeApp {
     model_field: String,
     folder_dialog: Option<Promise<Option<PathBuf>>>,
     screenshot: Option<ScreenshotJob>,
+    /// `--head`: show only this head once the model's shape is known.
+    pending_head: Option<usize>,
 }
 
 impl BertscopeApp {
@@ -89,8 +96,6 @@ impl BertscopeApp {
         }
         if let Some(head) = options.head {
             settings.selection.focus_head = head;
-            settings.selection.heads_on.clear();
-            settings.selection.isolate_head(head);
         }
         let ctx = cc.egui_ctx.clone();
         let worker = WorkerHandle::spawn(
@@ -117,6 +122,7 @@ impl BertscopeApp {
             cjk_font,
             model_field: model.clone().unwrap_or_default(),
             folder_dialog: None,
+            pending_head: options.head,
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
@@ -127,8 +133,15 @@ impl BertscopeApp {
         app
     }
 
+    /// The token the views focus on: pinned by a click, else hovered.
+    pub fn focus(&self) -> Option<TokenFocus> {
+        self.pinned.or(self.hover)
+    }
+
     pub fn busy(&self) -> bool {
-        matches!(self.status, ModelStatus::Loading(_)) || self.answered < self.generation || self.dirty_since.is_some()
+        matches!(self.status, ModelStatus::Loading(_))
+            || self.answered < self.generation
+            || self.dirty_since.is_some()
     }
 
     fn load_model(&mut self, spec: String) {
@@ -159,6 +172,11 @@ impl BertscopeApp {
             Response::Loaded(info) => {
                 self.settings.model = Some(info.spec.clone());
                 self.settings.selection.fit(info.layers, info.heads);
+                if let Some(head) = self.pending_head.take() {
+                    let sel = &mut self.settings.selection;
+                    sel.heads_on.iter_mut().for_each(|on| *on = true);
+                    sel.isolate_head(head.min(info.heads.saturating_sub(1)));
+                }
                 self.status = ModelStatus::Ready(info);
                 self.analysis = None;
                 self.request_analysis();
@@ -167,7 +185,10 @@ impl BertscopeApp {
                 self.status = ModelStatus::Failed { spec, error };
                 self.analysis = None;
             }
-            Response::Analysis { generation, analysis } => {
+            Response::Analysis {
+                generation,
+                analysis,
+            } => {
                 self.answered = self.answered.max(generation);
                 if generation == self.generation {
                     self.analysis = Some(*analysis);
@@ -194,7 +215,7 @@ impl BertscopeApp {
             Intent::SetFilter(f) => sel.filter = f,
             Intent::SetHideSpecial(v) => sel.hide_special = v,
             Intent::SetRenormalize(v) => sel.renormalize = v,
-            Intent::Hover(f) => self.hover = f,
+            Intent::Hover(f) => self.hover = if self.screenshot.is_some() { None } else { f },
             Intent::Pin(f) => self.pinned = f,
             Intent::OpenHead { layer, head } => {
                 sel.layer = layer;
@@ -227,7 +248,9 @@ impl BertscopeApp {
         if ctx.memory(|m| m.focused().is_some()) {
             return;
         }
-        let Some(info) = self.model_info() else { return };
+        let Some(info) = self.model_info() else {
+            return;
+        };
         let (layers, heads) = (info.layers, info.heads);
         let sel = &mut self.settings.selection;
         ctx.input(|i| {
@@ -278,7 +301,9 @@ impl BertscopeApp {
             }
             if ui.button("Open folder…").clicked() && self.folder_dialog.is_none() {
                 self.folder_dialog = Some(Promise::spawn_thread("folder-dialog", || {
-                    rfd::FileDialog::new().set_title("Open a BERT model folder").pick_folder()
+                    rfd::FileDialog::new()
+                        .set_title("Open a BERT model folder")
+                        .pick_folder()
                 }));
             }
             ui.separator();
@@ -312,7 +337,9 @@ impl BertscopeApp {
     fn welcome(&mut self, ui: &mut egui::Ui) {
         ui.heading("Welcome to bertscope");
         ui.label("No model is loaded. To get one:");
-        ui.label("• click “Open folder…” and pick a folder with config.json, weights and a tokenizer;");
+        ui.label(
+            "• click “Open folder…” and pick a folder with config.json, weights and a tokenizer;",
+        );
         ui.label("• drag and drop a model folder onto this window;");
         ui.label("• type a directory or a Hugging Face Hub id from your cache (e.g. bert-base-chinese) above and press Load;");
         ui.label("• or fetch the demo model: bash scripts/fetch-demo-model.sh");
@@ -327,7 +354,11 @@ impl BertscopeApp {
             }
             ModelStatus::Failed { spec, error } => {
                 ui.heading(format!("Could not load {spec}"));
-                ui.label(RichText::new(error).color(Color32::from_rgb(200, 40, 40)).monospace());
+                ui.label(
+                    RichText::new(error)
+                        .color(Color32::from_rgb(200, 40, 40))
+                        .monospace(),
+                );
                 ui.add_space(8.0);
                 self.welcome(ui);
                 return intents;
@@ -336,7 +367,10 @@ impl BertscopeApp {
         }
         ui.horizontal(|ui| {
             for view in View::ALL {
-                if ui.selectable_label(self.settings.view == view, view.label()).clicked() {
+                if ui
+                    .selectable_label(self.settings.view == view, view.label())
+                    .clicked()
+                {
                     intents.push(Intent::ShowView(view));
                 }
             }
@@ -350,9 +384,18 @@ impl BertscopeApp {
             return intents;
         };
         if analysis.attention.truncated {
-            ui.colored_label(Color32::from_rgb(180, 120, 0), "Input truncated to the model's maximum length.");
+            ui.colored_label(
+                Color32::from_rgb(180, 120, 0),
+                "Input truncated to the model's maximum length.",
+            );
         }
-        if self.cjk_font.is_none() && analysis.attention.tokens.iter().any(|t| t.chars().any(|c| c > '\u{2E80}')) {
+        if self.cjk_font.is_none()
+            && analysis
+                .attention
+                .tokens
+                .iter()
+                .any(|t| t.chars().any(|c| c > '\u{2E80}'))
+        {
             ui.colored_label(
                 Color32::from_rgb(180, 120, 0),
                 "No CJK font found: install fonts-wqy-microhei (or Noto Sans CJK) to see these characters.",
@@ -364,7 +407,13 @@ impl BertscopeApp {
         let has_pair = result.token_type_ids.contains(&1);
         match self.settings.view {
             View::Head | View::Model | View::Matrix => {
-                intents.extend(controls::show(ui, sel, result.attentions.layers, result.attentions.heads, has_pair));
+                intents.extend(controls::show(
+                    ui,
+                    sel,
+                    result.attentions.layers,
+                    result.attentions.heads,
+                    has_pair,
+                ));
                 ui.separator();
                 intents.extend(match self.settings.view {
                     View::Head => head_view::show(ui, result, sel, focus),
@@ -382,7 +431,13 @@ impl BertscopeApp {
                 ));
                 ui.separator();
                 ui.label(RichText::new("Attention for the masked input:").strong());
-                intents.extend(controls::show(ui, sel, result.attentions.layers, result.attentions.heads, has_pair));
+                intents.extend(controls::show(
+                    ui,
+                    sel,
+                    result.attentions.layers,
+                    result.attentions.heads,
+                    has_pair,
+                ));
                 intents.extend(head_view::show(ui, result, sel, focus));
             }
         }
@@ -390,7 +445,14 @@ impl BertscopeApp {
     }
 
     fn receive_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_path_buf()).filter(|p| !p.as_os_str().is_empty()).collect());
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
         if let Some(path) = dropped.into_iter().next() {
             let dir = if path.is_file() {
                 path.parent().map(PathBuf::from).unwrap_or(path)
@@ -429,31 +491,38 @@ impl eframe::App for BertscopeApp {
 
         let mut intents = Vec::new();
         egui::Panel::top("model-bar").show(ui, |ui| self.model_bar(ui));
-        let unknown = self.model_info().map(|i| i.example_unknown.clone()).unwrap_or_default();
-        egui::Panel::left("inputs").default_size(320.0).show(ui, |ui| {
-            let s = &mut self.settings;
-            match input_panel::show(ui, &mut s.text_a, &mut s.text_b, &unknown) {
-                Some(input_panel::InputAction::Edited) => {
-                    s.masked.clear();
-                    self.pinned = None;
-                    self.dirty_since = Some(Instant::now());
+        let unknown = self
+            .model_info()
+            .map(|i| i.example_unknown.clone())
+            .unwrap_or_default();
+        egui::Panel::left("inputs")
+            .default_size(320.0)
+            .show(ui, |ui| {
+                let s = &mut self.settings;
+                match input_panel::show(ui, &mut s.text_a, &mut s.text_b, &unknown) {
+                    Some(input_panel::InputAction::Edited) => {
+                        s.masked.clear();
+                        self.pinned = None;
+                        self.dirty_since = Some(Instant::now());
+                    }
+                    Some(input_panel::InputAction::Example(e)) => {
+                        s.text_a = e.text_a.to_string();
+                        s.text_b = e.text_b.unwrap_or_default().to_string();
+                        s.masked.clear();
+                        self.pinned = None;
+                        self.request_analysis();
+                    }
+                    None => {}
                 }
-                Some(input_panel::InputAction::Example(e)) => {
-                    s.text_a = e.text_a.to_string();
-                    s.text_b = e.text_b.unwrap_or_default().to_string();
-                    s.masked.clear();
-                    self.pinned = None;
-                    self.request_analysis();
-                }
-                None => {}
-            }
-        });
+            });
         egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));
         for intent in intents {
             self.apply(intent);
         }
         let ready = match &self.status {
-            ModelStatus::Ready(_) => !self.busy() && (self.analysis.is_some() || self.analysis_error.is_some()),
+            ModelStatus::Ready(_) => {
+                !self.busy() && (self.analysis.is_some() || self.analysis_error.is_some())
+            }
             ModelStatus::Failed { .. } | ModelStatus::None => true,
             ModelStatus::Loading(_) => false,
         };

@@ -8,7 +8,13 @@ use crate::ui::palette::head_color;
 use crate::ui::selection::{Selection, SentenceFilter};
 
 /// Layer picker, head swatches, filter and options. `has_pair`: sentence B exists.
-pub fn show(ui: &mut egui::Ui, sel: &Selection, layers: usize, heads: usize, has_pair: bool) -> Vec<Intent> {
+pub fn show(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    layers: usize,
+    heads: usize,
+    has_pair: bool,
+) -> Vec<Intent> {
     let mut intents = Vec::new();
     ui.horizontal_wrapped(|ui| {
         let mut layer = sel.layer;
@@ -31,7 +37,8 @@ pub fn show(ui: &mut egui::Ui, sel: &Selection, layers: usize, heads: usize, has
     ui.horizontal_wrapped(|ui| {
         ui.label("Sentences:");
         for filter in SentenceFilter::ALL {
-            let enabled = has_pair || filter == SentenceFilter::All || filter == SentenceFilter::AToA;
+            let enabled =
+                has_pair || filter == SentenceFilter::All || filter == SentenceFilter::AToA;
             let button = egui::Button::selectable(sel.filter == filter, filter.label());
             let response = ui
                 .add_enabled(enabled, button)
@@ -46,7 +53,10 @@ pub fn show(ui: &mut egui::Ui, sel: &Selection, layers: usize, heads: usize, has
             intents.push(Intent::SetHideSpecial(hide));
         }
         let mut renorm = sel.renormalize;
-        let response = ui.add_enabled(sel.hide_special, egui::Checkbox::new(&mut renorm, "Renormalise rows"));
+        let response = ui.add_enabled(
+            sel.hide_special,
+            egui::Checkbox::new(&mut renorm, "Renormalise rows"),
+        );
         if response.changed() {
             intents.push(Intent::SetRenormalize(renorm));
         }
@@ -73,9 +83,20 @@ fn head_swatch(ui: &mut egui::Ui, sel: &Selection, head: usize) -> Vec<Intent> {
     });
     let painter = ui.painter();
     let fill = if on { color } else { Color32::TRANSPARENT };
-    painter.rect(rect.shrink(2.0), 2.0, fill, Stroke::new(1.5, color), egui::StrokeKind::Inside);
+    painter.rect(
+        rect.shrink(2.0),
+        2.0,
+        fill,
+        Stroke::new(1.5, color),
+        egui::StrokeKind::Inside,
+    );
     if sel.focus_head == head {
-        painter.rect_stroke(rect, 2.0, Stroke::new(1.0, ui.visuals().strong_text_color()), egui::StrokeKind::Outside);
+        painter.rect_stroke(
+            rect,
+            2.0,
+            Stroke::new(1.0, ui.visuals().strong_text_color()),
+            egui::StrokeKind::Outside,
+        );
     }
     let shift = ui.input(|i| i.modifiers.shift);
     if response.double_clicked() || (response.clicked() && shift) {

@@ -21,9 +21,11 @@ const CJK_FONTS: [&str; 8] = [
 /// (Chinese then renders as boxes and the app says so).
 pub fn install(ctx: &egui::Context) -> Option<String> {
     let mut fonts = FontDefinitions::default();
-    let found = CJK_FONTS
-        .iter()
-        .find_map(|path| std::fs::read(path).ok().map(|bytes| (path.to_string(), bytes)));
+    let found = CJK_FONTS.iter().find_map(|path| {
+        std::fs::read(path)
+            .ok()
+            .map(|bytes| (path.to_string(), bytes))
+    });
     if let Some((_, bytes)) = &found {
         fonts
             .font_data

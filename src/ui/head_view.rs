@@ -16,7 +16,12 @@ const GAP: f32 = 260.0;
 pub const MIN_VISIBLE_WEIGHT: f32 = 0.01;
 
 /// Draw the head view for the selection; `focus` is the hovered or pinned token.
-pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus: Option<TokenFocus>) -> Vec<Intent> {
+pub fn show(
+    ui: &mut egui::Ui,
+    result: &AttentionResult,
+    sel: &Selection,
+    focus: Option<TokenFocus>,
+) -> Vec<Intent> {
     let mut intents = Vec::new();
     let maps = &result.attentions;
     if maps.layers == 0 || sel.layer >= maps.layers {
@@ -31,7 +36,10 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus:
         .id_salt("head-view-scroll")
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            let size = Vec2::new(2.0 * COLUMN_WIDTH + GAP + 40.0, rows as f32 * ROW_HEIGHT + 20.0);
+            let size = Vec2::new(
+                2.0 * COLUMN_WIDTH + GAP + 40.0,
+                rows as f32 * ROW_HEIGHT + 20.0,
+            );
             let (area, _) = ui.allocate_exact_size(size, Sense::hover());
             let left_x = area.left() + COLUMN_WIDTH;
             let right_x = left_x + GAP;
@@ -50,7 +58,11 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus:
                     let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
                     let norm = if sep {
                         let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
-                        if s > 0.0 { 1.0 / s } else { 1.0 }
+                        if s > 0.0 {
+                            1.0 / s
+                        } else {
+                            1.0
+                        }
                     } else {
                         1.0
                     };
@@ -63,7 +75,10 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus:
                             continue;
                         }
                         painter.line_segment(
-                            [Pos2::new(left_x + 6.0, y_of(qi)), Pos2::new(right_x - 6.0, y_of(ki))],
+                            [
+                                Pos2::new(left_x + 6.0, y_of(qi)),
+                                Pos2::new(right_x - 6.0, y_of(ki)),
+                            ],
                             Stroke::new(2.0, with_weight(color, w)),
                         );
                     }
@@ -80,11 +95,21 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus:
                 for (row, &t) in list.iter().enumerate() {
                     let y = y_of(row);
                     let rect = if side == 0 {
-                        Rect::from_min_max(Pos2::new(area.left(), y - ROW_HEIGHT / 2.0), Pos2::new(left_x, y + ROW_HEIGHT / 2.0))
+                        Rect::from_min_max(
+                            Pos2::new(area.left(), y - ROW_HEIGHT / 2.0),
+                            Pos2::new(left_x, y + ROW_HEIGHT / 2.0),
+                        )
                     } else {
-                        Rect::from_min_max(Pos2::new(right_x, y - ROW_HEIGHT / 2.0), Pos2::new(right_x + COLUMN_WIDTH, y + ROW_HEIGHT / 2.0))
+                        Rect::from_min_max(
+                            Pos2::new(right_x, y - ROW_HEIGHT / 2.0),
+                            Pos2::new(right_x + COLUMN_WIDTH, y + ROW_HEIGHT / 2.0),
+                        )
                     };
-                    let this = if side == 0 { TokenFocus::Query(t) } else { TokenFocus::Key(t) };
+                    let this = if side == 0 {
+                        TokenFocus::Query(t)
+                    } else {
+                        TokenFocus::Key(t)
+                    };
                     let id = ui.scope_id().with(("head-token", side, t));
                     let response = ui.interact(rect, id, Sense::click());
                     let label = format!(
@@ -92,7 +117,9 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus:
                         if side == 0 { "query" } else { "key" },
                         result.tokens[t]
                     );
-                    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
+                    response.widget_info(|| {
+                        egui::WidgetInfo::labeled(egui::Role::Button, true, &label)
+                    });
                     if response.hovered() {
                         hovered = Some(this);
                     }
@@ -115,8 +142,16 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus:
                         draw_blocks(&painter, rect, side == 0, &weights);
                     }
                     let strong = focus == Some(this);
-                    let color = if strong { ui.visuals().strong_text_color() } else { text_color };
-                    let pos = if side == 0 { Pos2::new(x - 6.0, y) } else { Pos2::new(x + 6.0, y) };
+                    let color = if strong {
+                        ui.visuals().strong_text_color()
+                    } else {
+                        text_color
+                    };
+                    let pos = if side == 0 {
+                        Pos2::new(x - 6.0, y)
+                    } else {
+                        Pos2::new(x + 6.0, y)
+                    };
                     painter.text(pos, align, &result.tokens[t], font.clone(), color);
                 }
             }
@@ -130,11 +165,23 @@ fn draw_blocks(painter: &egui::Painter, rect: Rect, left: bool, weights: &[(usiz
     let size = (rect.height() - 6.0).min(8.0);
     for (i, &(h, w)) in weights.iter().enumerate() {
         let offset = 2.0 + i as f32 * (size + 1.0);
-        let x = if left { rect.left() + offset } else { rect.right() - offset - size };
-        let block = Rect::from_min_size(Pos2::new(x, rect.center().y - size / 2.0), Vec2::splat(size));
+        let x = if left {
+            rect.left() + offset
+        } else {
+            rect.right() - offset - size
+        };
+        let block = Rect::from_min_size(
+            Pos2::new(x, rect.center().y - size / 2.0),
+            Vec2::splat(size),
+        );
         painter.rect_filled(block, 1.0, with_weight(head_color(h), w.max(0.03)));
         if w >= 0.5 {
-            painter.rect_stroke(block, 1.0, Stroke::new(1.0, Color32::BLACK), egui::StrokeKind::Outside);
+            painter.rect_stroke(
+                block,
+                1.0,
+                Stroke::new(1.0, Color32::BLACK),
+                egui::StrokeKind::Outside,
+            );
         }
     }
 }

@@ -11,10 +11,15 @@ pub enum InputAction {
 }
 
 /// `unknown`: per example, the share of its tokens the model cannot represent.
-pub fn show(ui: &mut egui::Ui, text_a: &mut String, text_b: &mut String, unknown: &[f32]) -> Option<InputAction> {
+pub fn show(
+    ui: &mut egui::Ui,
+    text_a: &mut String,
+    text_b: &mut String,
+    unknown: &[f32],
+) -> Option<InputAction> {
     let mut action = None;
     ui.heading("Input");
-    ui.label("Sentence A");
+    ui.label("First sentence (A)");
     let a = ui.add(
         egui::TextEdit::multiline(text_a)
             .desired_rows(3)
@@ -48,7 +53,11 @@ pub fn show(ui: &mut egui::Ui, text_a: &mut String, text_b: &mut String, unknown
             action = Some(InputAction::Example(*example));
         }
         if usable && unk > 0.0 {
-            ui.label(RichText::new(format!("  {:.0}% [UNK] in this vocabulary", unk * 100.0)).weak().small());
+            ui.label(
+                RichText::new(format!("  {:.0}% [UNK] in this vocabulary", unk * 100.0))
+                    .weak()
+                    .small(),
+            );
         }
     }
     action

@@ -22,7 +22,10 @@ pub enum Intent {
     Hover(Option<TokenFocus>),
     Pin(Option<TokenFocus>),
     /// Open one layer/head in the head view (from the model view).
-    OpenHead { layer: usize, head: usize },
+    OpenHead {
+        layer: usize,
+        head: usize,
+    },
     ToggleMask(usize),
     SetTopK(usize),
     ShowView(View),

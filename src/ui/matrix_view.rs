@@ -46,7 +46,10 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
         .id_salt("matrix-view-scroll")
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            let size = Vec2::new(LABEL_SPACE + cell * nk as f32 + 10.0, LABEL_SPACE + cell * nq as f32 + 10.0);
+            let size = Vec2::new(
+                LABEL_SPACE + cell * nk as f32 + 10.0,
+                LABEL_SPACE + cell * nq as f32 + 10.0,
+            );
             let (area, response) = ui.allocate_exact_size(size, Sense::hover());
             let origin = area.min + Vec2::splat(LABEL_SPACE);
             let painter = ui.painter_at(ui.clip_rect());
@@ -59,14 +62,21 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
                 let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
                 let norm = if renorm {
                     let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
-                    if s > 0.0 { 1.0 / s } else { 1.0 }
+                    if s > 0.0 {
+                        1.0 / s
+                    } else {
+                        1.0
+                    }
                 } else {
                     1.0
                 };
                 for (ki, &k) in visible.keys.iter().enumerate() {
                     let w = row[k] * norm;
                     weights[qi * nk + ki] = w;
-                    let r = Rect::from_min_size(origin + Vec2::new(ki as f32 * cell, qi as f32 * cell), Vec2::splat(cell));
+                    let r = Rect::from_min_size(
+                        origin + Vec2::new(ki as f32 * cell, qi as f32 * cell),
+                        Vec2::splat(cell),
+                    );
                     painter.rect_filled(r, 0.0, heat(w));
                 }
                 if qi % label_every == 0 {
@@ -83,9 +93,16 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
                 if ki % label_every != 0 {
                     continue;
                 }
-                let galley = painter.layout_no_wrap(result.tokens[k].clone(), font.clone(), text_color);
-                let pos = Pos2::new(origin.x + (ki as f32 + 0.5) * cell - galley.size().y / 2.0, origin.y - 4.0);
-                painter.add(egui::epaint::TextShape::new(pos, galley, text_color).with_angle(-std::f32::consts::FRAC_PI_2));
+                let galley =
+                    painter.layout_no_wrap(result.tokens[k].clone(), font.clone(), text_color);
+                let pos = Pos2::new(
+                    origin.x + (ki as f32 + 0.5) * cell - galley.size().y / 2.0,
+                    origin.y - 4.0,
+                );
+                painter.add(
+                    egui::epaint::TextShape::new(pos, galley, text_color)
+                        .with_angle(-std::f32::consts::FRAC_PI_2),
+                );
             }
             painter.rect_stroke(
                 Rect::from_min_size(origin, Vec2::new(cell * nk as f32, cell * nq as f32)),
@@ -98,8 +115,16 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
                 if rel.x >= 0.0 && rel.y >= 0.0 {
                     let (ki, qi) = ((rel.x / cell) as usize, (rel.y / cell) as usize);
                     if qi < nq && ki < nk {
-                        let r = Rect::from_min_size(origin + Vec2::new(ki as f32 * cell, qi as f32 * cell), Vec2::splat(cell));
-                        painter.rect_stroke(r, 0.0, Stroke::new(2.0, egui::Color32::RED), egui::StrokeKind::Outside);
+                        let r = Rect::from_min_size(
+                            origin + Vec2::new(ki as f32 * cell, qi as f32 * cell),
+                            Vec2::splat(cell),
+                        );
+                        painter.rect_stroke(
+                            r,
+                            0.0,
+                            Stroke::new(2.0, egui::Color32::RED),
+                            egui::StrokeKind::Outside,
+                        );
                         response.on_hover_text_at_pointer(format!(
                             "{} → {}: {:.4}",
                             result.tokens[visible.queries[qi]],

@@ -22,7 +22,9 @@ pub use app::{AppOptions, BertscopeApp};
 
 /// Open the window and run until it is closed; with `--screenshot`, returns
 /// where the PNG was saved (or why it was not).
-pub fn run(mut options: AppOptions) -> Result<Option<Result<std::path::PathBuf, String>>, eframe::Error> {
+pub fn run(
+    mut options: AppOptions,
+) -> Result<Option<Result<std::path::PathBuf, String>>, eframe::Error> {
     let sink = screenshot::ScreenshotSink::default();
     options.screenshot_sink = sink.clone();
     let size = if options.screenshot.is_some() {

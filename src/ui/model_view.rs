@@ -10,7 +10,12 @@ use crate::ui::selection::{token_infos, visible_tokens, Selection};
 
 const THUMB: f32 = 84.0;
 
-pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus: Option<TokenFocus>) -> Vec<Intent> {
+pub fn show(
+    ui: &mut egui::Ui,
+    result: &AttentionResult,
+    sel: &Selection,
+    focus: Option<TokenFocus>,
+) -> Vec<Intent> {
     let mut intents = Vec::new();
     let maps = &result.attentions;
     let infos = token_infos(&result.tokens, &result.token_type_ids);
@@ -35,74 +40,90 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, focus:
         .id_salt("model-view-scroll")
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            egui::Grid::new("model-view-grid").spacing([6.0, 6.0]).show(ui, |ui| {
-                ui.label("");
-                for h in 0..maps.heads {
-                    ui.colored_label(head_color(h), format!("head {h}"));
-                }
-                ui.end_row();
-                for layer in 0..maps.layers {
-                    ui.label(format!("layer {layer}"));
-                    for head in 0..maps.heads {
-                        let (rect, response) = ui.allocate_exact_size(Vec2::splat(THUMB), Sense::click());
-                        let label = format!("Layer {layer} head {head}");
-                        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
-                        if response.clicked() {
-                            intents.push(Intent::OpenHead { layer, head });
-                        }
-                        if !ui.is_rect_visible(rect) {
-                            continue;
-                        }
-                        let painter = ui.painter_at(rect);
-                        painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
-                        let row_h = (THUMB - 8.0) / rows as f32;
-                        let (lx, rx) = (rect.left() + 10.0, rect.right() - 10.0);
-                        let y = |i: usize| rect.top() + 4.0 + (i as f32 + 0.5) * row_h;
-                        let color = head_color(head);
-                        let matrix = maps.head(layer, head);
-                        for (qi, &q) in visible.queries.iter().enumerate() {
-                            if matches!(focus, Some(TokenFocus::Query(f)) if f != q) {
-                                continue;
-                            }
-                            let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
-                            let norm = if renorm {
-                                let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
-                                if s > 0.0 { 1.0 / s } else { 1.0 }
-                            } else {
-                                1.0
-                            };
-                            for (ki, &k) in visible.keys.iter().enumerate() {
-                                if matches!(focus, Some(TokenFocus::Key(f)) if f != k) {
-                                    continue;
-                                }
-                                let w = row[k] * norm;
-                                if w >= min_weight {
-                                    painter.line_segment(
-                                        [Pos2::new(lx, y(qi)), Pos2::new(rx, y(ki))],
-                                        Stroke::new(1.0, with_weight(color, w)),
-                                    );
-                                }
-                            }
-                        }
-                        let current = layer == sel.layer && head == sel.focus_head;
-                        let shown = layer == sel.layer && sel.head_on(head);
-                        let frame = if current {
-                            Some(Stroke::new(3.0, ui.visuals().strong_text_color()))
-                        } else if shown {
-                            Some(Stroke::new(1.5, color))
-                        } else if response.hovered() {
-                            Some(Stroke::new(1.0, Color32::GRAY))
-                        } else {
-                            None
-                        };
-                        if let Some(stroke) = frame {
-                            ui.painter().rect_stroke(rect, 2.0, stroke, egui::StrokeKind::Inside);
-                        }
-                        response.on_hover_text(format!("layer {layer}, head {head}: open in the head view"));
+            egui::Grid::new("model-view-grid")
+                .spacing([6.0, 6.0])
+                .show(ui, |ui| {
+                    ui.label("");
+                    for h in 0..maps.heads {
+                        ui.colored_label(head_color(h), format!("head {h}"));
                     }
                     ui.end_row();
-                }
-            });
+                    for layer in 0..maps.layers {
+                        ui.label(format!("layer {layer}"));
+                        for head in 0..maps.heads {
+                            let (rect, response) =
+                                ui.allocate_exact_size(Vec2::splat(THUMB), Sense::click());
+                            let label = format!("Layer {layer} head {head}");
+                            response.widget_info(|| {
+                                egui::WidgetInfo::labeled(egui::Role::Button, true, &label)
+                            });
+                            if response.clicked() {
+                                intents.push(Intent::OpenHead { layer, head });
+                            }
+                            if !ui.is_rect_visible(rect) {
+                                continue;
+                            }
+                            let painter = ui.painter_at(rect);
+                            painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+                            let row_h = (THUMB - 8.0) / rows as f32;
+                            let (lx, rx) = (rect.left() + 10.0, rect.right() - 10.0);
+                            let y = |i: usize| rect.top() + 4.0 + (i as f32 + 0.5) * row_h;
+                            let color = head_color(head);
+                            let matrix = maps.head(layer, head);
+                            for (qi, &q) in visible.queries.iter().enumerate() {
+                                if matches!(focus, Some(TokenFocus::Query(f)) if f != q) {
+                                    continue;
+                                }
+                                let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
+                                let norm = if renorm {
+                                    let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
+                                    if s > 0.0 {
+                                        1.0 / s
+                                    } else {
+                                        1.0
+                                    }
+                                } else {
+                                    1.0
+                                };
+                                for (ki, &k) in visible.keys.iter().enumerate() {
+                                    if matches!(focus, Some(TokenFocus::Key(f)) if f != k) {
+                                        continue;
+                                    }
+                                    let w = row[k] * norm;
+                                    if w >= min_weight {
+                                        painter.line_segment(
+                                            [Pos2::new(lx, y(qi)), Pos2::new(rx, y(ki))],
+                                            Stroke::new(1.0, with_weight(color, w)),
+                                        );
+                                    }
+                                }
+                            }
+                            let current = layer == sel.layer && head == sel.focus_head;
+                            let shown = layer == sel.layer && sel.head_on(head);
+                            let frame = if current {
+                                Some(Stroke::new(3.0, ui.visuals().strong_text_color()))
+                            } else if shown {
+                                Some(Stroke::new(1.5, color))
+                            } else if response.hovered() {
+                                Some(Stroke::new(1.0, Color32::GRAY))
+                            } else {
+                                None
+                            };
+                            if let Some(stroke) = frame {
+                                ui.painter().rect_stroke(
+                                    rect,
+                                    2.0,
+                                    stroke,
+                                    egui::StrokeKind::Inside,
+                                );
+                            }
+                            response.on_hover_text(format!(
+                                "layer {layer}, head {head}: open in the head view"
+                            ));
+                        }
+                        ui.end_row();
+                    }
+                });
         });
     intents
 }

@@ -145,7 +145,11 @@ pub struct VisibleTokens {
     pub keys: Vec<usize>,
 }
 
-pub fn visible_tokens(infos: &[TokenInfo], filter: SentenceFilter, hide_special: bool) -> VisibleTokens {
+pub fn visible_tokens(
+    infos: &[TokenInfo],
+    filter: SentenceFilter,
+    hide_special: bool,
+) -> VisibleTokens {
     let (q_side, k_side) = filter.sides();
     let pick = |side: Option<u32>| -> Vec<usize> {
         infos
@@ -174,7 +178,11 @@ pub fn visible_weights(
         .queries
         .iter()
         .map(|&q| {
-            let row: Vec<f32> = visible.keys.iter().map(|&k| maps.get(layer, head, q, k)).collect();
+            let row: Vec<f32> = visible
+                .keys
+                .iter()
+                .map(|&k| maps.get(layer, head, q, k))
+                .collect();
             if renormalize {
                 let sum: f32 = row.iter().sum();
                 if sum > 0.0 {
@@ -212,7 +220,9 @@ mod tests {
     #[test]
     fn renormalised_rows_sum_to_one() {
         let seq = 6;
-        let data: Vec<f32> = (0..seq * seq).map(|i| ((i % seq) + 1) as f32 / 21.0).collect();
+        let data: Vec<f32> = (0..seq * seq)
+            .map(|i| ((i % seq) + 1) as f32 / 21.0)
+            .collect();
         let maps = AttentionMaps::new(1, 1, seq, data);
         let v = visible_tokens(&infos(), SentenceFilter::All, true);
         let rows = visible_weights(&maps, 0, 0, &v, true);
@@ -235,6 +245,10 @@ mod tests {
         assert_eq!(s.heads_on, vec![true, true, true]);
         s.isolate_head(0);
         s.toggle_head(0);
-        assert_eq!(s.heads_on, vec![true, false, false], "the last head stays on");
+        assert_eq!(
+            s.heads_on,
+            vec![true, false, false],
+            "the last head stays on"
+        );
     }
 }

@@ -43,9 +43,18 @@ pub struct ModelInfo {
 #[derive(Debug, Clone)]
 pub enum Response {
     Loaded(ModelInfo),
-    LoadFailed { spec: String, error: String },
-    Analysis { generation: u64, analysis: Box<Analysis> },
-    AnalysisFailed { generation: u64, error: String },
+    LoadFailed {
+        spec: String,
+        error: String,
+    },
+    Analysis {
+        generation: u64,
+        analysis: Box<Analysis>,
+    },
+    AnalysisFailed {
+        generation: u64,
+        error: String,
+    },
     /// Models found on this machine that have a masked-LM head.
     MlmModels(Vec<String>),
 }
@@ -58,7 +67,11 @@ pub struct WorkerHandle {
 
 impl WorkerHandle {
     /// Start the worker; `notify` is called after each response (repaint the UI).
-    pub fn spawn(device: Device, examples: Vec<(String, Option<String>)>, notify: impl Fn() + Send + 'static) -> Self {
+    pub fn spawn(
+        device: Device,
+        examples: Vec<(String, Option<String>)>,
+        notify: impl Fn() + Send + 'static,
+    ) -> Self {
         let (req_tx, req_rx) = channel();
         let (resp_tx, resp_rx) = channel();
         thread::Builder::new()
@@ -91,7 +104,12 @@ struct Worker<F> {
 }
 
 impl<F: Fn()> Worker<F> {
-    fn new(device: Device, examples: Vec<(String, Option<String>)>, out: Sender<Response>, notify: F) -> Self {
+    fn new(
+        device: Device,
+        examples: Vec<(String, Option<String>)>,
+        out: Sender<Response>,
+        notify: F,
+    ) -> Self {
         Worker {
             device,
             examples,
@@ -214,7 +232,7 @@ fn unknown_share(model: &LoadedModel, a: &str, b: Option<&str>) -> f32 {
         .tokens
         .iter()
         .zip(&enc.input_ids)
-        .filter(|(t, _)| !crate::ui::selection::is_special(t))
+        .filter(|(t, &id)| !crate::ui::selection::is_special(t) || Some(id) == unk)
         .map(|(_, &id)| id)
         .collect();
     if ordinary.is_empty() {
