@@ -28,6 +28,7 @@ fn harness(
         text_b: text_b.map(str::to_string),
         view,
         fresh: true,
+        bundled_font_only: true,
         ..Default::default()
     };
     let mut harness = Harness::builder()
@@ -253,6 +254,7 @@ fn head_view_snapshot() {
                     layer: Some(1),
                     head: Some(2),
                     fresh: true,
+                    bundled_font_only: true,
                     ..Default::default()
                 },
             )

@@ -35,6 +35,8 @@ pub struct AppOptions {
     pub screenshot_sink: ScreenshotSink,
     /// Ignore remembered settings (tests, screenshots).
     pub fresh: bool,
+    /// Use only the bundled CJK font subset (tests: identical rendering everywhere).
+    pub bundled_font_only: bool,
     pub device: Option<Device>,
 }
 
@@ -63,17 +65,18 @@ pub struct BertscopeApp {
     hover: Option<TokenFocus>,
     pinned: Option<TokenFocus>,
     mlm_models: Vec<String>,
-    cjk_font: Option<String>,
+    cjk_font: fonts::CjkFont,
     model_field: String,
     folder_dialog: Option<Promise<Option<PathBuf>>>,
     screenshot: Option<ScreenshotJob>,
+    thumbnails: model_view::ThumbnailCache,
     /// `--head`: show only this head once the model's shape is known.
     pending_head: Option<usize>,
 }
 
 impl BertscopeApp {
     pub fn new(cc: &eframe::CreationContext<'_>, options: AppOptions) -> Self {
-        let cjk_font = fonts::install(&cc.egui_ctx);
+        let cjk_font = fonts::install(&cc.egui_ctx, !options.bundled_font_only);
         let mut settings: Settings = if options.fresh {
             Settings::default()
         } else {
@@ -123,6 +126,7 @@ impl BertscopeApp {
             model_field: model.clone().unwrap_or_default(),
             folder_dialog: None,
             pending_head: options.head,
+            thumbnails: Default::default(),
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
@@ -389,7 +393,7 @@ impl BertscopeApp {
                 "Input truncated to the model's maximum length.",
             );
         }
-        if self.cjk_font.is_none()
+        if self.cjk_font == fonts::CjkFont::BundledSubset
             && analysis
                 .attention
                 .tokens
@@ -398,7 +402,7 @@ impl BertscopeApp {
         {
             ui.colored_label(
                 Color32::from_rgb(180, 120, 0),
-                "No CJK font found: install fonts-wqy-microhei (or Noto Sans CJK) to see these characters.",
+                "No system CJK font found: characters outside the examples may show as boxes; install fonts-wqy-microhei or Noto Sans CJK.",
             );
         }
         let result = &analysis.attention;
@@ -417,7 +421,7 @@ impl BertscopeApp {
                 ui.separator();
                 intents.extend(match self.settings.view {
                     View::Head => head_view::show(ui, result, sel, focus),
-                    View::Model => model_view::show(ui, result, sel, focus),
+                    View::Model => model_view::show(ui, result, sel, focus, &mut self.thumbnails),
                     _ => matrix_view::show(ui, result, sel),
                 });
             }

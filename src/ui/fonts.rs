@@ -1,5 +1,7 @@
-//! Fonts: egui's defaults plus a CJK font found on the system, so Chinese and
-//! Japanese render (egui ships none).
+//! Fonts: egui's defaults plus a CJK font, so Chinese and Japanese render
+//! (egui ships none). A full system CJK font is preferred; the bundled subset
+//! (`assets/fonts/cjk-subset.ttf`, the examples' characters) is the fallback and
+//! what tests use, for identical rendering everywhere.
 
 use std::sync::Arc;
 
@@ -17,23 +19,36 @@ const CJK_FONTS: [&str; 8] = [
     "C:\\Windows\\Fonts\\msyh.ttc",
 ];
 
-/// Install the fonts; returns the CJK font's path, or `None` when none was found
-/// (Chinese then renders as boxes and the app says so).
-pub fn install(ctx: &egui::Context) -> Option<String> {
+const BUNDLED_CJK: &[u8] = include_bytes!("../../assets/fonts/cjk-subset.ttf");
+
+/// Which CJK font was installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CjkFont {
+    System(String),
+    /// Only the bundled subset: other CJK characters render as boxes.
+    BundledSubset,
+}
+
+/// Install the fonts. `system`: look for a full CJK font on this machine first.
+pub fn install(ctx: &egui::Context, system: bool) -> CjkFont {
     let mut fonts = FontDefinitions::default();
-    let found = CJK_FONTS.iter().find_map(|path| {
-        std::fs::read(path)
-            .ok()
-            .map(|bytes| (path.to_string(), bytes))
-    });
-    if let Some((_, bytes)) = &found {
-        fonts
-            .font_data
-            .insert("cjk".into(), Arc::new(FontData::from_owned(bytes.clone())));
-        for family in [FontFamily::Proportional, FontFamily::Monospace] {
-            fonts.families.entry(family).or_default().push("cjk".into());
-        }
+    let found = system
+        .then(|| {
+            CJK_FONTS.iter().find_map(|path| {
+                std::fs::read(path)
+                    .ok()
+                    .map(|bytes| (path.to_string(), bytes))
+            })
+        })
+        .flatten();
+    let (choice, data) = match found {
+        Some((path, bytes)) => (CjkFont::System(path), FontData::from_owned(bytes)),
+        None => (CjkFont::BundledSubset, FontData::from_static(BUNDLED_CJK)),
+    };
+    fonts.font_data.insert("cjk".into(), Arc::new(data));
+    for family in [FontFamily::Proportional, FontFamily::Monospace] {
+        fonts.families.entry(family).or_default().push("cjk".into());
     }
     ctx.set_fonts(fonts);
-    found.map(|(path, _)| path)
+    choice
 }

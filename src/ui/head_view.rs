@@ -6,8 +6,9 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
+use crate::ui::lines::LineBatch;
 use crate::ui::palette::{head_color, with_weight};
-use crate::ui::selection::{token_infos, visible_tokens, Selection};
+use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
 
 pub const ROW_HEIGHT: f32 = 22.0;
 const COLUMN_WIDTH: f32 = 150.0;
@@ -46,44 +47,42 @@ pub fn show(
             let y_of = |row: usize| area.top() + 10.0 + (row as f32 + 0.5) * ROW_HEIGHT;
             let painter = ui.painter_at(ui.clip_rect());
             let sep = sel.hide_special && sel.renormalize;
+            let clip = ui.clip_rect();
+            // Rows whose label is on screen: lines need one visible end to be drawn,
+            // which keeps 512-token inputs smooth while scrolling.
+            let first_row = (((clip.top() - area.top() - 10.0) / ROW_HEIGHT)
+                .floor()
+                .max(0.0)) as usize;
+            let last_row = (((clip.bottom() - area.top() - 10.0) / ROW_HEIGHT)
+                .ceil()
+                .max(0.0)) as usize;
+            let on_screen = |row: usize| row >= first_row && row <= last_row;
+            let mut lines = LineBatch::new(clip);
 
-            // Lines, per head, with the row sums for renormalisation.
+            // Lines, one colour per head; only those with an end on screen.
             for &h in &heads {
                 let color = head_color(h);
-                let matrix = maps.head(sel.layer, h);
-                for (qi, &q) in visible.queries.iter().enumerate() {
-                    if matches!(focus, Some(TokenFocus::Query(f)) if f != q) {
-                        continue;
-                    }
-                    let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
-                    let norm = if sep {
-                        let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
-                        if s > 0.0 {
-                            1.0 / s
-                        } else {
-                            1.0
-                        }
-                    } else {
-                        1.0
-                    };
-                    for (ki, &k) in visible.keys.iter().enumerate() {
-                        if matches!(focus, Some(TokenFocus::Key(f)) if f != k) {
-                            continue;
-                        }
-                        let w = row[k] * norm;
-                        if w < MIN_VISIBLE_WEIGHT {
-                            continue;
-                        }
-                        painter.line_segment(
-                            [
+                for_each_link(
+                    maps,
+                    sel.layer,
+                    h,
+                    &visible,
+                    sep,
+                    focus,
+                    MIN_VISIBLE_WEIGHT,
+                    |qi, ki, w| {
+                        if on_screen(qi) || on_screen(ki) {
+                            lines.add(
                                 Pos2::new(left_x + 6.0, y_of(qi)),
                                 Pos2::new(right_x - 6.0, y_of(ki)),
-                            ],
-                            Stroke::new(2.0, with_weight(color, w)),
-                        );
-                    }
-                }
+                                2.0,
+                                with_weight(color, w),
+                            );
+                        }
+                    },
+                );
             }
+            painter.add(lines.into_shape());
 
             // Token labels (interactive), with the focused token's weights as blocks.
             let font = FontId::proportional(14.0);

@@ -6,7 +6,7 @@ use egui::{Align2, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 use crate::engine::AttentionResult;
 use crate::ui::intent::Intent;
 use crate::ui::palette::{head_color, heat};
-use crate::ui::selection::{token_infos, visible_tokens, Selection};
+use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
 
 const LABEL_SPACE: f32 = 110.0;
 
@@ -27,7 +27,8 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
         if h != head {
             intents.push(Intent::FocusHead(h));
         }
-        ui.colored_label(head_color(head), "■");
+        let (swatch, _) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
+        ui.painter().rect_filled(swatch, 2.0, head_color(head));
         ui.label("rows: query tokens, columns: key tokens; hover a cell for its weight");
     });
     let infos = token_infos(&result.tokens, &result.token_type_ids);
@@ -53,32 +54,36 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
             let (area, response) = ui.allocate_exact_size(size, Sense::hover());
             let origin = area.min + Vec2::splat(LABEL_SPACE);
             let painter = ui.painter_at(ui.clip_rect());
-            let matrix = maps.head(sel.layer, head);
             let font = FontId::proportional(if cell >= 14.0 { 13.0 } else { 10.0 });
             let text_color = ui.visuals().text_color();
             let label_every = (12.0 / cell).ceil().max(1.0) as usize;
             let mut weights = vec![0f32; nq * nk];
-            for (qi, &q) in visible.queries.iter().enumerate() {
-                let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
-                let norm = if renorm {
-                    let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
-                    if s > 0.0 {
-                        1.0 / s
-                    } else {
-                        1.0
-                    }
-                } else {
-                    1.0
-                };
-                for (ki, &k) in visible.keys.iter().enumerate() {
-                    let w = row[k] * norm;
+            for_each_link(
+                maps,
+                sel.layer,
+                head,
+                &visible,
+                renorm,
+                None,
+                f32::NEG_INFINITY,
+                |qi, ki, w| {
                     weights[qi * nk + ki] = w;
-                    let r = Rect::from_min_size(
-                        origin + Vec2::new(ki as f32 * cell, qi as f32 * cell),
-                        Vec2::splat(cell),
-                    );
-                    painter.rect_filled(r, 0.0, heat(w));
+                },
+            );
+            // One mesh of cells: thousands of rectangles at 512 tokens.
+            let mut cells = egui::epaint::Mesh::default();
+            for (i, &w) in weights.iter().enumerate() {
+                let (qi, ki) = (i / nk, i % nk);
+                let r = Rect::from_min_size(
+                    origin + Vec2::new(ki as f32 * cell, qi as f32 * cell),
+                    Vec2::splat(cell),
+                );
+                if painter.clip_rect().intersects(r) {
+                    cells.add_colored_rect(r, heat(w));
                 }
+            }
+            painter.add(egui::Shape::mesh(cells));
+            for (qi, &q) in visible.queries.iter().enumerate() {
                 if qi % label_every == 0 {
                     painter.text(
                         Pos2::new(origin.x - 4.0, origin.y + (qi as f32 + 0.5) * cell),

@@ -9,6 +9,7 @@ pub mod fonts;
 pub mod head_view;
 pub mod input_panel;
 pub mod intent;
+pub mod lines;
 pub mod matrix_view;
 pub mod mlm_panel;
 pub mod model_view;

@@ -5,16 +5,36 @@ use egui::{Color32, Pos2, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
+use crate::ui::lines::LineBatch;
 use crate::ui::palette::{head_color, with_weight};
-use crate::ui::selection::{token_infos, visible_tokens, Selection};
+use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
 
 const THUMB: f32 = 84.0;
+
+/// What the thumbnails were computed for.
+#[derive(Debug, Clone, PartialEq)]
+struct CacheKey {
+    data: (usize, usize),
+    filter: crate::ui::selection::SentenceFilter,
+    hide_special: bool,
+    renormalize: bool,
+    focus: Option<TokenFocus>,
+}
+
+/// The links of every thumbnail (query row, key row, weight), kept between
+/// frames: walking 144 heads × 512² weights every frame would cost ~35 ms.
+#[derive(Default)]
+pub struct ThumbnailCache {
+    key: Option<CacheKey>,
+    links: Vec<Vec<(u16, u16, f32)>>,
+}
 
 pub fn show(
     ui: &mut egui::Ui,
     result: &AttentionResult,
     sel: &Selection,
     focus: Option<TokenFocus>,
+    cache: &mut ThumbnailCache,
 ) -> Vec<Intent> {
     let mut intents = Vec::new();
     let maps = &result.attentions;
@@ -24,6 +44,34 @@ pub fn show(
     // Fewer, stronger lines when there are many tokens keep thumbnails readable and fast.
     let min_weight = if rows > 128 { 0.1 } else { 0.02 };
     let renorm = sel.hide_special && sel.renormalize;
+    let key = CacheKey {
+        data: (maps.data.as_ptr() as usize, maps.data.len()),
+        filter: sel.filter,
+        hide_special: sel.hide_special,
+        renormalize: sel.renormalize,
+        focus,
+    };
+    if cache.key.as_ref() != Some(&key) {
+        cache.links = (0..maps.layers * maps.heads)
+            .map(|i| {
+                let mut links = Vec::new();
+                for_each_link(
+                    maps,
+                    i / maps.heads,
+                    i % maps.heads,
+                    &visible,
+                    renorm,
+                    focus,
+                    min_weight,
+                    |qi, ki, w| {
+                        links.push((qi as u16, ki as u16, w));
+                    },
+                );
+                links
+            })
+            .collect();
+        cache.key = Some(key);
+    }
     ui.label(match focus {
         Some(TokenFocus::Query(t)) | Some(TokenFocus::Key(t)) => format!(
             "Showing only the lines of \"{}\" (pinned or hovered in the head view); the frame marks layer {}, head {}.",
@@ -69,35 +117,17 @@ pub fn show(
                             let (lx, rx) = (rect.left() + 10.0, rect.right() - 10.0);
                             let y = |i: usize| rect.top() + 4.0 + (i as f32 + 0.5) * row_h;
                             let color = head_color(head);
-                            let matrix = maps.head(layer, head);
-                            for (qi, &q) in visible.queries.iter().enumerate() {
-                                if matches!(focus, Some(TokenFocus::Query(f)) if f != q) {
-                                    continue;
-                                }
-                                let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
-                                let norm = if renorm {
-                                    let s: f32 = visible.keys.iter().map(|&k| row[k]).sum();
-                                    if s > 0.0 {
-                                        1.0 / s
-                                    } else {
-                                        1.0
-                                    }
-                                } else {
-                                    1.0
-                                };
-                                for (ki, &k) in visible.keys.iter().enumerate() {
-                                    if matches!(focus, Some(TokenFocus::Key(f)) if f != k) {
-                                        continue;
-                                    }
-                                    let w = row[k] * norm;
-                                    if w >= min_weight {
-                                        painter.line_segment(
-                                            [Pos2::new(lx, y(qi)), Pos2::new(rx, y(ki))],
-                                            Stroke::new(1.0, with_weight(color, w)),
-                                        );
-                                    }
-                                }
+                            let mut lines = LineBatch::new(rect);
+                            let links = cache.links.get(layer * maps.heads + head);
+                            for &(qi, ki, w) in links.into_iter().flatten() {
+                                lines.add(
+                                    Pos2::new(lx, y(qi as usize)),
+                                    Pos2::new(rx, y(ki as usize)),
+                                    1.0,
+                                    with_weight(color, w),
+                                );
                             }
+                            painter.add(lines.into_shape());
                             let current = layer == sel.layer && head == sel.focus_head;
                             let shown = layer == sel.layer && sel.head_on(head);
                             let frame = if current {

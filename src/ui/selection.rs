@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::attention_maps::AttentionMaps;
+use crate::ui::intent::TokenFocus;
 
 /// Which sentence's tokens attend to which (BertViz's sentence filter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -165,33 +166,43 @@ pub fn visible_tokens(
     }
 }
 
-/// The weights drawn for one head: `rows[qi][ki]` over the visible tokens,
-/// renormalised over the visible keys when asked (and when specials are hidden).
-pub fn visible_weights(
+/// Call `link(qi, ki, w)` for each drawn link of one head: `qi`/`ki` index the
+/// visible queries/keys, `w` is the weight (rescaled over the visible keys when
+/// `renormalize`), links below `min_weight` or away from `focus` are skipped.
+#[allow(clippy::too_many_arguments)]
+pub fn for_each_link(
     maps: &AttentionMaps,
     layer: usize,
     head: usize,
     visible: &VisibleTokens,
     renormalize: bool,
-) -> Vec<Vec<f32>> {
-    visible
-        .queries
-        .iter()
-        .map(|&q| {
-            let row: Vec<f32> = visible
-                .keys
-                .iter()
-                .map(|&k| maps.get(layer, head, q, k))
-                .collect();
-            if renormalize {
-                let sum: f32 = row.iter().sum();
-                if sum > 0.0 {
-                    return row.iter().map(|w| w / sum).collect();
-                }
+    focus: Option<TokenFocus>,
+    min_weight: f32,
+    mut link: impl FnMut(usize, usize, f32),
+) {
+    let matrix = maps.head(layer, head);
+    for (qi, &q) in visible.queries.iter().enumerate() {
+        if matches!(focus, Some(TokenFocus::Query(f)) if f != q) {
+            continue;
+        }
+        let row = &matrix[q * maps.seq..(q + 1) * maps.seq];
+        let mut scale = 1.0;
+        if renormalize {
+            let sum: f32 = visible.keys.iter().map(|&k| row[k]).sum();
+            if sum > 0.0 {
+                scale = 1.0 / sum;
             }
-            row
-        })
-        .collect()
+        }
+        for (ki, &k) in visible.keys.iter().enumerate() {
+            if matches!(focus, Some(TokenFocus::Key(f)) if f != k) {
+                continue;
+            }
+            let w = row[k] * scale;
+            if w >= min_weight {
+                link(qi, ki, w);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -225,12 +236,30 @@ mod tests {
             .collect();
         let maps = AttentionMaps::new(1, 1, seq, data);
         let v = visible_tokens(&infos(), SentenceFilter::All, true);
-        let rows = visible_weights(&maps, 0, 0, &v, true);
-        for row in &rows {
-            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let mut sums = vec![0f32; v.queries.len()];
+        for_each_link(&maps, 0, 0, &v, true, None, 0.0, |qi, _, w| sums[qi] += w);
+        for sum in &sums {
+            assert!((sum - 1.0).abs() < 1e-6);
         }
-        let raw = visible_weights(&maps, 0, 0, &v, false);
-        assert!((raw[0][0] - 2.0 / 21.0).abs() < 1e-7);
+        let mut first = None;
+        for_each_link(&maps, 0, 0, &v, false, None, 0.0, |qi, ki, w| {
+            if (qi, ki) == (0, 0) {
+                first = Some(w);
+            }
+        });
+        assert_eq!(first, Some(2.0 / 21.0));
+        let mut focused = Vec::new();
+        for_each_link(
+            &maps,
+            0,
+            0,
+            &v,
+            false,
+            Some(TokenFocus::Key(2)),
+            0.0,
+            |qi, ki, _| focused.push((qi, ki)),
+        );
+        assert_eq!(focused, vec![(0, 1), (1, 1), (2, 1)]);
     }
 
     #[test]

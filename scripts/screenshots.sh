@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Regenerate screenshots/ from the real app on the demo model, under Xvfb.
+# Needs: apt-get install xvfb xauth fonts-wqy-microhei mesa-vulkan-drivers libvulkan1
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/fetch-demo-model.sh
+cargo build --release
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+chmod 700 "$XDG_RUNTIME_DIR"
+mkdir -p screenshots
+
+EN="The animal didn't cross the street because it was too tired."
+ZH_A="胖虎叫大雄去買漫畫，"
+ZH_B="回來慢了就打他。"
+
+shot() { # name, then gui arguments
+  local name="$1"; shift
+  xvfb-run -a -s "-screen 0 1600x1000x24" \
+    target/release/bertscope gui --model all-MiniLM-L6-v2 "$@" --screenshot "screenshots/$name.png"
+}
+
+# Layer 3, head 1 of MiniLM links "it" to "animal" (0.68).
+shot head-view-coreference-en --text-a "$EN" --view head --layer 3 --head 1
+shot model-view --text-a "$EN" --view model --layer 3 --head 1
+shot matrix-view --text-a "$EN" --view matrix --layer 3 --head 1
+shot head-view-coreference-zh --text-a "$ZH_A" --text-b "$ZH_B" --view head --layer 3
+shot masked-lm --text-a "Paris is the [MASK] of France." --view mlm --layer 3
+echo "screenshots/ updated: look at every PNG before committing"
