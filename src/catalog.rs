@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Weights};
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::hub;

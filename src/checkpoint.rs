@@ -17,6 +17,24 @@ enum Store {
     Loaded(HashMap<String, Tensor>),
 }
 
+/// A source of named model tensors: a checkpoint on disk for inference, or
+/// trainable variables for fine-tuning. Names are normalised `BertModel` keys.
+pub trait Weights {
+    /// A tensor with the expected shape, as f32 on the model's device.
+    fn get(&self, key: &str, shape: &[usize]) -> Result<Tensor>;
+    fn contains(&self, key: &str) -> bool;
+    fn has_prefix(&self, prefix: &str) -> bool;
+
+    /// Like [`Weights::get`] for optional tensors.
+    fn get_opt(&self, key: &str, shape: &[usize]) -> Result<Option<Tensor>> {
+        if self.contains(key) {
+            self.get(key, shape).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 /// Where one normalised key lives.
 struct Entry {
     original: String,
@@ -181,14 +199,6 @@ impl Checkpoint {
         })
     }
 
-    pub fn contains(&self, key: &str) -> bool {
-        self.entries.contains_key(key)
-    }
-
-    pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.entries.keys().any(|k| k.starts_with(prefix))
-    }
-
     /// The normalised keys, sorted.
     pub fn keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = self.entries.keys().map(String::as_str).collect();
@@ -205,8 +215,27 @@ impl Checkpoint {
             .unwrap_or_default()
     }
 
+    /// The shape stored for a key, without reading the data.
+    pub fn shape_of(&self, key: &str) -> Option<Vec<usize>> {
+        let entry = self.entries.get(key)?;
+        match &self.store {
+            Store::Safetensors(st) => st.get(&entry.original).ok().map(|v| v.shape().to_vec()),
+            Store::Loaded(map) => map.get(&entry.original).map(|t| t.dims().to_vec()),
+        }
+    }
+}
+
+impl Weights for Checkpoint {
+    fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    fn has_prefix(&self, prefix: &str) -> bool {
+        self.entries.keys().any(|k| k.starts_with(prefix))
+    }
+
     /// A tensor with the expected shape, as f32 on the checkpoint's device.
-    pub fn get(&self, key: &str, shape: &[usize]) -> Result<Tensor> {
+    fn get(&self, key: &str, shape: &[usize]) -> Result<Tensor> {
         let entry = self.entries.get(key).ok_or_else(|| {
             BertError::weight(&self.describe_source(), key, "missing from the checkpoint")
         })?;
@@ -234,24 +263,6 @@ impl Checkpoint {
         tensor
             .to_dtype(DType::F32)
             .map_err(|e| BertError::weight(&entry.file, &entry.original, e.to_string()))
-    }
-
-    /// Like [`Checkpoint::get`] for optional tensors.
-    pub fn get_opt(&self, key: &str, shape: &[usize]) -> Result<Option<Tensor>> {
-        if self.contains(key) {
-            self.get(key, shape).map(Some)
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// The shape stored for a key, without reading the data.
-    pub fn shape_of(&self, key: &str) -> Option<Vec<usize>> {
-        let entry = self.entries.get(key)?;
-        match &self.store {
-            Store::Safetensors(st) => st.get(&entry.original).ok().map(|v| v.shape().to_vec()),
-            Store::Loaded(map) => map.get(&entry.original).map(|t| t.dims().to_vec()),
-        }
     }
 }
 

@@ -251,16 +251,11 @@ impl LoadedModel {
     /// Label probabilities, highest first.
     pub fn classify(&self, text_a: &str, text_b: Option<&str>) -> Result<ClassifyResult> {
         let encoded = self.encode(text_a, text_b)?;
-        let input = ModelInput::single(&encoded);
-        let out = self.model.encode(&input, self.model.default_compute())?;
-        let logits = self.model.classify_logits(&out, &input.mask)?;
         let labels = &self.config().labels;
-        let scores = if self.config().uses_sigmoid(labels.len()) {
-            candle_nn::ops::sigmoid(&logits)?
-        } else {
-            candle_nn::ops::softmax(&logits, D::Minus1)?
-        };
-        let scores = scores.squeeze(0)?.to_vec1::<f32>()?;
+        let scores = self
+            .classify_batch(std::slice::from_ref(&encoded))?
+            .pop()
+            .unwrap_or_default();
         let mut predictions: Vec<LabelScore> = labels
             .iter()
             .zip(scores)
@@ -274,6 +269,22 @@ impl LoadedModel {
             predictions,
             truncated: encoded.truncated,
         })
+    }
+
+    /// Label probabilities for a batch of encoded inputs (class order of `labels`).
+    pub fn classify_batch(&self, rows: &[Encoded]) -> Result<Vec<Vec<f32>>> {
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        let input = ModelInput::batch(rows, self.tokenizer.pad_id());
+        let out = self.model.encode(&input, self.model.default_compute())?;
+        let logits = self.model.classify_logits(&out, &input.mask)?;
+        let scores = if self.config().uses_sigmoid(self.config().labels.len()) {
+            candle_nn::ops::sigmoid(&logits)?
+        } else {
+            candle_nn::ops::softmax(&logits, D::Minus1)?
+        };
+        Ok(scores.to_vec2::<f32>()?)
     }
 
     /// Median forward time (ms) with attentions at batch 1 for each length.

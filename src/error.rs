@@ -8,6 +8,13 @@ pub enum BertError {
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
 
+    #[error("{path}:{line}: {message}")]
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
     #[error("{path}:{line}:{column}: {message}")]
     Json {
         path: PathBuf,
@@ -42,6 +49,14 @@ impl BertError {
     pub fn file(path: &Path, message: impl Into<String>) -> Self {
         BertError::File {
             path: path.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    pub fn line(path: &Path, line: usize, message: impl Into<String>) -> Self {
+        BertError::Line {
+            path: path.to_path_buf(),
+            line,
             message: message.into(),
         }
     }

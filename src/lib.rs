@@ -5,12 +5,15 @@ pub mod attention_maps;
 pub mod catalog;
 pub mod checkpoint;
 pub mod config;
+pub mod data;
 pub mod device;
 pub mod engine;
 pub mod error;
 pub mod hub;
 pub mod model;
+pub mod predict;
 pub mod tokenize;
+pub mod train;
 pub mod ui;
 
 pub use attention_maps::AttentionMaps;

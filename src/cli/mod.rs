@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) into typed settings, then one engine call per command.
 
+mod finetune;
 mod human;
 
 use anyhow::Result;
@@ -36,18 +37,29 @@ enum Command {
     },
     /// Label probabilities from a classification checkpoint.
     Classify(InputArgs),
+    /// Fine-tune a classifier on a TSV/CSV and save a Hugging Face checkpoint.
+    Finetune(finetune::FinetuneArgs),
+    /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label,score.
+    Predict(finetune::PredictArgs),
     /// List the models found in ./models and the Hugging Face cache.
     Models {
         #[arg(long)]
         json: bool,
     },
-    /// Time the forward pass (batch 1, attentions returned).
+    /// Time the forward pass (batch 1, attentions returned), or with --train
+    /// the fine-tuning throughput.
     Bench {
         #[command(flatten)]
         model: ModelArgs,
-        /// Sequence lengths, comma separated.
+        /// Sequence lengths, comma separated (with --train: the first one).
         #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
         seq: Vec<usize>,
+        /// Measure training steps (forward, backward, AdamW) instead.
+        #[arg(long)]
+        train: bool,
+        /// Batch size for --train.
+        #[arg(long, default_value_t = 32)]
+        batch_size: usize,
         /// Timed runs per length (after 3 warm-up runs); the median is reported.
         #[arg(long, default_value_t = 20)]
         runs: usize,
@@ -210,11 +222,36 @@ pub fn run() -> Result<()> {
                 Ok(())
             }
         }
+        Command::Finetune(args) => finetune::finetune(args),
+        Command::Predict(args) => finetune::predict(args),
         Command::Bench {
             model,
             seq,
+            train: true,
+            batch_size,
             runs,
             json,
+        } => {
+            let dir = bertscope::hub::resolve(&model.model)?;
+            let device = device::select(model.device)?;
+            let seq = seq.first().copied().unwrap_or(64);
+            let rate = bertscope::train::bench::train_examples_per_s(
+                &dir, batch_size, seq, runs, &device,
+            )?;
+            if json {
+                print_json(&serde_json::json!({ "train_examples_per_s": rate }))
+            } else {
+                println!("training: {rate:.1} examples/s (batch {batch_size}, seq {seq})");
+                Ok(())
+            }
+        }
+        Command::Bench {
+            model,
+            seq,
+            train: false,
+            runs,
+            json,
+            ..
         } => {
             let start = std::time::Instant::now();
             let loaded = model.load()?;

@@ -4,9 +4,10 @@
 
 use candle_core::{Tensor, D};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::Weights;
 use crate::config::BertConfig;
 use crate::error::Result;
+use crate::model::dropout::{maybe, TrainDropout};
 use crate::model::ops::{Compute, LayerNorm, Linear};
 use crate::model::BatchMask;
 
@@ -33,7 +34,7 @@ pub struct BertAttention {
 }
 
 impl BertAttention {
-    pub fn load(ckpt: &Checkpoint, config: &BertConfig, prefix: &str, fuse: bool) -> Result<Self> {
+    pub fn load(ckpt: &dyn Weights, config: &BertConfig, prefix: &str, fuse: bool) -> Result<Self> {
         let h = config.hidden_size();
         let query = Linear::load(ckpt, &format!("{prefix}.self.query"), h, h)?;
         let key = Linear::load(ckpt, &format!("{prefix}.self.key"), h, h)?;
@@ -65,16 +66,27 @@ impl BertAttention {
     }
 
     /// `x`: `[batch·seq, hidden]`. Returns the block output and `[batch, heads, seq, seq]`.
-    pub fn forward(&self, x: &Tensor, mask: &BatchMask) -> Result<(Tensor, Tensor)> {
-        let (context, probs) = self.attend(x, mask)?;
-        let projected = self.output_dense.forward(&context)?;
+    /// `dropout`: training only, on the attention probabilities and the output.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &BatchMask,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<(Tensor, Tensor)> {
+        let (context, probs) = self.attend(x, mask, dropout)?;
+        let projected = maybe(dropout, self.output_dense.forward(&context)?, |d| d.hidden)?;
         let out = self
             .output_layer_norm
             .forward(&(projected + x)?, Compute::Differentiable)?;
         Ok((out, probs))
     }
 
-    fn attend(&self, x: &Tensor, mask: &BatchMask) -> Result<(Tensor, Tensor)> {
+    fn attend(
+        &self,
+        x: &Tensor,
+        mask: &BatchMask,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<(Tensor, Tensor)> {
         let (b, s, nh, d) = (mask.batch, mask.seq, self.heads, self.head_dim);
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, s, nh, d))?.transpose(1, 2)?.contiguous()?)
@@ -100,7 +112,8 @@ impl BertAttention {
         let max = scores.max_keepdim(D::Minus1)?.detach();
         let exp = scores.broadcast_sub(&max)?.exp()?;
         let probs = exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)?;
-        let context = probs
+        let dropped = maybe(dropout, probs.clone(), |d| d.attention)?;
+        let context = dropped
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?

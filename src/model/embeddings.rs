@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::Weights;
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::model::ops::{Compute, LayerNorm};
@@ -16,7 +16,7 @@ pub struct BertEmbeddings {
 }
 
 impl BertEmbeddings {
-    pub fn load(ckpt: &Checkpoint, config: &BertConfig) -> Result<Self> {
+    pub fn load(ckpt: &dyn Weights, config: &BertConfig) -> Result<Self> {
         let raw = &config.raw;
         let h = raw.hidden_size;
         Ok(BertEmbeddings {

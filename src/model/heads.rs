@@ -4,7 +4,7 @@
 
 use candle_core::Tensor;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::Weights;
 use crate::config::{Activation, BertConfig};
 use crate::error::Result;
 use crate::model::ops::{activate, Compute, LayerNorm, Linear};
@@ -16,7 +16,7 @@ pub struct BertPooler {
 }
 
 impl BertPooler {
-    pub fn load(ckpt: &Checkpoint, config: &BertConfig) -> Result<Option<Self>> {
+    pub fn load(ckpt: &dyn Weights, config: &BertConfig) -> Result<Option<Self>> {
         if !ckpt.contains("pooler.dense.weight") {
             return Ok(None);
         }
@@ -45,7 +45,7 @@ pub struct MlmHead {
 
 impl MlmHead {
     pub fn load(
-        ckpt: &Checkpoint,
+        ckpt: &dyn Weights,
         config: &BertConfig,
         word_embeddings: &Tensor,
     ) -> Result<Option<Self>> {
@@ -84,7 +84,7 @@ impl MlmHead {
 }
 
 /// The `classifier` linear layer of `BertForSequenceClassification`.
-pub fn load_classifier(ckpt: &Checkpoint, config: &BertConfig) -> Result<Option<Linear>> {
+pub fn load_classifier(ckpt: &dyn Weights, config: &BertConfig) -> Result<Option<Linear>> {
     if !ckpt.contains("classifier.weight") {
         return Ok(None);
     }

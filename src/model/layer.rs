@@ -3,10 +3,11 @@
 
 use candle_core::Tensor;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::Weights;
 use crate::config::{Activation, BertConfig};
 use crate::error::Result;
 use crate::model::attention::BertAttention;
+use crate::model::dropout::{maybe, TrainDropout};
 use crate::model::ops::{activate, Compute, LayerNorm, Linear};
 use crate::model::BatchMask;
 
@@ -20,7 +21,7 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
-    pub fn load(ckpt: &Checkpoint, config: &BertConfig, index: usize, fuse: bool) -> Result<Self> {
+    pub fn load(ckpt: &dyn Weights, config: &BertConfig, index: usize, fuse: bool) -> Result<Self> {
         let p = format!("encoder.layer.{index}");
         let (h, i) = (config.hidden_size(), config.raw.intermediate_size);
         let mut intermediate = Linear::load(ckpt, &format!("{p}.intermediate.dense"), i, h)?;
@@ -44,11 +45,16 @@ impl BertLayer {
     }
 
     /// The differentiable forward (any device, gradients flow).
-    pub fn forward(&self, x: &Tensor, mask: &BatchMask) -> Result<(Tensor, Tensor)> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: &BatchMask,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<(Tensor, Tensor)> {
         let compute = Compute::Differentiable;
-        let (attended, probs) = self.attention.forward(x, mask)?;
+        let (attended, probs) = self.attention.forward(x, mask, dropout)?;
         let inner = activate(&self.intermediate.forward(&attended)?, self.activation)?;
-        let out = self.output.forward(&inner)?;
+        let out = maybe(dropout, self.output.forward(&inner)?, |d| d.hidden)?;
         let out = self
             .output_layer_norm
             .forward(&(out + &attended)?, compute)?;

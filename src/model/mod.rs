@@ -3,6 +3,7 @@
 
 pub mod attention;
 mod cpu_forward;
+pub mod dropout;
 pub mod embeddings;
 pub mod heads;
 pub mod kernels;
@@ -14,10 +15,11 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 
 use crate::attention_maps::AttentionMaps;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Weights};
 use crate::config::BertConfig;
 use crate::error::{BertError, Result};
 use crate::tokenize::Encoded;
+use dropout::TrainDropout;
 use embeddings::BertEmbeddings;
 use heads::{BertPooler, MlmHead};
 use layer::BertLayer;
@@ -176,7 +178,7 @@ impl BertModel {
     }
 
     pub fn from_checkpoint(
-        ckpt: &Checkpoint,
+        ckpt: &dyn Weights,
         config: BertConfig,
         device: &Device,
         fuse: bool,
@@ -251,6 +253,24 @@ impl BertModel {
 
     /// Run embeddings and every encoder layer.
     pub fn encode(&self, input: &ModelInput, compute: Compute) -> Result<EncoderOutput> {
+        self.encode_with(input, compute, None)
+    }
+
+    /// The differentiable forward of training, with dropout.
+    pub fn encode_train(
+        &self,
+        input: &ModelInput,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<EncoderOutput> {
+        self.encode_with(input, Compute::Differentiable, dropout)
+    }
+
+    fn encode_with(
+        &self,
+        input: &ModelInput,
+        compute: Compute,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<EncoderOutput> {
         self.check_input(input)?;
         let (b, s) = (input.mask.batch, input.mask.seq);
         let dev = &self.device;
@@ -271,9 +291,10 @@ impl BertModel {
             let hidden = Tensor::from_vec(host, (b * s, width), dev)?;
             return Ok(EncoderOutput { hidden, attentions });
         }
+        hidden = dropout::maybe(dropout, hidden, |d| d.hidden)?;
         let mut attentions = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let (next, probs) = layer.forward(&hidden, &input.mask)?;
+            let (next, probs) = layer.forward(&hidden, &input.mask, dropout)?;
             hidden = next;
             attentions.push(probs);
         }
@@ -292,6 +313,16 @@ impl BertModel {
 
     /// Classifier logits `[batch, labels]` (dropout is the identity at inference).
     pub fn classify_logits(&self, out: &EncoderOutput, mask: &BatchMask) -> Result<Tensor> {
+        self.classify_logits_train(out, mask, None)
+    }
+
+    /// Classifier logits with the classifier's dropout when training.
+    pub fn classify_logits_train(
+        &self,
+        out: &EncoderOutput,
+        mask: &BatchMask,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<Tensor> {
         let classifier = self.classifier.as_ref().ok_or_else(|| {
             BertError::Unsupported(format!(
                 "{}: this checkpoint has no classification head (no `classifier.weight`)",
@@ -313,7 +344,7 @@ impl BertModel {
             ))
         })?;
         let pooled = pooler.forward(&self.cls_rows(&out.hidden, mask)?)?;
-        classifier.forward(&pooled)
+        classifier.forward(&dropout::maybe(dropout, pooled, |d| d.classifier)?)
     }
 
     /// Masked-LM logits `[positions.len(), vocab]` at the given flat row indices.

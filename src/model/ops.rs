@@ -3,7 +3,7 @@
 
 use candle_core::{Tensor, D};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::Weights;
 use crate::config::Activation;
 use crate::error::Result;
 
@@ -36,7 +36,7 @@ impl Linear {
         }
     }
 
-    pub fn load(ckpt: &Checkpoint, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
+    pub fn load(ckpt: &dyn Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
         Ok(Linear::new(
             ckpt.get(&format!("{prefix}.weight"), &[out_dim, in_dim])?,
             ckpt.get(&format!("{prefix}.bias"), &[out_dim])?,
@@ -88,7 +88,7 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub fn load(ckpt: &Checkpoint, prefix: &str, dim: usize, eps: f64) -> Result<Self> {
+    pub fn load(ckpt: &dyn Weights, prefix: &str, dim: usize, eps: f64) -> Result<Self> {
         Ok(LayerNorm {
             weight: ckpt.get(&format!("{prefix}.weight"), &[dim])?,
             bias: ckpt.get(&format!("{prefix}.bias"), &[dim])?,

@@ -1,0 +1,87 @@
+//! Dropout for training, drawn from a seeded generator so that the same seed
+//! and data give the same weights (candle's CPU device ignores seeds).
+
+use std::sync::Mutex;
+
+use candle_core::Tensor;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::error::Result;
+
+/// The dropout probabilities of a BERT and the generator that draws the masks.
+pub struct TrainDropout {
+    rng: Mutex<SmallRng>,
+    /// `hidden_dropout_prob`: embeddings and both residual branches.
+    pub hidden: f64,
+    /// `attention_probs_dropout_prob`.
+    pub attention: f64,
+    /// `classifier_dropout`, else `hidden_dropout_prob`.
+    pub classifier: f64,
+}
+
+impl TrainDropout {
+    pub fn new(seed: u64, hidden: f64, attention: f64, classifier: f64) -> Self {
+        TrainDropout {
+            rng: Mutex::new(SmallRng::seed_from_u64(seed)),
+            hidden,
+            attention,
+            classifier,
+        }
+    }
+
+    /// Zero each element with probability `p` and scale the rest by `1/(1-p)`.
+    pub fn apply(&self, x: &Tensor, p: f64) -> Result<Tensor> {
+        if p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let keep = 1.0 - p;
+        let scale = (1.0 / keep) as f32;
+        let n = x.elem_count();
+        let mask: Vec<f32> = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            (0..n)
+                .map(|_| {
+                    if rng.random::<f64>() < keep {
+                        scale
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
+        let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
+        Ok(x.mul(&mask)?)
+    }
+}
+
+/// Apply dropout when training (`Some`), the identity otherwise.
+pub fn maybe(
+    dropout: Option<&TrainDropout>,
+    x: Tensor,
+    p: impl Fn(&TrainDropout) -> f64,
+) -> Result<Tensor> {
+    match dropout {
+        Some(d) => d.apply(&x, p(d)),
+        None => Ok(x),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn dropout_keeps_expectation_and_is_seeded() {
+        let x = Tensor::ones(20_000, candle_core::DType::F32, &Device::Cpu).unwrap();
+        let a = TrainDropout::new(7, 0.1, 0.1, 0.1).apply(&x, 0.25).unwrap();
+        let b = TrainDropout::new(7, 0.1, 0.1, 0.1).apply(&x, 0.25).unwrap();
+        let a: Vec<f32> = a.to_vec1().unwrap();
+        assert_eq!(a, b.to_vec1::<f32>().unwrap());
+        let zeros = a.iter().filter(|&&v| v == 0.0).count() as f64 / a.len() as f64;
+        assert!((zeros - 0.25).abs() < 0.02, "{zeros}");
+        let mean: f64 = a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64;
+        assert!((mean - 1.0).abs() < 0.03, "{mean}");
+    }
+}

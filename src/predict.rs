@@ -1,0 +1,66 @@
+//! Batch prediction over a TSV/CSV: one `id,label,score` row per input.
+
+use std::path::Path;
+
+use crate::data::Dataset;
+use crate::engine::LoadedModel;
+use crate::error::{BertError, Result};
+
+/// One prediction row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub id: String,
+    pub label: String,
+    pub score: f32,
+}
+
+/// Classify every example in batches; `progress(done, total)` after each batch.
+pub fn predict(
+    model: &LoadedModel,
+    data: &Dataset,
+    batch_size: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Prediction>> {
+    let mut out = Vec::with_capacity(data.examples.len());
+    let total = data.examples.len();
+    for (chunk_index, chunk) in data.examples.chunks(batch_size.max(1)).enumerate() {
+        let rows = chunk
+            .iter()
+            .map(|e| model.encode(&e.text_a, e.text_b.as_deref()))
+            .collect::<Result<Vec<_>>>()?;
+        let scores = model.classify_batch(&rows)?;
+        for (i, (example, probs)) in chunk.iter().zip(scores).enumerate() {
+            let best = probs
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(c, _)| c)
+                .unwrap_or(0);
+            out.push(Prediction {
+                id: example
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| (chunk_index * batch_size.max(1) + i + 1).to_string()),
+                label: model.config().labels.get(best).cloned().unwrap_or_default(),
+                score: probs.get(best).copied().unwrap_or(0.0),
+            });
+        }
+        progress(out.len(), total);
+    }
+    Ok(out)
+}
+
+/// Write `id,<label_header>,score` CSV.
+pub fn write_csv(path: &Path, predictions: &[Prediction], label_header: &str) -> Result<()> {
+    let fail = |e: csv::Error| BertError::file(path, format!("cannot write: {e}"));
+    let mut writer = csv::Writer::from_path(path).map_err(fail)?;
+    writer
+        .write_record(["id", label_header, "score"])
+        .map_err(fail)?;
+    for p in predictions {
+        writer
+            .write_record([p.id.as_str(), p.label.as_str(), &format!("{:.6}", p.score)])
+            .map_err(fail)?;
+    }
+    writer.flush().map_err(|e| BertError::io(path, &e))
+}

@@ -1,0 +1,60 @@
+//! Fine-tuning throughput on synthetic batches, for `bertscope bench --train`.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Device;
+
+use crate::error::{BertError, Result};
+use crate::model::dropout::TrainDropout;
+use crate::tokenize::{BertTokenizer, Encoded};
+use crate::train::{batch_loss, build, optim::Optim, Trainable};
+
+/// Examples per second over `steps` training steps (after one warm-up step)
+/// with batches of `batch` inputs of exactly `seq` tokens.
+pub fn train_examples_per_s(
+    base: &Path,
+    batch: usize,
+    seq: usize,
+    steps: usize,
+    device: &Device,
+) -> Result<f64> {
+    if batch == 0 || seq < 2 {
+        return Err(BertError::Input(
+            "--batch-size must be ≥ 1 and --seq ≥ 2".into(),
+        ));
+    }
+    let tokenizer = BertTokenizer::load(base)?;
+    let labels = vec!["a".to_string(), "b".to_string()];
+    let Trainable { model, vars, .. } = build(base, &labels, 42, device)?;
+    let text = ["the quick brown fox jumps over the lazy dog"; 64].join(" ");
+    let mut row = tokenizer.encode(&text, None, seq)?;
+    let filler = row.input_ids.last().copied().unwrap_or(0);
+    while row.len() < seq {
+        row.input_ids.push(filler);
+        row.token_type_ids.push(0);
+        row.tokens.push(String::new());
+    }
+    let rows: Vec<Encoded> = vec![row; batch];
+    let targets: Vec<usize> = (0..batch).map(|i| i % 2).collect();
+    let raw = &model.config.raw;
+    let dropout = TrainDropout::new(
+        42,
+        raw.hidden_dropout_prob,
+        raw.attention_probs_dropout_prob,
+        model.config.classifier_dropout(),
+    );
+    let steps = steps.max(1);
+    let mut optim = Optim::new(vars, 2e-5, 0.01, 0, steps + 1, 1.0)?;
+    let mut one_step = || -> Result<()> {
+        let (loss, _) = batch_loss(&model, &rows, &targets, tokenizer.pad_id(), Some(&dropout))?;
+        optim.backward_step(&loss)?;
+        Ok(())
+    };
+    one_step()?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        one_step()?;
+    }
+    Ok((steps * batch) as f64 / start.elapsed().as_secs_f64())
+}

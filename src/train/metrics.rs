@@ -1,0 +1,69 @@
+//! Classification metrics on a dev set: accuracy, macro-F1, confusion matrix.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DevMetrics {
+    pub accuracy: f64,
+    pub macro_f1: f64,
+    /// `confusion[gold][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+    pub loss: f64,
+}
+
+/// Metrics from gold and predicted class indices over `classes` labels.
+pub fn evaluate(gold: &[usize], predicted: &[usize], classes: usize, loss: f64) -> DevMetrics {
+    let mut confusion = vec![vec![0usize; classes]; classes];
+    for (&g, &p) in gold.iter().zip(predicted) {
+        if g < classes && p < classes {
+            confusion[g][p] += 1;
+        }
+    }
+    let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
+    let accuracy = if gold.is_empty() {
+        0.0
+    } else {
+        correct as f64 / gold.len() as f64
+    };
+    // Macro-F1 over the classes present in gold or predictions (as scikit-learn).
+    let mut f1s = Vec::new();
+    for c in 0..classes {
+        let tp = confusion[c][c] as f64;
+        let gold_c: usize = confusion[c].iter().sum();
+        let pred_c: usize = confusion.iter().map(|row| row[c]).sum();
+        if gold_c == 0 && pred_c == 0 {
+            continue;
+        }
+        let denom = (gold_c + pred_c) as f64;
+        f1s.push(if denom > 0.0 { 2.0 * tp / denom } else { 0.0 });
+    }
+    let macro_f1 = if f1s.is_empty() {
+        0.0
+    } else {
+        f1s.iter().sum::<f64>() / f1s.len() as f64
+    };
+    DevMetrics {
+        accuracy,
+        macro_f1,
+        confusion,
+        loss,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::evaluate;
+
+    #[test]
+    fn hand_computed_metrics() {
+        // gold: 0 0 1 1 2, predicted: 0 1 1 1 0
+        let m = evaluate(&[0, 0, 1, 1, 2], &[0, 1, 1, 1, 0], 3, 0.0);
+        assert_eq!(m.accuracy, 0.6);
+        assert_eq!(
+            m.confusion,
+            vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 0]]
+        );
+        // F1: class0 = 2·1/(2+2) = 0.5, class1 = 2·2/(2+3) = 0.8, class2 = 0.
+        assert!((m.macro_f1 - (0.5 + 0.8 + 0.0) / 3.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,476 @@
+//! Fine-tuning: a `BertForSequenceClassification` head on any checkpoint the
+//! engine loads, trained with the BERT recipe on a worker-friendly loop that
+//! reports progress events and stops within a step when cancelled.
+
+pub mod bench;
+pub mod metrics;
+pub mod optim;
+pub mod save;
+pub mod weights;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor, D};
+use rand::seq::SliceRandom;
+use serde::Serialize;
+
+use crate::checkpoint::{Checkpoint, Weights};
+use crate::config::BertConfig;
+use crate::data::Dataset;
+use crate::error::{BertError, Result};
+use crate::model::dropout::TrainDropout;
+use crate::model::{BertModel, ModelInput};
+use crate::tokenize::{BertTokenizer, Encoded};
+use metrics::DevMetrics;
+use optim::Optim;
+use weights::{NamedVar, TrainableWeights};
+
+/// Hyperparameters (defaults: the BERT paper's fine-tuning recipe).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_ratio: f64,
+    pub max_grad_norm: f64,
+    pub max_length: usize,
+    pub seed: u64,
+    pub max_steps: Option<usize>,
+    pub shuffle: bool,
+    /// Overrides the config's dropout probabilities.
+    pub dropout: Option<f64>,
+    pub save_last: bool,
+    /// The label set in class order; default: the training labels sorted.
+    pub labels: Option<Vec<String>>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 3,
+            batch_size: 32,
+            lr: 2e-5,
+            weight_decay: 0.01,
+            warmup_ratio: 0.1,
+            max_grad_norm: 1.0,
+            max_length: 128,
+            seed: 42,
+            max_steps: None,
+            shuffle: true,
+            dropout: None,
+            save_last: false,
+            labels: None,
+        }
+    }
+}
+
+/// What the data looks like to the model, printed before training.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataSummary {
+    pub train_rows: usize,
+    pub dev_rows: usize,
+    pub label_counts: BTreeMap<String, usize>,
+    pub majority_baseline: f64,
+    /// Token-length percentiles (50, 90, 95, 99, max) of the training inputs.
+    pub length_percentiles: [usize; 5],
+    /// Training inputs longer than `--max-length` (they are truncated).
+    pub truncated: usize,
+    pub skipped_rows: usize,
+}
+
+/// Progress of a run, as the CLI and the app show it.
+#[derive(Debug, Clone, Serialize)]
+pub enum Event {
+    Summary(DataSummary),
+    Step {
+        step: usize,
+        total_steps: usize,
+        epoch: usize,
+        loss: f64,
+        lr: f64,
+        examples_per_s: f64,
+        eta_s: f64,
+    },
+    Epoch {
+        epoch: usize,
+        train_loss: f64,
+        dev: Option<DevMetrics>,
+    },
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Outcome {
+    Finished,
+    Cancelled,
+    /// The loss became NaN or infinite; the weights are the last good ones.
+    Diverged {
+        step: usize,
+    },
+}
+
+/// The result of a run: the weights to save and the report.
+pub struct Trained {
+    pub config: BertConfig,
+    pub labels: Vec<String>,
+    /// Final variable values (the best dev epoch unless `save_last`).
+    pub tensors: Vec<(String, Tensor)>,
+    pub report: Report,
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub outcome: Outcome,
+    pub steps: usize,
+    pub epochs: Vec<EpochSummary>,
+    pub best_epoch: Option<usize>,
+    pub summary: DataSummary,
+    pub train_examples_per_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EpochSummary {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub dev: Option<DevMetrics>,
+}
+
+/// A classification model ready to train: the model built on variables.
+pub struct Trainable {
+    pub model: BertModel,
+    /// What the optimiser updates (the MLM head gets no gradient from classification).
+    pub vars: Vec<NamedVar>,
+    /// Everything the model holds, saved with the result (MLM head included).
+    pub all_vars: Vec<NamedVar>,
+    pub labels: Vec<String>,
+}
+
+/// Build the trainable model: the base checkpoint plus a classifier (new, or
+/// the checkpoint's own when its labels match).
+pub fn build(base_dir: &Path, labels: &[String], seed: u64, device: &Device) -> Result<Trainable> {
+    let mut config = BertConfig::load(&base_dir.join("config.json"))?;
+    let ckpt = Checkpoint::open(base_dir, device)?;
+    let h = config.hidden_size();
+    let has_classifier = ckpt.contains("classifier.weight");
+    if has_classifier && config.labels != labels {
+        return Err(BertError::Input(format!(
+            "{}: the checkpoint's classifier has labels [{}] but the data has [{}]; fine-tune from a checkpoint without a classifier or relabel the data",
+            base_dir.display(),
+            config.labels.join(", "),
+            labels.join(", ")
+        )));
+    }
+    let mut trainable = TrainableWeights::new(&ckpt);
+    let mut rng = weights::seeded(seed);
+    let std = config.raw.initializer_range;
+    if !has_classifier {
+        trainable.insert(
+            "classifier.weight",
+            weights::normal(&[labels.len(), h], std, &mut rng, device)?,
+        );
+        trainable.insert("classifier.bias", weights::zeros(&[labels.len()], device)?);
+    }
+    if !ckpt.contains("pooler.dense.weight") {
+        trainable.insert(
+            "pooler.dense.weight",
+            weights::normal(&[h, h], std, &mut rng, device)?,
+        );
+        trainable.insert("pooler.dense.bias", weights::zeros(&[h], device)?);
+    }
+    config.labels = labels.to_vec();
+    let model = BertModel::from_checkpoint(&trainable, config, device, false)?;
+    let all_vars = trainable.into_vars();
+    let vars = all_vars
+        .iter()
+        .filter(|v| !v.name.starts_with("cls."))
+        .cloned()
+        .collect();
+    Ok(Trainable {
+        model,
+        vars,
+        all_vars,
+        labels: labels.to_vec(),
+    })
+}
+
+/// Tokenised examples with class indices.
+pub struct Encodings {
+    pub rows: Vec<Encoded>,
+    pub labels: Vec<usize>,
+}
+
+pub fn encode(
+    tokenizer: &BertTokenizer,
+    data: &Dataset,
+    labels: &[String],
+    max_length: usize,
+) -> Result<Encodings> {
+    let mut rows = Vec::with_capacity(data.examples.len());
+    let mut classes = Vec::with_capacity(data.examples.len());
+    for e in &data.examples {
+        let label = e.label.as_deref().unwrap_or_default();
+        let class = labels.iter().position(|l| l == label).ok_or_else(|| {
+            BertError::line(
+                &data.path,
+                e.line,
+                format!(
+                    "label \"{label}\" does not occur in the training data (labels: {})",
+                    labels.join(", ")
+                ),
+            )
+        })?;
+        rows.push(tokenizer.encode(&e.text_a, e.text_b.as_deref(), max_length)?);
+        classes.push(class);
+    }
+    Ok(Encodings {
+        rows,
+        labels: classes,
+    })
+}
+
+/// Cross-entropy of a batch and its logits.
+pub fn batch_loss(
+    model: &BertModel,
+    rows: &[Encoded],
+    labels: &[usize],
+    pad_id: u32,
+    dropout: Option<&TrainDropout>,
+) -> Result<(Tensor, Tensor)> {
+    let input = ModelInput::batch(rows, pad_id);
+    let out = model.encode_train(&input, dropout)?;
+    let logits = model.classify_logits_train(&out, &input.mask, dropout)?;
+    let targets: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    let targets = Tensor::from_vec(targets, labels.len(), model.device())?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+    Ok((loss, logits))
+}
+
+fn percentile(sorted: &[usize], p: f64) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summarize(
+    tokenizer: &BertTokenizer,
+    train: &Dataset,
+    dev: Option<&Dataset>,
+    max_length: usize,
+) -> Result<DataSummary> {
+    let mut lengths = Vec::with_capacity(train.examples.len());
+    for e in &train.examples {
+        lengths.push(
+            tokenizer
+                .encode(&e.text_a, e.text_b.as_deref(), usize::MAX)?
+                .len(),
+        );
+    }
+    lengths.sort_unstable();
+    Ok(DataSummary {
+        train_rows: train.examples.len(),
+        dev_rows: dev.map_or(0, |d| d.examples.len()),
+        label_counts: train.label_counts(),
+        majority_baseline: train.majority_baseline(),
+        length_percentiles: [50.0, 90.0, 95.0, 99.0, 100.0].map(|p| percentile(&lengths, p)),
+        truncated: lengths.iter().filter(|&&l| l > max_length).count(),
+        skipped_rows: train.skipped.len() + dev.map_or(0, |d| d.skipped.len()),
+    })
+}
+
+/// Evaluate on encoded dev data (no dropout).
+pub fn evaluate(
+    model: &BertModel,
+    dev: &Encodings,
+    batch_size: usize,
+    pad_id: u32,
+    classes: usize,
+) -> Result<DevMetrics> {
+    let mut predicted = Vec::with_capacity(dev.rows.len());
+    let mut loss_sum = 0f64;
+    for (rows, labels) in dev
+        .rows
+        .chunks(batch_size)
+        .zip(dev.labels.chunks(batch_size))
+    {
+        let (loss, logits) = batch_loss(model, rows, labels, pad_id, None)?;
+        loss_sum += loss.to_scalar::<f32>()? as f64 * rows.len() as f64;
+        predicted.extend(
+            logits
+                .argmax(D::Minus1)?
+                .to_vec1::<u32>()?
+                .into_iter()
+                .map(|p| p as usize),
+        );
+    }
+    let loss = loss_sum / dev.rows.len().max(1) as f64;
+    Ok(metrics::evaluate(&dev.labels, &predicted, classes, loss))
+}
+
+fn snapshot(vars: &[NamedVar]) -> Result<Vec<(String, Tensor)>> {
+    vars.iter()
+        .map(|v| Ok((v.name.clone(), v.var.as_tensor().copy()?)))
+        .collect()
+}
+
+/// Fine-tune a classifier. `dev` may be empty (no evaluation: the last epoch is kept).
+pub fn train(
+    base_dir: &Path,
+    train_data: &Dataset,
+    dev_data: Option<&Dataset>,
+    cfg: &TrainConfig,
+    device: &Device,
+    on_event: &mut dyn FnMut(Event),
+    cancel: &AtomicBool,
+) -> Result<Trained> {
+    if cfg.batch_size == 0 || cfg.epochs == 0 {
+        return Err(BertError::Input(
+            "--batch-size and --epochs must be at least 1".into(),
+        ));
+    }
+    if train_data.examples.is_empty() {
+        return Err(BertError::file(&train_data.path, "no training rows"));
+    }
+    let tokenizer = BertTokenizer::load(base_dir)?;
+    let labels: Vec<String> = match &cfg.labels {
+        Some(l) => l.clone(),
+        None => train_data.label_counts().into_keys().collect(),
+    };
+    let max_length = cfg
+        .max_length
+        .min(BertConfig::load(&base_dir.join("config.json"))?.max_length());
+    let summary = summarize(&tokenizer, train_data, dev_data, max_length)?;
+    on_event(Event::Summary(summary.clone()));
+    let train_enc = encode(&tokenizer, train_data, &labels, max_length)?;
+    let dev_enc = dev_data
+        .map(|d| encode(&tokenizer, d, &labels, max_length))
+        .transpose()?;
+
+    let Trainable {
+        model,
+        vars,
+        all_vars,
+        labels,
+    } = build(base_dir, &labels, cfg.seed, device)?;
+    let raw = &model.config.raw;
+    let dropout = TrainDropout::new(
+        cfg.seed,
+        cfg.dropout.unwrap_or(raw.hidden_dropout_prob),
+        cfg.dropout.unwrap_or(raw.attention_probs_dropout_prob),
+        cfg.dropout.unwrap_or(model.config.classifier_dropout()),
+    );
+    let steps_per_epoch = train_enc.rows.len().div_ceil(cfg.batch_size);
+    let total = cfg
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(steps_per_epoch * cfg.epochs);
+    let warmup = (total as f64 * cfg.warmup_ratio).ceil() as usize;
+    let mut optim = Optim::new(
+        vars.clone(),
+        cfg.lr,
+        cfg.weight_decay,
+        warmup,
+        total,
+        cfg.max_grad_norm,
+    )?;
+    let pad = tokenizer.pad_id();
+    let mut rng = weights::seeded(cfg.seed);
+    let mut order: Vec<usize> = (0..train_enc.rows.len()).collect();
+    let mut epochs = Vec::new();
+    let (mut best, mut best_epoch, mut best_score) = (None, None, f64::NEG_INFINITY);
+    let mut step = 0;
+    let mut outcome = Outcome::Finished;
+    let start = Instant::now();
+    let mut examples_seen = 0usize;
+    'epochs: for epoch in 1..=cfg.epochs {
+        if cfg.shuffle {
+            order.shuffle(&mut rng);
+        }
+        let mut loss_sum = 0f64;
+        let mut batches = 0usize;
+        for chunk in order.chunks(cfg.batch_size) {
+            if step >= total {
+                break;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                outcome = Outcome::Cancelled;
+                break 'epochs;
+            }
+            let rows: Vec<Encoded> = chunk.iter().map(|&i| train_enc.rows[i].clone()).collect();
+            let targets: Vec<usize> = chunk.iter().map(|&i| train_enc.labels[i]).collect();
+            let (loss, _) = batch_loss(&model, &rows, &targets, pad, Some(&dropout))?;
+            let loss_value = loss.to_scalar::<f32>()? as f64;
+            if !loss_value.is_finite() {
+                outcome = Outcome::Diverged { step };
+                break 'epochs;
+            }
+            let info = optim.backward_step(&loss)?;
+            step += 1;
+            batches += 1;
+            loss_sum += loss_value;
+            examples_seen += rows.len();
+            let elapsed = start.elapsed().as_secs_f64();
+            let rate = examples_seen as f64 / elapsed.max(1e-9);
+            on_event(Event::Step {
+                step,
+                total_steps: total,
+                epoch,
+                loss: loss_value,
+                lr: info.lr,
+                examples_per_s: rate,
+                eta_s: elapsed / step as f64 * (total - step) as f64,
+            });
+        }
+        let train_loss = loss_sum / batches.max(1) as f64;
+        let dev = match &dev_enc {
+            Some(d) if !d.rows.is_empty() => {
+                Some(evaluate(&model, d, cfg.batch_size, pad, labels.len())?)
+            }
+            _ => None,
+        };
+        let score = dev.as_ref().map_or(epoch as f64, |d| d.accuracy);
+        if cfg.save_last || score > best_score {
+            best_score = score;
+            best_epoch = Some(epoch);
+            best = Some(snapshot(&all_vars)?);
+        }
+        on_event(Event::Epoch {
+            epoch,
+            train_loss,
+            dev: dev.clone(),
+        });
+        epochs.push(EpochSummary {
+            epoch,
+            train_loss,
+            dev,
+        });
+        if step >= total {
+            break;
+        }
+    }
+    // Cancelled or diverged before any epoch ended: keep the current weights.
+    let tensors = match best {
+        Some(t) => t,
+        None => snapshot(&all_vars)?,
+    };
+    Ok(Trained {
+        config: model.config.clone(),
+        labels,
+        tensors,
+        report: Report {
+            outcome,
+            steps: step,
+            epochs,
+            best_epoch,
+            summary,
+            train_examples_per_s: examples_seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
+        },
+        base_dir: base_dir.to_path_buf(),
+    })
+}

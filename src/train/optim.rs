@@ -1,0 +1,122 @@
+//! The optimiser of the BERT recipe: AdamW in two groups (no weight decay for
+//! biases and LayerNorm weights), linear warm-up then linear decay, and global
+//! gradient-norm clipping — as `transformers`' Trainer with PyTorch's AdamW.
+
+use candle_core::backprop::GradStore;
+use candle_core::Tensor;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+
+use crate::error::Result;
+use crate::train::weights::NamedVar;
+
+/// `get_linear_schedule_with_warmup`: the LR multiplier at optimiser step `step` (0-based).
+pub fn linear_schedule(step: usize, warmup: usize, total: usize) -> f64 {
+    if step < warmup {
+        step as f64 / warmup.max(1) as f64
+    } else {
+        (total.saturating_sub(step)) as f64 / total.saturating_sub(warmup).max(1) as f64
+    }
+}
+
+pub struct Optim {
+    decay: AdamW,
+    no_decay: AdamW,
+    params: Vec<NamedVar>,
+    base_lr: f64,
+    warmup: usize,
+    total: usize,
+    max_grad_norm: f64,
+    step: usize,
+}
+
+/// What one optimiser step did.
+#[derive(Debug, Clone, Copy)]
+pub struct StepInfo {
+    pub lr: f64,
+    pub grad_norm: f64,
+}
+
+impl Optim {
+    pub fn new(
+        params: Vec<NamedVar>,
+        lr: f64,
+        weight_decay: f64,
+        warmup: usize,
+        total: usize,
+        max_grad_norm: f64,
+    ) -> Result<Self> {
+        let group = |decay: bool, wd: f64| -> Result<AdamW> {
+            let vars = params
+                .iter()
+                .filter(|p| p.decays() == decay)
+                .map(|p| p.var.clone())
+                .collect();
+            Ok(AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr,
+                    weight_decay: wd,
+                    ..Default::default()
+                },
+            )?)
+        };
+        Ok(Optim {
+            decay: group(true, weight_decay)?,
+            no_decay: group(false, 0.0)?,
+            params,
+            base_lr: lr,
+            warmup,
+            total,
+            max_grad_norm,
+            step: 0,
+        })
+    }
+
+    /// Backpropagate `loss`, clip, and update every parameter.
+    pub fn backward_step(&mut self, loss: &Tensor) -> Result<StepInfo> {
+        let mut grads = loss.backward()?;
+        let grad_norm = self.clip(&mut grads)?;
+        let lr = self.base_lr * linear_schedule(self.step, self.warmup, self.total);
+        self.decay.set_learning_rate(lr);
+        self.no_decay.set_learning_rate(lr);
+        self.decay.step(&grads)?;
+        self.no_decay.step(&grads)?;
+        self.step += 1;
+        Ok(StepInfo { lr, grad_norm })
+    }
+
+    /// `clip_grad_norm_`: scale all gradients by `max / (norm + 1e-6)` when above `max`.
+    fn clip(&self, grads: &mut GradStore) -> Result<f64> {
+        let mut total = 0f64;
+        for p in &self.params {
+            if let Some(g) = grads.get(&p.var) {
+                total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+            }
+        }
+        let norm = total.sqrt();
+        let coef = self.max_grad_norm / (norm + 1e-6);
+        if self.max_grad_norm > 0.0 && coef < 1.0 {
+            for p in &self.params {
+                if let Some(g) = grads.remove(&p.var) {
+                    grads.insert(&p.var, (g * coef)?);
+                }
+            }
+        }
+        Ok(norm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::linear_schedule;
+
+    #[test]
+    fn warmup_then_linear_decay() {
+        assert_eq!(linear_schedule(0, 2, 10), 0.0);
+        assert_eq!(linear_schedule(1, 2, 10), 0.5);
+        assert_eq!(linear_schedule(2, 2, 10), 1.0);
+        assert_eq!(linear_schedule(6, 2, 10), 0.5);
+        assert_eq!(linear_schedule(10, 2, 10), 0.0);
+        assert_eq!(linear_schedule(0, 0, 4), 1.0);
+    }
+}

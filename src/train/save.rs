@@ -1,0 +1,159 @@
+//! Writing a fine-tuned model as a standard Hugging Face checkpoint, atomically:
+//! `config.json`, `model.safetensors` (`bert.` prefix, `classifier.*`, the MLM
+//! head when the base had one), tokenizer files, `metrics.json`, `training_args.json`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::error::{read_to_string, BertError, Result};
+use crate::train::{TrainConfig, Trained};
+
+const TOKENIZER_FILES: [&str; 4] = [
+    "tokenizer.json",
+    "vocab.txt",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+];
+
+/// The checkpoint key `transformers` expects for one of our normalised names.
+fn hf_key(name: &str) -> String {
+    if name.starts_with("classifier.") || name.starts_with("cls.") {
+        name.to_string()
+    } else {
+        format!("bert.{name}")
+    }
+}
+
+/// Refuse outputs that would destroy something: the base model, or a
+/// non-empty directory without `overwrite`.
+pub fn check_output(output: &Path, base: &Path, overwrite: bool) -> Result<()> {
+    let same = match (output.canonicalize(), base.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same {
+        return Err(BertError::file(
+            output,
+            "is the base model's directory; choose another --output",
+        ));
+    }
+    let non_empty = output
+        .read_dir()
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if non_empty && !overwrite {
+        return Err(BertError::file(
+            output,
+            "is not empty (pass --overwrite to replace it)",
+        ));
+    }
+    if output.exists() && !output.is_dir() {
+        return Err(BertError::file(output, "exists and is not a directory"));
+    }
+    Ok(())
+}
+
+/// Write the checkpoint to `output` via a temporary sibling directory and a rename.
+pub fn save(
+    trained: &Trained,
+    cfg: &TrainConfig,
+    output: &Path,
+    overwrite: bool,
+) -> Result<PathBuf> {
+    check_output(output, &trained.base_dir, overwrite)?;
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| BertError::io(parent, &e))?;
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("model");
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| BertError::io(&tmp, &e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| BertError::io(&tmp, &e))?;
+    let written = write_all(trained, cfg, &tmp);
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if output.exists() {
+        std::fs::remove_dir_all(output).map_err(|e| BertError::io(output, &e))?;
+    }
+    std::fs::rename(&tmp, output).map_err(|e| BertError::io(output, &e))?;
+    Ok(output.to_path_buf())
+}
+
+fn write_all(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+    let base_config = trained.base_dir.join("config.json");
+    let mut config: Value = serde_json::from_str(&read_to_string(&base_config)?)
+        .map_err(|e| BertError::json(&base_config, &e))?;
+    let labels = &trained.labels;
+    let id2label: serde_json::Map<String, Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (i.to_string(), json!(l)))
+        .collect();
+    let label2id: serde_json::Map<String, Value> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (l.clone(), json!(i)))
+        .collect();
+    if let Value::Object(obj) = &mut config {
+        obj.insert(
+            "architectures".into(),
+            json!(["BertForSequenceClassification"]),
+        );
+        obj.insert("num_labels".into(), json!(labels.len()));
+        obj.insert("id2label".into(), Value::Object(id2label));
+        obj.insert("label2id".into(), Value::Object(label2id));
+        obj.insert("model_type".into(), json!("bert"));
+    }
+    write_json(&dir.join("config.json"), &config)?;
+
+    let tensors: HashMap<String, candle_core::Tensor> = trained
+        .tensors
+        .iter()
+        .map(|(name, t)| {
+            Ok((
+                hf_key(name),
+                t.to_device(&candle_core::Device::Cpu)?.contiguous()?,
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let weights = dir.join("model.safetensors");
+    candle_core::safetensors::save(&tensors, &weights)
+        .map_err(|e| BertError::file(&weights, format!("cannot write: {e}")))?;
+
+    for file in TOKENIZER_FILES {
+        let from = trained.base_dir.join(file);
+        if from.is_file() {
+            let to = dir.join(file);
+            std::fs::copy(&from, &to).map_err(|e| BertError::io(&to, &e))?;
+        }
+    }
+    write_json(
+        &dir.join("metrics.json"),
+        &serde_json::to_value(&trained.report).unwrap_or(Value::Null),
+    )?;
+    let mut args = serde_json::to_value(cfg).unwrap_or(Value::Null);
+    if let Value::Object(obj) = &mut args {
+        obj.insert(
+            "base_model".into(),
+            json!(trained.base_dir.display().to_string()),
+        );
+        obj.insert("labels".into(), json!(labels));
+    }
+    write_json(&dir.join("training_args.json"), &args)
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| BertError::file(path, e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| BertError::io(path, &e))
+}
