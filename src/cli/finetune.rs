@@ -54,7 +54,7 @@ impl DataArgs {
         })
     }
 
-    fn read(&self, path: &PathBuf, require_label: bool) -> Result<Dataset> {
+    fn read(&self, path: &std::path::Path, require_label: bool) -> Result<Dataset> {
         let ds = data::read(path, &self.options(require_label)?)?;
         if !ds.skipped.is_empty() {
             let lines: Vec<String> = ds

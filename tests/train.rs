@@ -1,0 +1,414 @@
+//! Fine-tuning against PyTorch and on its own terms: optimiser steps equal
+//! PyTorch's tensor by tensor, every trainable parameter gets a gradient, the
+//! same seed gives the same weights, and the CLI's finetune/predict contracts.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+
+use bertscope::checkpoint::{Checkpoint, Weights};
+use bertscope::tokenize::BertTokenizer;
+use bertscope::train::{self, batch_loss, optim::Optim, TrainConfig};
+use candle_core::Device;
+use common::*;
+
+fn labels() -> Vec<String> {
+    ["agreed", "disagreed", "unrelated"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn optimizer_steps_match_pytorch() {
+    let dir = fixture_model("classifier");
+    let steps = read_json(&fixtures().join("train_steps/steps.json"));
+    let hp = &steps["hyperparameters"];
+    let device = Device::Cpu;
+    let t = train::build(&dir, &labels(), 0, &device).unwrap();
+    let tok = BertTokenizer::load(&dir).unwrap();
+    let batch = steps["batch"].as_array().unwrap();
+    let rows: Vec<_> = batch
+        .iter()
+        .map(|r| {
+            tok.encode(r[0].as_str().unwrap(), r[1].as_str(), 40)
+                .unwrap()
+        })
+        .collect();
+    let targets: Vec<usize> = batch
+        .iter()
+        .map(|r| {
+            labels()
+                .iter()
+                .position(|l| l == r[2].as_str().unwrap())
+                .unwrap()
+        })
+        .collect();
+    let total = hp["total"].as_u64().unwrap() as usize;
+    let mut optim = Optim::new(
+        t.vars.clone(),
+        hp["lr"].as_f64().unwrap(),
+        hp["weight_decay"].as_f64().unwrap(),
+        hp["warmup"].as_u64().unwrap() as usize,
+        total,
+        hp["max_grad_norm"].as_f64().unwrap(),
+    )
+    .unwrap();
+    for step in 0..total {
+        let (loss, _) = batch_loss(&t.model, &rows, &targets, tok.pad_id(), None).unwrap();
+        let want_loss = steps["losses"][step].as_f64().unwrap();
+        let got_loss = loss.to_scalar::<f32>().unwrap() as f64;
+        assert!(
+            (got_loss - want_loss).abs() < 2e-5,
+            "step {step}: loss {got_loss} vs {want_loss}"
+        );
+        let info = optim.backward_step(&loss).unwrap();
+        let want_norm = steps["grad_norms"][step].as_f64().unwrap();
+        assert!(
+            (info.grad_norm - want_norm).abs() / want_norm < 1e-4,
+            "step {step}: norm {} vs {want_norm}",
+            info.grad_norm
+        );
+        assert!((info.lr - steps["lrs"][step].as_f64().unwrap()).abs() < 1e-12);
+    }
+    // PyTorch's parameters after the same steps (tests/fixtures/make_fixtures.py).
+    let expected = Checkpoint::open(&fixtures().join("train_steps"), &device).unwrap();
+    let mut compared = 0;
+    let mut failures = Vec::new();
+    for v in &t.vars {
+        let got = v.var.as_tensor();
+        let want = expected.get(&v.name, got.dims()).unwrap();
+        let diff = max_abs_diff(
+            &got.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            &want.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        // The key bias adds the same amount to every score of a row, which softmax
+        // ignores: its exact gradient is zero, and Adam turns the rounding noise
+        // (≈1e-9) into ±lr steps in both frameworks. It can only drift by lr·steps.
+        let tolerance = if v.name.ends_with("attention.self.key.bias") {
+            hp["lr"].as_f64().unwrap() as f32 * total as f32 * 2.0
+        } else {
+            2e-5
+        };
+        if diff >= tolerance {
+            failures.push(format!("{}: max diff {diff}", v.name));
+        }
+        compared += 1;
+    }
+    assert!(failures.is_empty(), "after {total} steps: {failures:#?}");
+    assert_eq!(compared, t.vars.len());
+    assert!(compared > 30);
+}
+
+#[test]
+fn every_trainable_parameter_gets_a_gradient() {
+    // A pre-training checkpoint: new classifier head, tied MLM decoder left alone.
+    let dir = fixture_model("pretraining-bin-legacy");
+    let t = train::build(&dir, &labels(), 1, &Device::Cpu).unwrap();
+    assert!(t.vars.iter().all(|v| !v.name.starts_with("cls.")));
+    assert!(t
+        .all_vars
+        .iter()
+        .any(|v| v.name.starts_with("cls.predictions")));
+    let tok = BertTokenizer::load(&dir).unwrap();
+    let rows = vec![
+        tok.encode("the dog jumps", Some("over the fox"), 40)
+            .unwrap(),
+        tok.encode("胖虎叫大雄", None, 40).unwrap(),
+    ];
+    let dropout = bertscope::model::dropout::TrainDropout::new(3, 0.1, 0.1, 0.1);
+    let (loss, _) = batch_loss(&t.model, &rows, &[0, 2], tok.pad_id(), Some(&dropout)).unwrap();
+    let grads = loss.backward().unwrap();
+    for v in &t.vars {
+        let g = grads
+            .get(&v.var)
+            .unwrap_or_else(|| panic!("{} received no gradient", v.name));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            norm > 0.0 && norm.is_finite(),
+            "{}: gradient norm {norm}",
+            v.name
+        );
+    }
+    // 3 layers × 16 tensors + embeddings (5) + pooler (2) + classifier (2).
+    assert_eq!(t.vars.len(), 3 * 16 + 5 + 2 + 2);
+}
+
+fn tiny_tsv(dir: &Path, name: &str, rows: &[(&str, &str, &str)]) -> std::path::PathBuf {
+    let mut text = String::from("id\ttext_a\ttext_b\tlabel\n");
+    for (i, (a, b, l)) in rows.iter().enumerate() {
+        text.push_str(&format!("r{i}\t{a}\t{b}\t{l}\n"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const ROWS: [(&str, &str, &str); 6] = [
+    ("the dog jumps", "the dog jumps", "agreed"),
+    ("the fox is lazy", "the fox is not lazy", "disagreed"),
+    ("news from paris", "a cat in a cafe", "unrelated"),
+    ("北京是中国的首都", "北京是中国的首都", "agreed"),
+    ("the river is wide", "the river is not wide", "disagreed"),
+    (
+        "the man went to buy a book",
+        "the animal is tired",
+        "unrelated",
+    ),
+];
+
+#[test]
+fn same_seed_same_weights() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data_path = tiny_tsv(scratch.path(), "train.tsv", &ROWS);
+    let ds = bertscope::data::read(
+        &data_path,
+        &bertscope::data::ReadOptions {
+            require_label: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 3,
+        lr: 1e-3,
+        ..Default::default()
+    };
+    let run = || {
+        let never = AtomicBool::new(false);
+        train::train(
+            &fixture_model("mlm-safetensors"),
+            &ds,
+            None,
+            &cfg,
+            &Device::Cpu,
+            &mut |_| {},
+            &never,
+        )
+        .unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for ((na, ta), (nb, tb)) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!(na, nb);
+        let (va, vb) = (
+            ta.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            tb.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        assert_eq!(va, vb, "{na} differs between runs with the same seed");
+    }
+    assert_eq!(a.report.steps, 2);
+}
+
+fn bertscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bertscope"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn finetune_then_classify_and_predict() {
+    let scratch = tempfile::tempdir().unwrap();
+    let train_path = tiny_tsv(scratch.path(), "train.tsv", &ROWS);
+    let dev_path = tiny_tsv(scratch.path(), "dev.tsv", &ROWS[..3]);
+    let out = scratch.path().join("tuned");
+    let base = fixture_model("mlm-safetensors").display().to_string();
+    let (t, d, o) = (
+        train_path.display().to_string(),
+        dev_path.display().to_string(),
+        out.display().to_string(),
+    );
+    let run = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--dev",
+        &d,
+        "--output",
+        &o,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--json",
+        "--device",
+        "cpu",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["steps"], 4);
+    assert_eq!(report["epochs"].as_array().unwrap().len(), 2);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("majority baseline"), "{stderr}");
+    assert!(stderr.contains("epoch 2:"), "{stderr}");
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "vocab.txt",
+        "metrics.json",
+        "training_args.json",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let config = read_json(&out.join("config.json"));
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+    assert_eq!(config["id2label"]["1"], "disagreed");
+    assert_eq!(config["label2id"]["unrelated"], 2);
+    // The saved file uses transformers' names and keeps the MLM head.
+    let saved = Checkpoint::open(&out, &Device::Cpu).unwrap();
+    let st = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(st.contains_key("bert.encoder.layer.0.attention.self.query.weight"));
+    assert!(st.contains_key("classifier.weight"));
+    assert!(st.contains_key("cls.predictions.transform.dense.weight"));
+    assert!(!st
+        .keys()
+        .any(|k| k.starts_with("bert.cls") || k.starts_with("bert.classifier")));
+    assert!(saved.contains("pooler.dense.weight"));
+
+    let classify = bertscope(&[
+        "classify",
+        "--model",
+        &o,
+        "--text-a",
+        "the dog jumps",
+        "--text-b",
+        "the dog jumps",
+        "--json",
+    ]);
+    assert!(
+        classify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classify.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&classify.stdout).unwrap();
+    let sum: f64 = v["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["score"].as_f64().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-5);
+
+    let csv = scratch.path().join("preds.csv");
+    let c = csv.display().to_string();
+    let pred = bertscope(&[
+        "predict",
+        "--model",
+        &o,
+        "--input",
+        &d,
+        "--output",
+        &c,
+        "--label-header",
+        "Category",
+    ]);
+    assert!(
+        pred.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pred.stderr)
+    );
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,Category,score");
+    assert_eq!(lines.len(), 4);
+    assert!(lines[1].starts_with("r0,"));
+
+    // A non-empty output is refused without --overwrite; the base model always.
+    let again = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--output",
+        &o,
+        "--max-steps",
+        "1",
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty (pass --overwrite"));
+    let onto_base = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--output",
+        &base,
+        "--overwrite",
+    ]);
+    assert!(String::from_utf8_lossy(&onto_base.stderr).contains("is the base model's directory"));
+}
+
+#[test]
+fn bad_training_data_is_reported_with_file_and_line() {
+    let scratch = tempfile::tempdir().unwrap();
+    let t = tiny_tsv(scratch.path(), "train.tsv", &ROWS)
+        .display()
+        .to_string();
+    let dev = tiny_tsv(
+        scratch.path(),
+        "dev.tsv",
+        &[("a", "b", "agreed"), ("c", "d", "maybe")],
+    )
+    .display()
+    .to_string();
+    let base = fixture_model("mlm-safetensors").display().to_string();
+    let o = scratch.path().join("out").display().to_string();
+    let run = bertscope(&[
+        "finetune", "--model", &base, "--train", &t, "--dev", &dev, "--output", &o,
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("dev.tsv:3: label \"maybe\" does not occur in the training data"),
+        "{err}"
+    );
+
+    let ragged = scratch.path().join("ragged.tsv");
+    std::fs::write(&ragged, "text_a\ttext_b\tlabel\na\tb\tagreed\nc\td\n").unwrap();
+    let r = ragged.display().to_string();
+    let run = bertscope(&["finetune", "--model", &base, "--train", &r, "--output", &o]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("ragged.tsv:3: row has 2 fields but the header has 3"),
+        "{err}"
+    );
+    let run = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &r,
+        "--output",
+        &o,
+        "--skip-bad-rows",
+        "--max-steps",
+        "1",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("skipped 1 bad rows (lines 3)"));
+}
