@@ -12,6 +12,7 @@ pub mod error;
 pub mod hub;
 pub mod model;
 pub mod predict;
+pub mod runtime;
 pub mod tokenize;
 pub mod train;
 pub mod ui;
