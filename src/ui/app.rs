@@ -409,15 +409,10 @@ impl BertscopeApp {
         let sel = &self.settings.selection;
         let focus = self.pinned.or(self.hover);
         let has_pair = result.token_type_ids.contains(&1);
+        let (layers, heads) = (result.attentions.layers, result.attentions.heads);
         match self.settings.view {
             View::Head | View::Model | View::Matrix => {
-                intents.extend(controls::show(
-                    ui,
-                    sel,
-                    result.attentions.layers,
-                    result.attentions.heads,
-                    has_pair,
-                ));
+                intents.extend(controls::show(ui, sel, layers, heads, has_pair));
                 ui.separator();
                 intents.extend(match self.settings.view {
                     View::Head => head_view::show(ui, result, sel, focus),
@@ -435,13 +430,7 @@ impl BertscopeApp {
                 ));
                 ui.separator();
                 ui.label(RichText::new("Attention for the masked input:").strong());
-                intents.extend(controls::show(
-                    ui,
-                    sel,
-                    result.attentions.layers,
-                    result.attentions.heads,
-                    has_pair,
-                ));
+                intents.extend(controls::show(ui, sel, layers, heads, has_pair));
                 intents.extend(head_view::show(ui, result, sel, focus));
             }
         }
