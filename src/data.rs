@@ -108,11 +108,14 @@ fn default_delimiter(path: &Path) -> u8 {
 pub fn read(path: &Path, options: &ReadOptions) -> Result<Dataset> {
     let bytes = std::fs::read(path).map_err(|e| BertError::io(path, &e))?;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    // CRLF → LF first: the csv crate miscounts lines in CRLF files, and errors
+    // must name the right line.
+    let body = crlf_to_lf(body);
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(options.delimiter.unwrap_or_else(|| default_delimiter(path)))
         .has_headers(true)
         .flexible(true)
-        .from_reader(body);
+        .from_reader(body.as_slice());
     let header = reader
         .byte_headers()
         .map_err(|e| BertError::line(path, 1, format!("cannot read the header: {e}")))?
@@ -208,6 +211,43 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Dataset> {
         examples,
         skipped,
         has_text_b: b_col.is_some(),
+    })
+}
+
+fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (i, &b) in bytes.iter().enumerate() {
+        if !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// A plain-text file for masked-LM training: one text per non-empty line.
+pub fn read_lines(path: &Path) -> Result<Dataset> {
+    let bytes = std::fs::read(path).map_err(|e| BertError::io(path, &e))?;
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut examples = Vec::new();
+    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| BertError::line(path, i + 1, "not valid UTF-8"))?;
+        let text = text.trim();
+        if !text.is_empty() {
+            examples.push(Example {
+                line: i + 1,
+                id: None,
+                text_a: text.to_string(),
+                text_b: None,
+                label: None,
+            });
+        }
+    }
+    Ok(Dataset {
+        path: path.to_path_buf(),
+        examples,
+        skipped: Vec::new(),
+        has_text_b: false,
     })
 }
 

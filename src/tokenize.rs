@@ -36,6 +36,12 @@ impl Encoded {
     }
 }
 
+/// Whether a token string is a special token (`[CLS]`, `[SEP]`, `[PAD]`,
+/// `[MASK]`, `[UNK]`, …), as BERT vocabularies spell them.
+pub fn is_special(token: &str) -> bool {
+    token.starts_with('[') && token.ends_with(']') && token.len() > 2
+}
+
 /// Special tokens as named in `tokenizer_config.json` / `special_tokens_map.json`.
 #[derive(Debug, Clone)]
 struct SpecialTokens {

@@ -26,7 +26,7 @@ fn optimizer_steps_match_pytorch() {
     let steps = read_json(&fixtures().join("train_steps/steps.json"));
     let hp = &steps["hyperparameters"];
     let device = Device::Cpu;
-    let t = train::build(&dir, &labels(), 0, &device).unwrap();
+    let t = train::build(&dir, train::Task::Classification, &labels(), 0, &device).unwrap();
     let tok = BertTokenizer::load(&dir).unwrap();
     let batch = steps["batch"].as_array().unwrap();
     let rows: Vec<_> = batch
@@ -105,7 +105,14 @@ fn optimizer_steps_match_pytorch() {
 fn every_trainable_parameter_gets_a_gradient() {
     // A pre-training checkpoint: new classifier head, tied MLM decoder left alone.
     let dir = fixture_model("pretraining-bin-legacy");
-    let t = train::build(&dir, &labels(), 1, &Device::Cpu).unwrap();
+    let t = train::build(
+        &dir,
+        train::Task::Classification,
+        &labels(),
+        1,
+        &Device::Cpu,
+    )
+    .unwrap();
     assert!(t.vars.iter().all(|v| !v.name.starts_with("cls.")));
     assert!(t
         .all_vars
@@ -411,4 +418,112 @@ fn bad_training_data_is_reported_with_file_and_line() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(String::from_utf8_lossy(&run.stderr).contains("skipped 1 bad rows (lines 3)"));
+}
+
+#[test]
+fn masked_lm_head_is_added_and_trained() {
+    // A bare BertModel: no MLM head, no pooler.
+    let dir = fixture_model("base-sharded");
+    let t = train::build(&dir, train::Task::Mlm, &[], 5, &Device::Cpu).unwrap();
+    assert!(t
+        .vars
+        .iter()
+        .any(|v| v.name == "cls.predictions.transform.dense.weight"));
+    assert!(t.vars.iter().all(|v| !v.name.starts_with("pooler.")));
+    let tok = BertTokenizer::load(&dir).unwrap();
+    let rows = vec![
+        tok.encode("the quick brown fox jumps over the lazy dog", None, 40)
+            .unwrap(),
+        tok.encode(
+            "paris is the capital of france",
+            Some("a city on a river"),
+            40,
+        )
+        .unwrap(),
+    ];
+    let mut rng = train::weights::seeded(9);
+    let vocab = t.model.config.raw.vocab_size;
+    let batch = train::masking::mask_batch(&rows, tok.mask_id().unwrap(), vocab, &mut rng);
+    let (loss, _) = train::mlm_loss(&t.model, &batch, tok.pad_id(), None).unwrap();
+    let grads = loss.backward().unwrap();
+    for v in &t.vars {
+        let g = grads
+            .get(&v.var)
+            .unwrap_or_else(|| panic!("{} received no gradient", v.name));
+        let norm = g
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            norm > 0.0 && norm.is_finite(),
+            "{}: gradient norm {norm}",
+            v.name
+        );
+    }
+}
+
+#[test]
+fn finetune_mlm_from_text_lines() {
+    let scratch = tempfile::tempdir().unwrap();
+    let text = scratch.path().join("corpus.txt");
+    std::fs::write(&text, "the quick brown fox jumps over the lazy dog\n\nparis is the capital of france\n北京是中国的首都\n").unwrap();
+    let out = scratch.path().join("mlm");
+    let base = fixture_model("base-sharded").display().to_string();
+    let (t, o) = (text.display().to_string(), out.display().to_string());
+    let run = bertscope(&[
+        "finetune",
+        "--task",
+        "mlm",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--dev",
+        &t,
+        "--output",
+        &o,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("masked-token accuracy") && stderr.contains("perplexity"),
+        "{stderr}"
+    );
+    let config = read_json(&out.join("config.json"));
+    assert_eq!(config["architectures"][0], "BertForMaskedLM");
+    let st = candle_core::safetensors::load(out.join("model.safetensors"), &Device::Cpu).unwrap();
+    assert!(st.contains_key("cls.predictions.transform.dense.weight"));
+    assert!(st.contains_key("cls.predictions.bias"));
+    assert!(
+        !st.contains_key("cls.predictions.decoder.weight"),
+        "the decoder stays tied"
+    );
+    let fill = bertscope(&[
+        "fill-mask",
+        "--model",
+        &o,
+        "--text-a",
+        "the quick [MASK] fox",
+        "--json",
+    ]);
+    assert!(
+        fill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fill.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&fill.stdout).unwrap();
+    assert_eq!(v["masks"][0]["index"], 3);
 }

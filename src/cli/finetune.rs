@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use bertscope::data::{self, Columns, Dataset, ReadOptions};
 use bertscope::device::{self, DeviceChoice};
-use bertscope::train::{self, Event, TrainConfig};
+use bertscope::train::{self, Event, Task, TrainConfig};
 
 /// Where the text, label and id columns are, and how to read the files.
 #[derive(Args, Clone)]
@@ -55,7 +55,12 @@ impl DataArgs {
     }
 
     fn read(&self, path: &std::path::Path, require_label: bool) -> Result<Dataset> {
-        let ds = data::read(path, &self.options(require_label)?)?;
+        let plain_text = path.extension().is_some_and(|e| e == "txt") && !require_label;
+        let ds = if plain_text {
+            data::read_lines(path)?
+        } else {
+            data::read(path, &self.options(require_label)?)?
+        };
         if !ds.skipped.is_empty() {
             let lines: Vec<String> = ds
                 .skipped
@@ -81,6 +86,10 @@ pub struct FinetuneArgs {
     /// Base model: directory, name under ./models, or Hub id in the local cache.
     #[arg(long)]
     model: String,
+    /// classification: a classifier head on labelled pairs; mlm: further masked-LM
+    /// pre-training on text (a .txt file, one text per line, or a TSV's text columns).
+    #[arg(long, value_enum, default_value_t = Task::Classification)]
+    task: Task,
     /// Training data (TSV or CSV with a header).
     #[arg(long)]
     train: PathBuf,
@@ -140,9 +149,10 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     let base = bertscope::hub::resolve(&args.model)?;
     train::save::check_output(&args.output, &base, args.overwrite)?;
     let device = device::select(args.device)?;
-    let mut train_data = args.data.read(&args.train, true)?;
+    let labelled = args.task == Task::Classification;
+    let mut train_data = args.data.read(&args.train, labelled)?;
     let dev_data = match (&args.dev, args.dev_fraction) {
-        (Some(path), _) => Some(args.data.read(path, true)?),
+        (Some(path), _) => Some(args.data.read(path, labelled)?),
         (None, Some(fraction)) => {
             if !(0.0..1.0).contains(&fraction) {
                 bail!("--dev-fraction {fraction}: expected a number in [0, 1)");
@@ -152,6 +162,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         (None, None) => None,
     };
     let cfg = TrainConfig {
+        task: args.task,
         epochs: args.epochs,
         batch_size: args.batch_size,
         lr: args.lr,
@@ -204,6 +215,12 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {examples_per_s:.1} ex/s"));
         }
         Event::Epoch { epoch, train_loss, dev } => bar.suspend(|| match dev {
+            Some(d) if d.perplexity.is_some() => eprintln!(
+                "epoch {epoch}: train loss {train_loss:.4}, dev loss {:.4}, masked-token accuracy {:.2}%, perplexity {:.2}",
+                d.loss,
+                d.accuracy * 100.0,
+                d.perplexity.unwrap_or(f64::NAN)
+            ),
             Some(d) => eprintln!(
                 "epoch {epoch}: train loss {train_loss:.4}, dev loss {:.4}, accuracy {:.2}%, macro-F1 {:.4}",
                 d.loss,

@@ -2,6 +2,7 @@
 
 use bertscope::catalog::ModelSummary;
 use bertscope::engine::{AttentionResult, ClassifyResult, FillMaskResult};
+use bertscope::tokenize::is_special;
 
 pub fn attention(result: &AttentionResult) {
     println!("{} tokens:", result.tokens.len());
@@ -39,10 +40,6 @@ pub fn attention(result: &AttentionResult) {
         println!("{line}");
     }
     println!("\n(use --json for every weight)");
-}
-
-fn is_special(token: &str) -> bool {
-    token.starts_with('[') && token.ends_with(']')
 }
 
 pub fn fill_mask(result: &FillMaskResult) {

@@ -8,7 +8,7 @@ use candle_core::Device;
 use crate::error::{BertError, Result};
 use crate::model::dropout::TrainDropout;
 use crate::tokenize::{BertTokenizer, Encoded};
-use crate::train::{batch_loss, build, optim::Optim, Trainable};
+use crate::train::{batch_loss, build, optim::Optim, Task, Trainable};
 
 /// Examples per second over `steps` training steps (after one warm-up step)
 /// with batches of `batch` inputs of exactly `seq` tokens.
@@ -26,7 +26,7 @@ pub fn train_examples_per_s(
     }
     let tokenizer = BertTokenizer::load(base)?;
     let labels = vec!["a".to_string(), "b".to_string()];
-    let Trainable { model, vars, .. } = build(base, &labels, 42, device)?;
+    let Trainable { model, vars, .. } = build(base, Task::Classification, &labels, 42, device)?;
     let text = ["the quick brown fox jumps over the lazy dog"; 64].join(" ");
     let mut row = tokenizer.encode(&text, None, seq)?;
     let filler = row.input_ids.last().copied().unwrap_or(0);

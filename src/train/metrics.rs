@@ -6,9 +6,11 @@ use serde::Serialize;
 pub struct DevMetrics {
     pub accuracy: f64,
     pub macro_f1: f64,
-    /// `confusion[gold][predicted]` counts.
+    /// `confusion[gold][predicted]` counts (classification).
     pub confusion: Vec<Vec<usize>>,
     pub loss: f64,
+    /// `exp(loss)` for masked-LM training, where `accuracy` is masked-token accuracy.
+    pub perplexity: Option<f64>,
 }
 
 /// Metrics from gold and predicted class indices over `classes` labels.
@@ -47,6 +49,7 @@ pub fn evaluate(gold: &[usize], predicted: &[usize], classes: usize, loss: f64) 
         macro_f1,
         confusion,
         loss,
+        perplexity: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! reports progress events and stops within a step when cancelled.
 
 pub mod bench;
+pub mod masking;
 pub mod metrics;
 pub mod optim;
 pub mod save;
@@ -28,9 +29,20 @@ use metrics::DevMetrics;
 use optim::Optim;
 use weights::{NamedVar, TrainableWeights};
 
+/// What the model learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, clap::ValueEnum)]
+pub enum Task {
+    /// Sequence classification (`BertForSequenceClassification`).
+    #[default]
+    Classification,
+    /// Further masked-LM pre-training (`BertForMaskedLM`): 15% masking, 80/10/10.
+    Mlm,
+}
+
 /// Hyperparameters (defaults: the BERT paper's fine-tuning recipe).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainConfig {
+    pub task: Task,
     pub epochs: usize,
     pub batch_size: usize,
     pub lr: f64,
@@ -51,6 +63,7 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
+            task: Task::Classification,
             epochs: 3,
             batch_size: 32,
             lr: 2e-5,
@@ -152,7 +165,16 @@ pub struct Trainable {
 
 /// Build the trainable model: the base checkpoint plus a classifier (new, or
 /// the checkpoint's own when its labels match).
-pub fn build(base_dir: &Path, labels: &[String], seed: u64, device: &Device) -> Result<Trainable> {
+pub fn build(
+    base_dir: &Path,
+    task: Task,
+    labels: &[String],
+    seed: u64,
+    device: &Device,
+) -> Result<Trainable> {
+    if task == Task::Mlm {
+        return build_mlm(base_dir, seed, device);
+    }
     let mut config = BertConfig::load(&base_dir.join("config.json"))?;
     let ckpt = Checkpoint::open(base_dir, device)?;
     let h = config.hidden_size();
@@ -198,6 +220,104 @@ pub fn build(base_dir: &Path, labels: &[String], seed: u64, device: &Device) -> 
     })
 }
 
+/// The masked-LM model: the checkpoint's MLM head, or a new one (decoder tied to
+/// the word embeddings, initialised as `transformers` does).
+fn build_mlm(base_dir: &Path, seed: u64, device: &Device) -> Result<Trainable> {
+    let config = BertConfig::load(&base_dir.join("config.json"))?;
+    let ckpt = Checkpoint::open(base_dir, device)?;
+    let (h, v) = (config.hidden_size(), config.raw.vocab_size);
+    let mut trainable = TrainableWeights::new(&ckpt);
+    if !ckpt.has_prefix("cls.predictions.") {
+        let mut rng = weights::seeded(seed);
+        let std = config.raw.initializer_range;
+        let p = "cls.predictions.transform";
+        trainable.insert(
+            &format!("{p}.dense.weight"),
+            weights::normal(&[h, h], std, &mut rng, device)?,
+        );
+        trainable.insert(&format!("{p}.dense.bias"), weights::zeros(&[h], device)?);
+        trainable.insert(
+            &format!("{p}.LayerNorm.weight"),
+            Tensor::ones(h, candle_core::DType::F32, device)?,
+        );
+        trainable.insert(
+            &format!("{p}.LayerNorm.bias"),
+            weights::zeros(&[h], device)?,
+        );
+        trainable.insert("cls.predictions.bias", weights::zeros(&[v], device)?);
+    }
+    let labels = config.labels.clone();
+    let model = BertModel::from_checkpoint(&trainable, config, device, false)?;
+    let all_vars = trainable.into_vars();
+    // The pooler and a classifier get no gradient from the MLM loss.
+    let vars = all_vars
+        .iter()
+        .filter(|v| !v.name.starts_with("pooler.") && !v.name.starts_with("classifier."))
+        .cloned()
+        .collect();
+    Ok(Trainable {
+        model,
+        vars,
+        all_vars,
+        labels,
+    })
+}
+
+/// Masked-LM loss of a corrupted batch, with the number of correct predictions.
+pub fn mlm_loss(
+    model: &BertModel,
+    batch: &masking::MaskedBatch,
+    pad_id: u32,
+    dropout: Option<&TrainDropout>,
+) -> Result<(Tensor, usize)> {
+    let input = ModelInput::batch(&batch.rows, pad_id);
+    let out = model.encode_train(&input, dropout)?;
+    let logits = model.mlm_logits(
+        &out,
+        &batch.positions,
+        crate::model::Compute::Differentiable,
+    )?;
+    let targets = Tensor::from_slice(&batch.targets, batch.targets.len(), model.device())?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+    let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    let correct = predicted
+        .iter()
+        .zip(&batch.targets)
+        .filter(|(p, t)| p == t)
+        .count();
+    Ok((loss, correct))
+}
+
+/// Masked-token accuracy and perplexity on dev, with a fixed masking seed.
+fn evaluate_mlm(
+    model: &BertModel,
+    dev: &Encodings,
+    cfg: &TrainConfig,
+    pad_id: u32,
+    mask_id: u32,
+) -> Result<DevMetrics> {
+    let mut rng = weights::seeded(cfg.seed ^ 0xD3F);
+    let (mut loss_sum, mut correct, mut count) = (0f64, 0usize, 0usize);
+    for rows in dev.rows.chunks(cfg.batch_size) {
+        let batch = masking::mask_batch(rows, mask_id, model.config.raw.vocab_size, &mut rng);
+        if batch.positions.is_empty() {
+            continue;
+        }
+        let (loss, right) = mlm_loss(model, &batch, pad_id, None)?;
+        loss_sum += loss.to_scalar::<f32>()? as f64 * batch.targets.len() as f64;
+        correct += right;
+        count += batch.targets.len();
+    }
+    let loss = loss_sum / count.max(1) as f64;
+    Ok(DevMetrics {
+        accuracy: correct as f64 / count.max(1) as f64,
+        macro_f1: 0.0,
+        confusion: Vec::new(),
+        loss,
+        perplexity: Some(loss.exp()),
+    })
+}
+
 /// Tokenised examples with class indices.
 pub struct Encodings {
     pub rows: Vec<Encoded>,
@@ -213,6 +333,10 @@ pub fn encode(
     let mut rows = Vec::with_capacity(data.examples.len());
     let mut classes = Vec::with_capacity(data.examples.len());
     for e in &data.examples {
+        if labels.is_empty() {
+            rows.push(tokenizer.encode(&e.text_a, e.text_b.as_deref(), max_length)?);
+            continue;
+        }
         let label = e.label.as_deref().unwrap_or_default();
         let class = labels.iter().position(|l| l == label).ok_or_else(|| {
             BertError::line(
@@ -338,9 +462,19 @@ pub fn train(
         return Err(BertError::file(&train_data.path, "no training rows"));
     }
     let tokenizer = BertTokenizer::load(base_dir)?;
-    let labels: Vec<String> = match &cfg.labels {
-        Some(l) => l.clone(),
-        None => train_data.label_counts().into_keys().collect(),
+    let labels: Vec<String> = match (cfg.task, &cfg.labels) {
+        (Task::Mlm, _) => Vec::new(),
+        (Task::Classification, Some(l)) => l.clone(),
+        (Task::Classification, None) => train_data.label_counts().into_keys().collect(),
+    };
+    let mask_id = match cfg.task {
+        Task::Mlm => tokenizer.mask_id().ok_or_else(|| {
+            BertError::Unsupported(format!(
+                "{}: the tokenizer has no mask token",
+                tokenizer.source().display()
+            ))
+        })?,
+        Task::Classification => 0,
     };
     let max_length = cfg
         .max_length
@@ -357,7 +491,7 @@ pub fn train(
         vars,
         all_vars,
         labels,
-    } = build(base_dir, &labels, cfg.seed, device)?;
+    } = build(base_dir, cfg.task, &labels, cfg.seed, device)?;
     let raw = &model.config.raw;
     let dropout = TrainDropout::new(
         cfg.seed,
@@ -403,8 +537,20 @@ pub fn train(
                 break 'epochs;
             }
             let rows: Vec<Encoded> = chunk.iter().map(|&i| train_enc.rows[i].clone()).collect();
-            let targets: Vec<usize> = chunk.iter().map(|&i| train_enc.labels[i]).collect();
-            let (loss, _) = batch_loss(&model, &rows, &targets, pad, Some(&dropout))?;
+            let loss = match cfg.task {
+                Task::Classification => {
+                    let targets: Vec<usize> = chunk.iter().map(|&i| train_enc.labels[i]).collect();
+                    batch_loss(&model, &rows, &targets, pad, Some(&dropout))?.0
+                }
+                Task::Mlm => {
+                    let vocab = model.config.raw.vocab_size;
+                    let batch = masking::mask_batch(&rows, mask_id, vocab, &mut rng);
+                    if batch.positions.is_empty() {
+                        continue; // only special tokens (e.g. all [UNK]): nothing to predict
+                    }
+                    mlm_loss(&model, &batch, pad, Some(&dropout))?.0
+                }
+            };
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
                 outcome = Outcome::Diverged { step };
@@ -429,9 +575,10 @@ pub fn train(
         }
         let train_loss = loss_sum / batches.max(1) as f64;
         let dev = match &dev_enc {
-            Some(d) if !d.rows.is_empty() => {
-                Some(evaluate(&model, d, cfg.batch_size, pad, labels.len())?)
-            }
+            Some(d) if !d.rows.is_empty() => Some(match cfg.task {
+                Task::Classification => evaluate(&model, d, cfg.batch_size, pad, labels.len())?,
+                Task::Mlm => evaluate_mlm(&model, d, cfg, pad, mask_id)?,
+            }),
             _ => None,
         };
         let score = dev.as_ref().map_or(epoch as f64, |d| d.accuracy);

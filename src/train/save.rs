@@ -94,6 +94,13 @@ fn write_all(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
     let mut config: Value = serde_json::from_str(&read_to_string(&base_config)?)
         .map_err(|e| BertError::json(&base_config, &e))?;
     let labels = &trained.labels;
+    if cfg.task == crate::train::Task::Mlm {
+        if let Value::Object(obj) = &mut config {
+            obj.insert("architectures".into(), json!(["BertForMaskedLM"]));
+            obj.insert("model_type".into(), json!("bert"));
+        }
+        return write_rest(trained, cfg, dir, &config);
+    }
     let id2label: serde_json::Map<String, Value> = labels
         .iter()
         .enumerate()
@@ -114,7 +121,13 @@ fn write_all(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
         obj.insert("label2id".into(), Value::Object(label2id));
         obj.insert("model_type".into(), json!("bert"));
     }
-    write_json(&dir.join("config.json"), &config)?;
+    write_rest(trained, cfg, dir, &config)
+}
+
+/// Everything but the architecture-specific config fields.
+fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) -> Result<()> {
+    let labels = &trained.labels;
+    write_json(&dir.join("config.json"), config)?;
 
     let tensors: HashMap<String, candle_core::Tensor> = trained
         .tensors

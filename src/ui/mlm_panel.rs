@@ -4,8 +4,8 @@
 use egui::{RichText, Vec2};
 
 use crate::engine::{AttentionResult, MaskResult};
+use crate::tokenize::is_special;
 use crate::ui::intent::Intent;
-use crate::ui::selection::is_special;
 
 /// `masks`: `None` when the model has no MLM head; `mlm_models`: models found that have one.
 pub fn show(

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::attention_maps::AttentionMaps;
+use crate::tokenize::is_special;
 use crate::ui::intent::TokenFocus;
 
 /// Which sentence's tokens attend to which (BertViz's sentence filter).
@@ -122,10 +123,6 @@ impl Selection {
 pub struct TokenInfo {
     pub segment: u32,
     pub special: bool,
-}
-
-pub fn is_special(token: &str) -> bool {
-    token.starts_with('[') && token.ends_with(']') && token.len() > 2
 }
 
 pub fn token_infos(tokens: &[String], types: &[u32]) -> Vec<TokenInfo> {

@@ -232,7 +232,7 @@ fn unknown_share(model: &LoadedModel, a: &str, b: Option<&str>) -> f32 {
         .tokens
         .iter()
         .zip(&enc.input_ids)
-        .filter(|(t, &id)| !crate::ui::selection::is_special(t) || Some(id) == unk)
+        .filter(|(t, &id)| !crate::tokenize::is_special(t) || Some(id) == unk)
         .map(|(_, &id)| id)
         .collect();
     if ordinary.is_empty() {
