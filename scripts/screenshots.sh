@@ -14,16 +14,25 @@ EN="The animal didn't cross the street because it was too tired."
 ZH_A="胖虎叫大雄去買漫畫，"
 ZH_B="回來慢了就打他。"
 
-shot() { # name, then gui arguments
-  local name="$1"; shift
+shot() { # name, model, then gui arguments
+  local name="$1" model="$2"; shift 2
   xvfb-run -a -s "-screen 0 1600x1000x24" \
-    target/release/bertscope gui --model all-MiniLM-L6-v2 "$@" --screenshot "screenshots/$name.png"
+    target/release/bertscope gui --model "$model" "$@" --screenshot "screenshots/$name.png"
 }
 
+# MiniLM ships without a masked-LM head: give it one by MLM fine-tuning on the demo data (~4 min).
+if [ ! -f runs/minilm-mlm/model.safetensors ]; then
+  target/release/bertscope finetune --task mlm --model all-MiniLM-L6-v2 \
+    --train assets/demo/claims-train.tsv --dev assets/demo/claims-dev.tsv \
+    --output runs/minilm-mlm --epochs 6 --batch-size 16 --lr 5e-4 --overwrite
+fi
+
 # Layer 3, head 1 of MiniLM links "it" to "animal" (0.68).
-shot head-view-coreference-en --text-a "$EN" --view head --layer 3 --head 1
-shot model-view --text-a "$EN" --view model --layer 3 --head 1
-shot matrix-view --text-a "$EN" --view matrix --layer 3 --head 1
-shot head-view-coreference-zh --text-a "$ZH_A" --text-b "$ZH_B" --view head --layer 3
-shot masked-lm --text-a "Paris is the [MASK] of France." --view mlm --layer 3
+M=all-MiniLM-L6-v2
+shot head-view-coreference-en $M --text-a "$EN" --view head --layer 3 --head 1
+shot model-view $M --text-a "$EN" --view model --layer 3 --head 1
+shot matrix-view $M --text-a "$EN" --view matrix --layer 3 --head 1
+shot head-view-coreference-zh $M --text-a "$ZH_A" --text-b "$ZH_B" --view head --layer 3
+shot masked-lm-no-head $M --text-a "Paris is the [MASK] of France." --view mlm --layer 3
+shot masked-lm runs/minilm-mlm --text-a "the old bridge is [MASK] for repairs in May" --view mlm --layer 3
 echo "screenshots/ updated: look at every PNG before committing"

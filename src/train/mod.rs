@@ -581,7 +581,11 @@ pub fn train(
             }),
             _ => None,
         };
-        let score = dev.as_ref().map_or(epoch as f64, |d| d.accuracy);
+        // Best epoch: highest dev accuracy (classification), lowest dev loss (MLM).
+        let score = dev.as_ref().map_or(epoch as f64, |d| match cfg.task {
+            Task::Classification => d.accuracy,
+            Task::Mlm => -d.loss,
+        });
         if cfg.save_last || score > best_score {
             best_score = score;
             best_epoch = Some(epoch);
