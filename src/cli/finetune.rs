@@ -187,13 +187,17 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     let mut on_event = |event: Event| {
         match event {
         Event::Summary(s) => bar.suspend(|| {
-            eprintln!(
-                "data: {} training rows, {} dev rows; labels {:?}; majority baseline {:.1}%",
-                s.train_rows,
-                s.dev_rows,
-                s.label_counts,
-                s.majority_baseline * 100.0
-            );
+            if s.label_counts.is_empty() {
+                eprintln!("data: {} training texts, {} dev texts (masked-LM: no labels)", s.train_rows, s.dev_rows);
+            } else {
+                eprintln!(
+                    "data: {} training rows, {} dev rows; labels {:?}; majority baseline {:.1}%",
+                    s.train_rows,
+                    s.dev_rows,
+                    s.label_counts,
+                    s.majority_baseline * 100.0
+                );
+            }
             let [p50, p90, p95, p99, max] = s.length_percentiles;
             eprintln!(
                 "tokens per input: p50 {p50}, p90 {p90}, p95 {p95}, p99 {p99}, max {max}; {} inputs longer than --max-length {} are truncated",
