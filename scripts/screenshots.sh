@@ -35,4 +35,16 @@ shot matrix-view $M --text-a "$EN" --view matrix --layer 3 --head 1
 shot head-view-coreference-zh $M --text-a "$ZH_A" --text-b "$ZH_B" --view head --layer 3
 shot masked-lm-no-head $M --text-a "Paris is the [MASK] of France." --view mlm --layer 3
 shot masked-lm runs/minilm-mlm --text-a "the old bridge is [MASK] for repairs in May" --view mlm --layer 3
+
+# The training and compare views from a real run: MiniLM fine-tuned on the demo
+# pairs with a checkpoint per epoch (~3 min).
+if [ ! -f runs/claims/epochs/epoch-0/model.safetensors ]; then
+  target/release/bertscope finetune --model all-MiniLM-L6-v2 \
+    --train assets/demo/claims-train.tsv --dev assets/demo/claims-dev.tsv \
+    --output runs/claims --epochs 10 --batch-size 16 --lr 1e-4 --keep-epochs --overwrite
+fi
+shot training $M --view train --train-data assets/demo/claims-train.tsv --tuned runs/claims
+CLAIM_A="a famous singer has died in a car crash"
+CLAIM_B="Fact check: it is false that a famous singer has died in a car crash"
+shot compare $M --view compare --tuned runs/claims --text-a "$CLAIM_A" --text-b "$CLAIM_B" --layer 5
 echo "screenshots/ updated: look at every PNG before committing"

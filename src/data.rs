@@ -104,18 +104,20 @@ fn default_delimiter(path: &Path) -> u8 {
     }
 }
 
-/// Read a labelled (or unlabelled) file.
-pub fn read(path: &Path, options: &ReadOptions) -> Result<Dataset> {
+type Reader = csv::Reader<std::io::Cursor<Vec<u8>>>;
+
+/// Open a delimited file (BOM and CRLF handled) and read its header.
+fn open(path: &Path, delimiter: Option<u8>) -> Result<(Reader, Vec<String>)> {
     let bytes = std::fs::read(path).map_err(|e| BertError::io(path, &e))?;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     // CRLF → LF first: the csv crate miscounts lines in CRLF files, and errors
     // must name the right line.
     let body = crlf_to_lf(body);
     let mut reader = csv::ReaderBuilder::new()
-        .delimiter(options.delimiter.unwrap_or_else(|| default_delimiter(path)))
+        .delimiter(delimiter.unwrap_or_else(|| default_delimiter(path)))
         .has_headers(true)
         .flexible(true)
-        .from_reader(body.as_slice());
+        .from_reader(std::io::Cursor::new(body));
     let header = reader
         .byte_headers()
         .map_err(|e| BertError::line(path, 1, format!("cannot read the header: {e}")))?
@@ -132,6 +134,58 @@ pub fn read(path: &Path, options: &ReadOptions) -> Result<Dataset> {
             "the file is empty (expected a header row)",
         ));
     }
+    Ok((reader, header))
+}
+
+/// The column names of a file's header.
+pub fn read_header(path: &Path, delimiter: Option<u8>) -> Result<Vec<String>> {
+    open(path, delimiter).map(|(_, header)| header)
+}
+
+/// Header names that usually hold each field (GLUE, the seed's Kaggle file, …).
+const TEXT_A_NAMES: [&str; 9] = [
+    "text_a",
+    "title1_zh",
+    "title1_en",
+    "sentence1",
+    "premise",
+    "question",
+    "sentence",
+    "text",
+    "title",
+];
+const TEXT_B_NAMES: [&str; 6] = [
+    "text_b",
+    "title2_zh",
+    "title2_en",
+    "sentence2",
+    "hypothesis",
+    "answer",
+];
+const LABEL_NAMES: [&str; 5] = ["label", "labels", "category", "class", "gold_label"];
+
+/// Guess the column mapping from a header (case-insensitive): the first known
+/// name for each field; sentence A falls back to the first column.
+pub fn guess_columns(header: &[String]) -> Columns {
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| header.iter().find(|h| h.eq_ignore_ascii_case(n)).cloned())
+    };
+    let text_a = find(&TEXT_A_NAMES)
+        .or_else(|| header.first().cloned())
+        .unwrap_or_else(|| "text_a".into());
+    Columns {
+        text_a,
+        text_b: find(&TEXT_B_NAMES),
+        label: find(&LABEL_NAMES).unwrap_or_else(|| "label".into()),
+        id: find(&["id", "guid", "idx"]).unwrap_or_else(|| "id".into()),
+    }
+}
+
+/// Read a labelled (or unlabelled) file.
+pub fn read(path: &Path, options: &ReadOptions) -> Result<Dataset> {
+    let (mut reader, header) = open(path, options.delimiter)?;
     let find = |name: &str| header.iter().position(|h| h == name);
     let cols = &options.columns;
     let missing = |name: &str, flag: &str| {
@@ -319,6 +373,31 @@ mod tests {
             require_label: true,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn guesses_the_seed_kaggle_columns() {
+        let header: Vec<String> = [
+            "id",
+            "tid1",
+            "tid2",
+            "title1_zh",
+            "title2_zh",
+            "title1_en",
+            "title2_en",
+            "label",
+        ]
+        .map(String::from)
+        .to_vec();
+        let cols = guess_columns(&header);
+        assert_eq!(cols.text_a, "title1_zh");
+        assert_eq!(cols.text_b.as_deref(), Some("title2_zh"));
+        assert_eq!((cols.label.as_str(), cols.id.as_str()), ("label", "id"));
+        let single = guess_columns(&["Review".to_string(), "Category".to_string()]);
+        assert_eq!(
+            (single.text_a.as_str(), single.text_b, single.label.as_str()),
+            ("Review", None, "Category")
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod attention_maps;
 pub mod catalog;
 pub mod checkpoint;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -22,6 +22,17 @@ fn labels() -> Vec<String> {
 
 #[test]
 fn optimizer_steps_match_pytorch() {
+    steps_match_pytorch(None);
+}
+
+/// The training loop splits batches into micro-batches on the CPU (so that a
+/// cancel is seen quickly) and sums their gradients: still PyTorch's step.
+#[test]
+fn micro_batched_steps_match_pytorch() {
+    steps_match_pytorch(Some(2));
+}
+
+fn steps_match_pytorch(micro_batch: Option<usize>) {
     let dir = fixture_model("classifier");
     let steps = read_json(&fixtures().join("train_steps/steps.json"));
     let hp = &steps["hyperparameters"];
@@ -56,14 +67,20 @@ fn optimizer_steps_match_pytorch() {
     )
     .unwrap();
     for step in 0..total {
-        let (loss, _) = batch_loss(&t.model, &rows, &targets, tok.pad_id(), None).unwrap();
+        let per = micro_batch.unwrap_or(rows.len());
+        let mut got_loss = 0f64;
+        for (r, y) in rows.chunks(per).zip(targets.chunks(per)) {
+            let (loss, _) = batch_loss(&t.model, r, y, tok.pad_id(), None).unwrap();
+            let share = (loss * (r.len() as f64 / rows.len() as f64)).unwrap();
+            got_loss += share.to_scalar::<f32>().unwrap() as f64;
+            optim.backward(&share).unwrap();
+        }
         let want_loss = steps["losses"][step].as_f64().unwrap();
-        let got_loss = loss.to_scalar::<f32>().unwrap() as f64;
         assert!(
             (got_loss - want_loss).abs() < 2e-5,
             "step {step}: loss {got_loss} vs {want_loss}"
         );
-        let info = optim.backward_step(&loss).unwrap();
+        let info = optim.step().unwrap();
         let want_norm = steps["grad_norms"][step].as_f64().unwrap();
         assert!(
             (info.grad_norm - want_norm).abs() / want_norm < 1e-4,
@@ -254,6 +271,7 @@ fn finetune_then_classify_and_predict() {
         "--json",
         "--device",
         "cpu",
+        "--keep-epochs",
     ]);
     assert!(
         run.status.success(),
@@ -262,6 +280,23 @@ fn finetune_then_classify_and_predict() {
     );
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(report["steps"], 4);
+    assert_eq!(report["history"].as_array().unwrap().len(), 4);
+    // --keep-epochs: epoch 0 (the base with the new head) and one per epoch,
+    // each a loadable checkpoint; no scratch directory left behind.
+    for epoch in 0..=2 {
+        let e = out.join(format!("epochs/epoch-{epoch}"));
+        assert!(
+            e.join("model.safetensors").is_file(),
+            "{} missing",
+            e.display()
+        );
+        bertscope::LoadedModel::load_dir("e", &e, &Device::Cpu).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_dir(scratch.path()).unwrap().count(),
+        3,
+        "only train.tsv, dev.tsv and the output"
+    );
     assert_eq!(report["epochs"].as_array().unwrap().len(), 2);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("majority baseline"), "{stderr}");

@@ -133,6 +133,10 @@ pub struct FinetuneArgs {
     /// Save the last epoch instead of the best dev epoch.
     #[arg(long)]
     save_last: bool,
+    /// Also keep a checkpoint per epoch (and epoch 0, the base with its new head)
+    /// under OUTPUT/epochs/, for the app's before/after checkpoint slider.
+    #[arg(long)]
+    keep_epochs: bool,
     /// Label set in class order, comma separated (default: sorted training labels).
     #[arg(long, value_delimiter = ',')]
     labels: Option<Vec<String>>,
@@ -157,7 +161,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             if !(0.0..1.0).contains(&fraction) {
                 bail!("--dev-fraction {fraction}: expected a number in [0, 1)");
             }
-            Some(split_dev(&mut train_data, fraction, args.seed))
+            Some(train::split_dev(&mut train_data, fraction, args.seed))
         }
         (None, None) => None,
     };
@@ -176,6 +180,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         dropout: args.dropout,
         save_last: args.save_last,
         labels: args.labels.clone(),
+        epochs_dir: args.keep_epochs.then(|| epochs_scratch(&args.output)),
     };
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -244,7 +249,16 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         &device,
         &mut on_event,
         &cancel,
-    )?;
+    );
+    let trained = match trained {
+        Ok(t) => t,
+        Err(e) => {
+            if let Some(dir) = &cfg.epochs_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            return Err(e.into());
+        }
+    };
     bar.finish_and_clear();
     let saved = train::save::save(&trained, &cfg, &args.output, args.overwrite)?;
     let report = &trained.report;
@@ -265,26 +279,18 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     Ok(())
 }
 
-/// Move a seeded random `fraction` of the rows into a dev set.
-fn split_dev(train_data: &mut Dataset, fraction: f64, seed: u64) -> Dataset {
-    use rand::seq::SliceRandom;
-    let mut order: Vec<usize> = (0..train_data.examples.len()).collect();
-    order.shuffle(&mut train::weights::seeded(seed ^ 0xDE5));
-    let n_dev = (train_data.examples.len() as f64 * fraction).round() as usize;
-    let dev_idx: std::collections::HashSet<usize> = order[..n_dev].iter().copied().collect();
-    let mut dev = train_data.clone();
-    dev.examples = Vec::new();
-    let mut kept = Vec::new();
-    for (i, e) in train_data.examples.drain(..).enumerate() {
-        if dev_idx.contains(&i) {
-            dev.examples.push(e);
-        } else {
-            kept.push(e);
-        }
-    }
-    train_data.examples = kept;
-    dev.skipped.clear();
-    dev
+/// Where per-epoch checkpoints wait until the output is written: next to it,
+/// so that moving them in is a rename.
+fn epochs_scratch(output: &std::path::Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("model");
+    let parent = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    parent.join(format!(".{name}.epochs-{}", std::process::id()))
 }
 
 #[derive(Args)]

@@ -78,9 +78,16 @@ struct GuiArgs {
     text_a: Option<String>,
     #[arg(long)]
     text_b: Option<String>,
-    /// The view to open: head, model, matrix or mlm.
-    #[arg(long, value_parser = ["head", "model", "matrix", "mlm"])]
+    /// The view to open: head, model, matrix, mlm, train or compare.
+    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "train", "compare"])]
     view: Option<String>,
+    /// A fine-tuned directory to compare with the base model (compare view;
+    /// its curves show in the training view).
+    #[arg(long)]
+    tuned: Option<std::path::PathBuf>,
+    /// A data file (TSV/CSV) to preview in the training view.
+    #[arg(long)]
+    train_data: Option<std::path::PathBuf>,
     #[arg(long)]
     layer: Option<usize>,
     /// Show only this head (and focus it in the matrix view).
@@ -158,6 +165,8 @@ fn gui(args: GuiArgs) -> Result<()> {
         fresh: args.screenshot.is_some(),
         screenshot: args.screenshot,
         device: Some(device::select(args.device)?),
+        tuned: args.tuned,
+        train_data: args.train_data,
         ..Default::default()
     };
     match bertscope::ui::run(options).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))? {

@@ -1,8 +1,8 @@
 //! Classification metrics on a dev set: accuracy, macro-F1, confusion matrix.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DevMetrics {
     pub accuracy: f64,
     pub macro_f1: f64,

@@ -7,6 +7,7 @@ pub mod masking;
 pub mod metrics;
 pub mod mlm;
 pub mod optim;
+pub mod preview;
 pub mod save;
 pub mod weights;
 
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use candle_core::{Device, Tensor, D};
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{Checkpoint, Weights};
 use crate::config::BertConfig;
@@ -32,7 +33,8 @@ use optim::Optim;
 use weights::{NamedVar, TrainableWeights};
 
 /// What the model learns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Task {
     /// Sequence classification (`BertForSequenceClassification`).
     #[default]
@@ -60,6 +62,10 @@ pub struct TrainConfig {
     pub save_last: bool,
     /// The label set in class order; default: the training labels sorted.
     pub labels: Option<Vec<String>>,
+    /// Write a checkpoint here before training (`epoch-0`: the base with its new
+    /// head) and after every epoch (`epoch-N`); `save` moves them into the output.
+    #[serde(skip)]
+    pub epochs_dir: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -79,12 +85,13 @@ impl Default for TrainConfig {
             dropout: None,
             save_last: false,
             labels: None,
+            epochs_dir: None,
         }
     }
 }
 
 /// What the data looks like to the model, printed before training.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataSummary {
     pub train_rows: usize,
     pub dev_rows: usize,
@@ -118,7 +125,7 @@ pub enum Event {
 }
 
 /// Why the loop ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Finished,
     Cancelled,
@@ -138,7 +145,7 @@ pub struct Trained {
     pub base_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub outcome: Outcome,
     pub steps: usize,
@@ -146,9 +153,34 @@ pub struct Report {
     pub best_epoch: Option<usize>,
     pub summary: DataSummary,
     pub train_examples_per_s: f64,
+    /// Every optimiser step's loss and learning rate (the app's loss curve).
+    #[serde(default)]
+    pub history: Vec<StepRecord>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl Report {
+    /// The report of a fine-tuned checkpoint (`metrics.json`), if it has one.
+    pub fn load(dir: &Path) -> Result<Option<Report>> {
+        let path = dir.join("metrics.json");
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = crate::error::read_to_string(&path)?;
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| BertError::json(&path, &e))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    pub lr: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochSummary {
     pub epoch: usize,
     pub train_loss: f64,
@@ -222,6 +254,28 @@ pub fn build(
     })
 }
 
+/// Move a seeded random `fraction` of the rows into a dev set.
+pub fn split_dev(train_data: &mut Dataset, fraction: f64, seed: u64) -> Dataset {
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..train_data.examples.len()).collect();
+    order.shuffle(&mut weights::seeded(seed ^ 0xDE5));
+    let n_dev = (train_data.examples.len() as f64 * fraction).round() as usize;
+    let dev_idx: std::collections::HashSet<usize> = order[..n_dev].iter().copied().collect();
+    let mut dev = train_data.clone();
+    dev.examples = Vec::new();
+    let mut kept = Vec::new();
+    for (i, e) in train_data.examples.drain(..).enumerate() {
+        if dev_idx.contains(&i) {
+            dev.examples.push(e);
+        } else {
+            kept.push(e);
+        }
+    }
+    train_data.examples = kept;
+    dev.skipped.clear();
+    dev
+}
+
 /// Tokenised examples with class indices.
 pub struct Encodings {
     pub rows: Vec<Encoded>,
@@ -278,7 +332,7 @@ pub fn batch_loss(
     Ok((loss, logits))
 }
 
-fn percentile(sorted: &[usize], p: f64) -> usize {
+pub(crate) fn percentile(sorted: &[usize], p: f64) -> usize {
     if sorted.is_empty() {
         return 0;
     }
@@ -339,6 +393,78 @@ pub fn evaluate(
     }
     let loss = loss_sum / dev.rows.len().max(1) as f64;
     Ok(metrics::evaluate(&dev.labels, &predicted, classes, loss))
+}
+
+/// Rows per micro-batch so that one forward and backward pass stays short on
+/// the CPU (about `MICRO_BATCH_TOKENS` padded tokens): gradients are summed
+/// over micro-batches, so the step is the same, and a cancel is seen between
+/// them, well within a second. GPUs take the whole batch at once.
+const MICRO_BATCH_TOKENS: usize = 512;
+
+fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
+    if device.is_cpu() {
+        (MICRO_BATCH_TOKENS / longest.max(1)).clamp(1, batch.max(1))
+    } else {
+        batch.max(1)
+    }
+}
+
+/// Forward and backward over one batch in micro-batches, gradients gathered in
+/// `optim`. Returns the batch's loss, or `None` when cancelled midway (or, for
+/// masked-LM, when there is nothing to predict).
+#[allow(clippy::too_many_arguments)]
+fn accumulate_step(
+    model: &BertModel,
+    data: &Encodings,
+    chunk: &[usize],
+    task: &Task,
+    (pad, mask_id): (u32, u32),
+    dropout: &TrainDropout,
+    rng: &mut rand::rngs::SmallRng,
+    optim: &mut Optim,
+    cancel: &AtomicBool,
+) -> Result<Option<f64>> {
+    let longest = chunk.iter().map(|&i| data.rows[i].len()).max().unwrap_or(1);
+    let per = micro_batch_rows(longest, chunk.len(), model.device());
+    let parts: Vec<&[usize]> = chunk.chunks(per).collect();
+    let rows_of =
+        |part: &[usize]| -> Vec<Encoded> { part.iter().map(|&i| data.rows[i].clone()).collect() };
+    let mut total = 0f64;
+    match task {
+        Task::Classification => {
+            for part in parts {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let targets: Vec<usize> = part.iter().map(|&i| data.labels[i]).collect();
+                let (loss, _) = batch_loss(model, &rows_of(part), &targets, pad, Some(dropout))?;
+                let share = (loss * (part.len() as f64 / chunk.len() as f64))?;
+                total += share.to_scalar::<f32>()? as f64;
+                optim.backward(&share)?;
+            }
+        }
+        Task::Mlm => {
+            let vocab = model.config.raw.vocab_size;
+            let batches: Vec<masking::MaskedBatch> = parts
+                .iter()
+                .map(|part| masking::mask_batch(&rows_of(part), mask_id, vocab, rng))
+                .collect();
+            let predicted: usize = batches.iter().map(|b| b.positions.len()).sum();
+            if predicted == 0 {
+                return Ok(None);
+            }
+            for batch in batches.iter().filter(|b| !b.positions.is_empty()) {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let (loss, _) = mlm_loss(model, batch, pad, Some(dropout))?;
+                let share = (loss * (batch.positions.len() as f64 / predicted as f64))?;
+                total += share.to_scalar::<f32>()? as f64;
+                optim.backward(&share)?;
+            }
+        }
+    }
+    Ok(Some(total))
 }
 
 fn snapshot(vars: &[NamedVar]) -> Result<Vec<(String, Tensor)>> {
@@ -426,6 +552,26 @@ pub fn train(
     let mut outcome = Outcome::Finished;
     let start = Instant::now();
     let mut examples_seen = 0usize;
+    let mut history = Vec::new();
+    if let Some(dir) = &cfg.epochs_dir {
+        // Epoch 0: the base model with its freshly initialised head.
+        let initial = Trained {
+            config: model.config.clone(),
+            labels: labels.clone(),
+            tensors: snapshot(&all_vars)?,
+            report: Report {
+                outcome: Outcome::Finished,
+                steps: 0,
+                epochs: Vec::new(),
+                best_epoch: None,
+                summary: summary.clone(),
+                train_examples_per_s: 0.0,
+                history: Vec::new(),
+            },
+            base_dir: base_dir.to_path_buf(),
+        };
+        save::write_dir(&initial, cfg, &dir.join("epoch-0"))?;
+    }
     'epochs: for epoch in 1..=cfg.epochs {
         if cfg.shuffle {
             order.shuffle(&mut rng);
@@ -440,31 +586,41 @@ pub fn train(
                 outcome = Outcome::Cancelled;
                 break 'epochs;
             }
-            let rows: Vec<Encoded> = chunk.iter().map(|&i| train_enc.rows[i].clone()).collect();
-            let loss = match cfg.task {
-                Task::Classification => {
-                    let targets: Vec<usize> = chunk.iter().map(|&i| train_enc.labels[i]).collect();
-                    batch_loss(&model, &rows, &targets, pad, Some(&dropout))?.0
+            let Some(loss_value) = accumulate_step(
+                &model,
+                &train_enc,
+                chunk,
+                &cfg.task,
+                (pad, mask_id),
+                &dropout,
+                &mut rng,
+                &mut optim,
+                cancel,
+            )?
+            else {
+                if cancel.load(Ordering::Relaxed) {
+                    optim.discard();
+                    outcome = Outcome::Cancelled;
+                    break 'epochs;
                 }
-                Task::Mlm => {
-                    let vocab = model.config.raw.vocab_size;
-                    let batch = masking::mask_batch(&rows, mask_id, vocab, &mut rng);
-                    if batch.positions.is_empty() {
-                        continue; // only special tokens (e.g. all [UNK]): nothing to predict
-                    }
-                    mlm_loss(&model, &batch, pad, Some(&dropout))?.0
-                }
+                continue; // masked-LM: only special tokens, nothing to predict
             };
-            let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
+                optim.discard();
                 outcome = Outcome::Diverged { step };
                 break 'epochs;
             }
-            let info = optim.backward_step(&loss)?;
+            let info = optim.step()?;
             step += 1;
             batches += 1;
             loss_sum += loss_value;
-            examples_seen += rows.len();
+            examples_seen += chunk.len();
+            history.push(StepRecord {
+                step,
+                epoch,
+                loss: loss_value,
+                lr: info.lr,
+            });
             let elapsed = start.elapsed().as_secs_f64();
             let rate = examples_seen as f64 / elapsed.max(1e-9);
             on_event(Event::Step {
@@ -490,17 +646,37 @@ pub fn train(
             Task::Classification => d.accuracy,
             Task::Mlm => -d.loss,
         });
-        if cfg.save_last || score > best_score {
-            best_score = score;
-            best_epoch = Some(epoch);
-            best = Some(snapshot(&all_vars)?);
-        }
-        on_event(Event::Epoch {
+        let current = snapshot(&all_vars)?;
+        epochs.push(EpochSummary {
             epoch,
             train_loss,
             dev: dev.clone(),
         });
-        epochs.push(EpochSummary {
+        if let Some(dir) = &cfg.epochs_dir {
+            let report = Report {
+                outcome: Outcome::Finished,
+                steps: step,
+                epochs: epochs.clone(),
+                best_epoch: Some(epoch),
+                summary: summary.clone(),
+                train_examples_per_s: examples_seen as f64 / start.elapsed().as_secs_f64(),
+                history: history.clone(),
+            };
+            let done = Trained {
+                config: model.config.clone(),
+                labels: labels.clone(),
+                tensors: current.clone(),
+                report,
+                base_dir: base_dir.to_path_buf(),
+            };
+            save::write_dir(&done, cfg, &dir.join(format!("epoch-{epoch}")))?;
+        }
+        if cfg.save_last || score > best_score {
+            best_score = score;
+            best_epoch = Some(epoch);
+            best = Some(current);
+        }
+        on_event(Event::Epoch {
             epoch,
             train_loss,
             dev,
@@ -525,6 +701,7 @@ pub fn train(
             best_epoch,
             summary,
             train_examples_per_s: examples_seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
+            history,
         },
         base_dir: base_dir.to_path_buf(),
     })

@@ -27,6 +27,8 @@ pub struct Optim {
     total: usize,
     max_grad_norm: f64,
     step: usize,
+    /// Gradients summed over the micro-batches of the current step.
+    pending: Option<GradStore>,
 }
 
 /// What one optimiser step did.
@@ -69,12 +71,48 @@ impl Optim {
             total,
             max_grad_norm,
             step: 0,
+            pending: None,
         })
     }
 
     /// Backpropagate `loss`, clip, and update every parameter.
     pub fn backward_step(&mut self, loss: &Tensor) -> Result<StepInfo> {
-        let mut grads = loss.backward()?;
+        self.backward(loss)?;
+        self.step()
+    }
+
+    /// Backpropagate one micro-batch's share of the step's loss and add its
+    /// gradients to those of the step so far.
+    pub fn backward(&mut self, loss: &Tensor) -> Result<()> {
+        let grads = loss.backward()?;
+        let Some(sum) = &mut self.pending else {
+            self.pending = Some(grads);
+            return Ok(());
+        };
+        for p in &self.params {
+            if let Some(g) = grads.get(&p.var) {
+                let total = match sum.remove(&p.var) {
+                    Some(acc) => (acc + g)?,
+                    None => g.clone(),
+                };
+                sum.insert(&p.var, total);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drop the gradients gathered for an unfinished step (cancelled).
+    pub fn discard(&mut self) {
+        self.pending = None;
+    }
+
+    /// Clip the gathered gradients and update every parameter.
+    pub fn step(&mut self) -> Result<StepInfo> {
+        let Some(mut grads) = self.pending.take() else {
+            return Err(crate::error::BertError::Input(
+                "optimiser step without gradients".into(),
+            ));
+        };
         let grad_norm = self.clip(&mut grads)?;
         let lr = self.base_lr * linear_schedule(self.step, self.warmup, self.total);
         self.decay.set_learning_rate(lr);

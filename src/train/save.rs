@@ -63,6 +63,100 @@ pub fn save(
     overwrite: bool,
 ) -> Result<PathBuf> {
     check_output(output, &trained.base_dir, overwrite)?;
+    let tmp = temp_sibling(output)?;
+    std::fs::create_dir_all(&tmp).map_err(|e| BertError::io(&tmp, &e))?;
+    let written = write_all(trained, cfg, &tmp).and_then(|()| move_epochs(cfg, &tmp));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if output.exists() {
+        std::fs::remove_dir_all(output).map_err(|e| BertError::io(output, &e))?;
+    }
+    std::fs::rename(&tmp, output).map_err(|e| BertError::io(output, &e))?;
+    Ok(output.to_path_buf())
+}
+
+/// Write a checkpoint into `dir` (created; not atomic: for scratch directories
+/// such as per-epoch checkpoints).
+pub fn write_dir(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| BertError::io(dir, &e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| BertError::io(dir, &e))?;
+    write_all(trained, cfg, dir)
+}
+
+/// The subdirectory of a saved run that holds its per-epoch checkpoints.
+pub const EPOCHS_DIR: &str = "epochs";
+
+/// Per-epoch checkpoints (`epochs/epoch-N`) of a saved run, in epoch order.
+pub fn epoch_checkpoints(dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = dir.join(EPOCHS_DIR).read_dir() else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_string();
+            let epoch = name.strip_prefix("epoch-")?.parse().ok()?;
+            e.path()
+                .join("config.json")
+                .is_file()
+                .then(|| (epoch, e.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Move the run's per-epoch checkpoints (if it kept them) into the output.
+fn move_epochs(cfg: &TrainConfig, out: &Path) -> Result<()> {
+    let Some(from) = cfg.epochs_dir.as_deref().filter(|d| d.is_dir()) else {
+        return Ok(());
+    };
+    let to = out.join(EPOCHS_DIR);
+    if std::fs::rename(from, &to).is_ok() {
+        return Ok(());
+    }
+    copy_tree(from, &to)?;
+    std::fs::remove_dir_all(from).map_err(|e| BertError::io(from, &e))
+}
+
+/// Copy a directory tree (files and subdirectories).
+pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| BertError::io(to, &e))?;
+    for entry in from.read_dir().map_err(|e| BertError::io(from, &e))? {
+        let entry = entry.map_err(|e| BertError::io(from, &e))?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| BertError::io(&dst, &e))?;
+        }
+    }
+    Ok(())
+}
+
+/// "Save as…": copy a fine-tuned directory to `output` atomically (temporary
+/// sibling, then rename), refusing the base model's directory and, without
+/// `overwrite`, a non-empty one.
+pub fn copy_checkpoint(from: &Path, output: &Path, base: &Path, overwrite: bool) -> Result<()> {
+    check_output(output, base, overwrite)?;
+    check_output(output, from, true)?;
+    let tmp = temp_sibling(output)?;
+    if let Err(e) = copy_tree(from, &tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    if output.exists() {
+        std::fs::remove_dir_all(output).map_err(|e| BertError::io(output, &e))?;
+    }
+    std::fs::rename(&tmp, output).map_err(|e| BertError::io(output, &e))
+}
+
+/// A fresh temporary directory next to `output` (same filesystem: rename works).
+fn temp_sibling(output: &Path) -> Result<PathBuf> {
     let parent = output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -76,17 +170,7 @@ pub fn save(
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(|e| BertError::io(&tmp, &e))?;
     }
-    std::fs::create_dir_all(&tmp).map_err(|e| BertError::io(&tmp, &e))?;
-    let written = write_all(trained, cfg, &tmp);
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if output.exists() {
-        std::fs::remove_dir_all(output).map_err(|e| BertError::io(output, &e))?;
-    }
-    std::fs::rename(&tmp, output).map_err(|e| BertError::io(output, &e))?;
-    Ok(output.to_path_buf())
+    Ok(tmp)
 }
 
 fn write_all(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {

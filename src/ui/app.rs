@@ -10,9 +10,12 @@ use poll_promise::Promise;
 
 use crate::catalog;
 use crate::engine::Analysis;
+use crate::ui::compare_view::{self, Changes, CompareInput};
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::screenshot::{ScreenshotJob, ScreenshotSink};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
+use crate::ui::train_view::{self, TrainViewState};
+use crate::ui::tuning::Tuning;
 use crate::ui::worker::{AnalyzeRequest, ModelInfo, Request, Response, WorkerHandle};
 use crate::ui::{
     controls, examples, fonts, head_view, input_panel, matrix_view, mlm_panel, model_view,
@@ -38,6 +41,12 @@ pub struct AppOptions {
     /// Use only the bundled CJK font subset (tests: identical rendering everywhere).
     pub bundled_font_only: bool,
     pub device: Option<Device>,
+    /// `--tuned`: a fine-tuned directory to compare with the base.
+    pub tuned: Option<PathBuf>,
+    /// `--train-data`: a data file to preview in the training view.
+    pub train_data: Option<PathBuf>,
+    /// Where runs started in the app are written (default: the user's cache).
+    pub runs_dir: Option<PathBuf>,
 }
 
 /// Where the model stands.
@@ -72,6 +81,15 @@ pub struct BertscopeApp {
     thumbnails: model_view::ThumbnailCache,
     /// `--head`: show only this head once the model's shape is known.
     pending_head: Option<usize>,
+    pub tuning: Tuning,
+    /// Wakes the UI from worker threads.
+    repaint: egui::Context,
+    /// `--tuned`/`--train-data` still to be sent once a model is loaded.
+    pending_tuned: Option<PathBuf>,
+    pending_preview: bool,
+    /// Start-up requests whose answers a screenshot waits for.
+    awaiting_tuned: bool,
+    awaiting_preview: bool,
 }
 
 impl BertscopeApp {
@@ -100,6 +118,9 @@ impl BertscopeApp {
         if let Some(head) = options.head {
             settings.selection.focus_head = head;
         }
+        if let Some(data) = &options.train_data {
+            settings.train.data_path = data.display().to_string();
+        }
         let ctx = cc.egui_ctx.clone();
         let worker = WorkerHandle::spawn(
             options.device.unwrap_or(Device::Cpu),
@@ -127,6 +148,16 @@ impl BertscopeApp {
             folder_dialog: None,
             pending_head: options.head,
             thumbnails: Default::default(),
+            tuning: Tuning::new(
+                options
+                    .runs_dir
+                    .unwrap_or_else(crate::ui::trainer::default_runs_dir),
+            ),
+            repaint: cc.egui_ctx.clone(),
+            pending_tuned: options.tuned.clone(),
+            pending_preview: options.train_data.is_some(),
+            awaiting_tuned: options.tuned.is_some(),
+            awaiting_preview: options.train_data.is_some(),
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
@@ -183,6 +214,13 @@ impl BertscopeApp {
                 }
                 self.status = ModelStatus::Ready(info);
                 self.analysis = None;
+                if let Some(dir) = self.pending_tuned.take() {
+                    self.worker.send(Request::LoadTuned { dir: Some(dir) });
+                }
+                if std::mem::take(&mut self.pending_preview) {
+                    self.tuning
+                        .load_data(&self.settings.train, &self.worker, true);
+                }
                 self.request_analysis();
             }
             Response::LoadFailed { spec, error } => {
@@ -192,11 +230,13 @@ impl BertscopeApp {
             Response::Analysis {
                 generation,
                 analysis,
+                comparison,
             } => {
                 self.answered = self.answered.max(generation);
                 if generation == self.generation {
                     self.analysis = Some(*analysis);
                     self.analysis_error = None;
+                    self.tuning.comparison = comparison.map(|c| *c);
                 }
             }
             Response::AnalysisFailed { generation, error } => {
@@ -206,6 +246,41 @@ impl BertscopeApp {
                 }
             }
             Response::MlmModels(models) => self.mlm_models = models,
+            Response::Preview(preview) => {
+                self.awaiting_preview = false;
+                self.settings.train.set_columns(&preview.columns);
+                self.tuning.preview = Some(*preview);
+                self.tuning.preview_error = None;
+            }
+            Response::PreviewFailed { error, .. } => {
+                self.awaiting_preview = false;
+                self.tuning.preview = None;
+                self.tuning.preview_error = Some(error);
+            }
+            Response::TunedLoaded(info) => {
+                self.awaiting_tuned = false;
+                let t = &mut self.tuning;
+                let new_dir = t.tuned.as_ref().is_none_or(|old| old.dir != info.dir);
+                if new_dir && !t.training() {
+                    if let Some(report) = &info.report {
+                        t.run =
+                            crate::ui::run_state::RunState::from_report(report, info.dir.clone());
+                    }
+                }
+                t.message = Some(format!("tuned model: {}", info.dir.display()));
+                t.tuned = Some(info);
+                self.request_analysis();
+            }
+            Response::TunedFailed { dir, error } => {
+                self.awaiting_tuned = false;
+                self.tuning.message = Some(format!(
+                    "cannot open {} as the tuned model: {error}",
+                    dir.display()
+                ));
+            }
+            Response::MeanChanges { source, changes } => {
+                self.tuning.mean_changes = Some((source, changes));
+            }
         }
     }
 
@@ -245,6 +320,39 @@ impl BertscopeApp {
                 self.request_analysis();
             }
             Intent::ShowView(v) => self.settings.view = v,
+            Intent::CompareHead { layer, head } => {
+                sel.layer = layer;
+                sel.focus_head = head;
+                for (i, on) in sel.heads_on.iter_mut().enumerate() {
+                    *on = i == head;
+                }
+            }
+            Intent::ShowEpoch(epoch) => {
+                self.tuning.mean_changes = None;
+                self.tuning.use_mean = false;
+                self.worker.send(Request::ShowEpoch { epoch });
+                self.request_analysis();
+            }
+            Intent::UseMeanChanges(on) => {
+                self.tuning.use_mean = on;
+                if on && self.tuning.mean_changes.is_none() {
+                    self.tuning
+                        .request_mean_changes(&self.settings.train, &self.worker);
+                }
+            }
+            Intent::Train(action) => {
+                let base = self.model_info().map(|i| PathBuf::from(&i.path));
+                let ctx = self.repaint.clone();
+                if let Some(view) = self.tuning.act(
+                    action,
+                    &mut self.settings.train,
+                    &self.worker,
+                    base.as_deref(),
+                    move || ctx.request_repaint(),
+                ) {
+                    self.settings.view = view;
+                }
+            }
         }
     }
 
@@ -380,6 +488,22 @@ impl BertscopeApp {
             }
         });
         ui.separator();
+        if self.settings.view == View::Train {
+            let state = TrainViewState {
+                preview: self.tuning.preview.as_ref(),
+                preview_error: self.tuning.preview_error.as_deref(),
+                run: &self.tuning.run,
+                tuned: self.tuning.tuned.as_ref(),
+                message: self.tuning.message.as_deref(),
+                model_ready: matches!(self.status, ModelStatus::Ready(_)),
+            };
+            intents.extend(
+                train_view::show(ui, &mut self.settings.train, &state)
+                    .into_iter()
+                    .map(Intent::Train),
+            );
+            return intents;
+        }
         if let Some(error) = &self.analysis_error {
             ui.colored_label(Color32::from_rgb(200, 40, 40), error);
         }
@@ -415,7 +539,7 @@ impl BertscopeApp {
                 intents.extend(controls::show(ui, sel, layers, heads, has_pair));
                 ui.separator();
                 intents.extend(match self.settings.view {
-                    View::Head => head_view::show(ui, result, sel, focus),
+                    View::Head => head_view::show(ui, result, sel, focus, head_view::Panel::MAIN),
                     View::Model => model_view::show(ui, result, sel, focus, &mut self.thumbnails),
                     _ => matrix_view::show(ui, result, sel),
                 });
@@ -431,8 +555,34 @@ impl BertscopeApp {
                 ui.separator();
                 ui.label(RichText::new("Attention for the masked input:").strong());
                 intents.extend(controls::show(ui, sel, layers, heads, has_pair));
-                intents.extend(head_view::show(ui, result, sel, focus));
+                intents.extend(head_view::show(
+                    ui,
+                    result,
+                    sel,
+                    focus,
+                    head_view::Panel::MAIN,
+                ));
             }
+            View::Compare => {
+                intents.extend(controls::show(ui, sel, layers, heads, has_pair));
+                ui.separator();
+                let t = &self.tuning;
+                let input = CompareInput {
+                    base_name: self.model_info().map_or("", |i| i.spec.as_str()),
+                    base: result,
+                    base_masks: analysis.masks.as_deref(),
+                    tuned: t.tuned.as_ref(),
+                    comparison: t.comparison.as_ref(),
+                    changes: Changes {
+                        mean: t.mean_changes.as_ref().map(|(s, c)| (s.as_str(), c)),
+                        use_mean: t.use_mean,
+                    },
+                    sel,
+                    focus,
+                };
+                intents.extend(compare_view::show(ui, &input));
+            }
+            View::Train => {}
         }
         intents
     }
@@ -447,6 +597,13 @@ impl BertscopeApp {
                 .collect()
         });
         if let Some(path) = dropped.into_iter().next() {
+            if Tuning::is_data_file(&path) {
+                self.settings.train.data_path = path.display().to_string();
+                self.settings.view = View::Train;
+                self.tuning
+                    .load_data(&self.settings.train, &self.worker, true);
+                return;
+            }
             let dir = if path.is_file() {
                 path.parent().map(PathBuf::from).unwrap_or(path)
             } else {
@@ -471,6 +628,7 @@ impl eframe::App for BertscopeApp {
         for response in self.worker.poll() {
             self.handle(response);
         }
+        self.tuning.poll(&mut self.settings.train, &self.worker);
         self.receive_files(&ctx);
         if let Some(since) = self.dirty_since {
             let left = DEBOUNCE.saturating_sub(since.elapsed());
@@ -514,7 +672,13 @@ impl eframe::App for BertscopeApp {
         }
         let ready = match &self.status {
             ModelStatus::Ready(_) => {
-                !self.busy() && (self.analysis.is_some() || self.analysis_error.is_some())
+                !self.busy()
+                    && (self.analysis.is_some() || self.analysis_error.is_some())
+                    && !self.awaiting_tuned
+                    && !self.awaiting_preview
+                    && (self.tuning.tuned.is_none()
+                        || self.tuning.comparison.is_some()
+                        || self.analysis_error.is_some())
             }
             ModelStatus::Failed { .. } | ModelStatus::None => true,
             ModelStatus::Loading(_) => false,

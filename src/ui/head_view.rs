@@ -13,8 +13,25 @@ use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection
 pub const ROW_HEIGHT: f32 = 22.0;
 const COLUMN_WIDTH: f32 = 150.0;
 const GAP: f32 = 260.0;
+const MIN_GAP: f32 = 120.0;
 /// Lines fainter than this are not drawn (invisible anyway, and costly at 512 tokens).
 pub const MIN_VISIBLE_WEIGHT: f32 = 0.01;
+
+/// Which head view this is: the compare view draws two side by side.
+#[derive(Debug, Clone, Copy)]
+pub struct Panel<'a> {
+    /// Scroll-area id.
+    pub id: &'a str,
+    /// Prefix of the tokens' accessible labels ("" for the main view).
+    pub label_prefix: &'a str,
+}
+
+impl Panel<'static> {
+    pub const MAIN: Panel<'static> = Panel {
+        id: "head-view-scroll",
+        label_prefix: "",
+    };
+}
 
 /// Draw the head view for the selection; `focus` is the hovered or pinned token.
 pub fn show(
@@ -22,6 +39,7 @@ pub fn show(
     result: &AttentionResult,
     sel: &Selection,
     focus: Option<TokenFocus>,
+    panel: Panel,
 ) -> Vec<Intent> {
     let mut intents = Vec::new();
     let maps = &result.attentions;
@@ -34,16 +52,18 @@ pub fn show(
     let heads: Vec<usize> = (0..maps.heads).filter(|&h| sel.head_on(h)).collect();
     let mut hovered = None;
     egui::ScrollArea::both()
-        .id_salt("head-view-scroll")
+        .id_salt(panel.id)
         .auto_shrink([false, false])
         .show(ui, |ui| {
+            // The lines' span shrinks (to a point) when the view is narrow.
+            let gap = (ui.available_width() - 2.0 * COLUMN_WIDTH - 40.0).clamp(MIN_GAP, GAP);
             let size = Vec2::new(
-                2.0 * COLUMN_WIDTH + GAP + 40.0,
+                2.0 * COLUMN_WIDTH + gap + 40.0,
                 rows as f32 * ROW_HEIGHT + 20.0,
             );
             let (area, _) = ui.allocate_exact_size(size, Sense::hover());
             let left_x = area.left() + COLUMN_WIDTH;
-            let right_x = left_x + GAP;
+            let right_x = left_x + gap;
             let y_of = |row: usize| area.top() + 10.0 + (row as f32 + 0.5) * ROW_HEIGHT;
             let painter = ui.painter_at(ui.clip_rect());
             let sep = sel.hide_special && sel.renormalize;
@@ -109,10 +129,11 @@ pub fn show(
                     } else {
                         TokenFocus::Key(t)
                     };
-                    let id = ui.scope_id().with(("head-token", side, t));
+                    let id = ui.scope_id().with((panel.id, "head-token", side, t));
                     let response = ui.interact(rect, id, Sense::click());
                     let label = format!(
-                        "{} token {t}: {}",
+                        "{}{} token {t}: {}",
+                        panel.label_prefix,
                         if side == 0 { "query" } else { "key" },
                         result.tokens[t]
                     );

@@ -2,6 +2,7 @@
 
 use crate::ui::selection::SentenceFilter;
 use crate::ui::state::View;
+use crate::ui::train_view::TrainAction;
 
 /// A token the pointer is on (or that was clicked), on the query or key side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,4 +30,15 @@ pub enum Intent {
     ToggleMask(usize),
     SetTopK(usize),
     ShowView(View),
+    /// Compare view: show this layer/head in the side-by-side views.
+    CompareHead {
+        layer: usize,
+        head: usize,
+    },
+    /// Compare view: show this epoch's checkpoint as the tuned model (`None`: the saved one).
+    ShowEpoch(Option<usize>),
+    /// Compare view: rank heads by their change averaged over data, not this input.
+    UseMeanChanges(bool),
+    /// Something the training view asked for.
+    Train(TrainAction),
 }

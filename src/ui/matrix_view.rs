@@ -6,7 +6,7 @@ use egui::{Align2, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 use crate::engine::AttentionResult;
 use crate::ui::intent::Intent;
 use crate::ui::palette::{head_color, heat};
-use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
+use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection, VisibleTokens};
 
 const LABEL_SPACE: f32 = 110.0;
 
@@ -38,14 +38,52 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
         ui.label("No tokens pass the current filter.");
         return intents;
     }
-    let avail = ui.available_size();
-    let cell = ((avail.x - LABEL_SPACE - 20.0) / nk as f32)
-        .min((avail.y - LABEL_SPACE - 20.0) / nq as f32)
-        .clamp(6.0, 36.0);
     let renorm = sel.hide_special && sel.renormalize;
+    let mut weights = vec![0f32; nq * nk];
+    for_each_link(
+        maps,
+        sel.layer,
+        head,
+        &visible,
+        renorm,
+        None,
+        f32::NEG_INFINITY,
+        |qi, ki, w| {
+            weights[qi * nk + ki] = w;
+        },
+    );
+    let size = ui.available_size();
+    grid(
+        ui,
+        "matrix-view-scroll",
+        &result.tokens,
+        &visible,
+        &weights,
+        &heat,
+        size,
+    );
+    intents
+}
+
+/// A `[query][key]` grid of `values` (visible tokens only) coloured by `color`,
+/// labelled with tokens, hover showing the exact value; fits `size` when it can.
+pub fn grid(
+    ui: &mut egui::Ui,
+    id: &str,
+    tokens: &[String],
+    visible: &VisibleTokens,
+    values: &[f32],
+    color: &dyn Fn(f32) -> egui::Color32,
+    size: Vec2,
+) {
+    let (nq, nk) = (visible.queries.len(), visible.keys.len());
+    let cell = ((size.x - LABEL_SPACE - 20.0) / nk.max(1) as f32)
+        .min((size.y - LABEL_SPACE - 20.0) / nq.max(1) as f32)
+        .clamp(6.0, 36.0);
     egui::ScrollArea::both()
-        .id_salt("matrix-view-scroll")
+        .id_salt(id)
         .auto_shrink([false, false])
+        .max_height(size.y)
         .show(ui, |ui| {
             let size = Vec2::new(
                 LABEL_SPACE + cell * nk as f32 + 10.0,
@@ -57,29 +95,16 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
             let font = FontId::proportional(if cell >= 14.0 { 13.0 } else { 10.0 });
             let text_color = ui.visuals().text_color();
             let label_every = (12.0 / cell).ceil().max(1.0) as usize;
-            let mut weights = vec![0f32; nq * nk];
-            for_each_link(
-                maps,
-                sel.layer,
-                head,
-                &visible,
-                renorm,
-                None,
-                f32::NEG_INFINITY,
-                |qi, ki, w| {
-                    weights[qi * nk + ki] = w;
-                },
-            );
             // One mesh of cells: thousands of rectangles at 512 tokens.
             let mut cells = egui::epaint::Mesh::default();
-            for (i, &w) in weights.iter().enumerate() {
+            for (i, &w) in values.iter().enumerate() {
                 let (qi, ki) = (i / nk, i % nk);
                 let r = Rect::from_min_size(
                     origin + Vec2::new(ki as f32 * cell, qi as f32 * cell),
                     Vec2::splat(cell),
                 );
                 if painter.clip_rect().intersects(r) {
-                    cells.add_colored_rect(r, heat(w));
+                    cells.add_colored_rect(r, color(w));
                 }
             }
             painter.add(egui::Shape::mesh(cells));
@@ -88,7 +113,7 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
                     painter.text(
                         Pos2::new(origin.x - 4.0, origin.y + (qi as f32 + 0.5) * cell),
                         Align2::RIGHT_CENTER,
-                        &result.tokens[q],
+                        &tokens[q],
                         font.clone(),
                         text_color,
                     );
@@ -98,8 +123,7 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
                 if ki % label_every != 0 {
                     continue;
                 }
-                let galley =
-                    painter.layout_no_wrap(result.tokens[k].clone(), font.clone(), text_color);
+                let galley = painter.layout_no_wrap(tokens[k].clone(), font.clone(), text_color);
                 let pos = Pos2::new(
                     origin.x + (ki as f32 + 0.5) * cell - galley.size().y / 2.0,
                     origin.y - 4.0,
@@ -132,13 +156,12 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
                         );
                         response.on_hover_text_at_pointer(format!(
                             "{} → {}: {:.4}",
-                            result.tokens[visible.queries[qi]],
-                            result.tokens[visible.keys[ki]],
-                            weights[qi * nk + ki]
+                            tokens[visible.queries[qi]],
+                            tokens[visible.keys[ki]],
+                            values[qi * nk + ki]
                         ));
                     }
                 }
             }
         });
-    intents
 }

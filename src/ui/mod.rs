@@ -3,6 +3,7 @@
 //! thread owns the models and runs every forward pass.
 
 pub mod app;
+pub mod compare_view;
 pub mod controls;
 pub mod examples;
 pub mod fonts;
@@ -14,9 +15,14 @@ pub mod matrix_view;
 pub mod mlm_panel;
 pub mod model_view;
 pub mod palette;
+pub mod run_state;
 pub mod screenshot;
 pub mod selection;
 pub mod state;
+pub mod train_form;
+pub mod train_view;
+pub mod trainer;
+pub mod tuning;
 pub mod worker;
 
 pub use app::{AppOptions, BertscopeApp};

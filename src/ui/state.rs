@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ui::selection::Selection;
+use crate::ui::train_form::TrainForm;
 
 /// The views of the main panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -12,10 +13,19 @@ pub enum View {
     Model,
     Matrix,
     MaskedLm,
+    Train,
+    Compare,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [View::Head, View::Model, View::Matrix, View::MaskedLm];
+    pub const ALL: [View; 6] = [
+        View::Head,
+        View::Model,
+        View::Matrix,
+        View::MaskedLm,
+        View::Train,
+        View::Compare,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -23,6 +33,8 @@ impl View {
             View::Model => "Model view",
             View::Matrix => "Matrix view",
             View::MaskedLm => "Masked LM",
+            View::Train => "Training",
+            View::Compare => "Compare",
         }
     }
 
@@ -33,6 +45,8 @@ impl View {
             "model" => Some(View::Model),
             "matrix" => Some(View::Matrix),
             "mlm" => Some(View::MaskedLm),
+            "train" => Some(View::Train),
+            "compare" => Some(View::Compare),
             _ => None,
         }
     }
@@ -49,6 +63,9 @@ pub struct Settings {
     pub top_k: usize,
     /// Token positions the user masked by clicking.
     pub masked: Vec<usize>,
+    /// The training view's form.
+    #[serde(default)]
+    pub train: TrainForm,
 }
 
 impl Default for Settings {
@@ -62,6 +79,7 @@ impl Default for Settings {
             selection: Selection::default(),
             top_k: 5,
             masked: Vec::new(),
+            train: TrainForm::default(),
         }
     }
 }

@@ -1,19 +1,46 @@
 //! The model worker: one thread owns the loaded models and the device and runs
 //! every forward pass; the UI sends requests and receives plain-data results.
 
+use std::path::PathBuf;
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::thread;
 
 use candle_core::Device;
 
 use crate::catalog;
+use crate::compare::{self, Comparison, HeadChanges};
+use crate::data::Columns;
 use crate::engine::{Analysis, LoadedModel};
+use crate::train::preview::DataPreview;
+use crate::train::save::epoch_checkpoints;
+use crate::train::Report;
 
 /// A request from the UI.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
-    Load { spec: String },
+    Load {
+        spec: String,
+    },
     Analyze(AnalyzeRequest),
+    /// Open a fine-tuned directory as the tuned model (`None`: forget it).
+    LoadTuned {
+        dir: Option<PathBuf>,
+    },
+    /// Show this epoch's checkpoint as the tuned model (`None`: the saved one).
+    ShowEpoch {
+        epoch: Option<usize>,
+    },
+    /// Read a data file for the training view (columns guessed when `None`).
+    Preview {
+        path: PathBuf,
+        columns: Option<Columns>,
+    },
+    /// Average the head changes over the first `limit` rows of a data file.
+    MeanChanges {
+        path: PathBuf,
+        columns: Columns,
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +77,8 @@ pub enum Response {
     Analysis {
         generation: u64,
         analysis: Box<Analysis>,
+        /// The tuned model on the same input, when one is loaded.
+        comparison: Option<Box<Comparison>>,
     },
     AnalysisFailed {
         generation: u64,
@@ -57,6 +86,62 @@ pub enum Response {
     },
     /// Models found on this machine that have a masked-LM head.
     MlmModels(Vec<String>),
+    TunedLoaded(TunedInfo),
+    TunedFailed {
+        dir: PathBuf,
+        error: String,
+    },
+    Preview(Box<DataPreview>),
+    PreviewFailed {
+        path: PathBuf,
+        error: String,
+    },
+    MeanChanges {
+        source: String,
+        changes: Result<HeadChanges, String>,
+    },
+}
+
+/// The tuned side of the compare view.
+#[derive(Debug, Clone)]
+pub struct TunedInfo {
+    pub dir: PathBuf,
+    /// Epochs with a checkpoint (`epochs/epoch-N`), for the slider.
+    pub epochs: Vec<usize>,
+    /// The epoch shown (`None`: the saved checkpoint).
+    pub shown_epoch: Option<usize>,
+    pub report: Option<Report>,
+    pub has_mlm: bool,
+    pub labels: Vec<String>,
+}
+
+/// A fine-tuned run loaded for comparison.
+struct TunedRun {
+    dir: PathBuf,
+    saved: LoadedModel,
+    /// `epochs/epoch-0`: the base with the run's fresh head.
+    initial: Option<LoadedModel>,
+    shown: Option<(usize, LoadedModel)>,
+    epochs: Vec<(usize, PathBuf)>,
+    report: Option<Report>,
+}
+
+impl TunedRun {
+    fn model(&self) -> &LoadedModel {
+        self.shown.as_ref().map_or(&self.saved, |(_, m)| m)
+    }
+
+    fn info(&self) -> TunedInfo {
+        let m = self.model();
+        TunedInfo {
+            dir: self.dir.clone(),
+            epochs: self.epochs.iter().map(|e| e.0).collect(),
+            shown_epoch: self.shown.as_ref().map(|s| s.0),
+            report: self.report.clone(),
+            has_mlm: m.model.mlm.is_some(),
+            labels: m.config().labels.clone(),
+        }
+    }
 }
 
 /// The UI's end of the worker.
@@ -99,6 +184,7 @@ struct Worker<F> {
     device: Device,
     examples: Vec<(String, Option<String>)>,
     model: Option<LoadedModel>,
+    tuned: Option<TunedRun>,
     out: Sender<Response>,
     notify: F,
 }
@@ -114,6 +200,7 @@ impl<F: Fn()> Worker<F> {
             device,
             examples,
             model: None,
+            tuned: None,
             out,
             notify,
         }
@@ -137,9 +224,10 @@ impl<F: Fn()> Worker<F> {
         }
         while let Ok(first) = requests.recv() {
             // Coalesce: of everything queued, only the latest load and the latest
-            // analysis matter; older analyses are stale.
+            // analysis matter; older analyses are stale. Other requests run in order.
             let mut load = None;
             let mut analyze = None;
+            let mut others = Vec::new();
             let mut next = Some(first);
             loop {
                 match next.take() {
@@ -148,6 +236,7 @@ impl<F: Fn()> Worker<F> {
                         analyze = None;
                     }
                     Some(Request::Analyze(req)) => analyze = Some(req),
+                    Some(other) => others.push(other),
                     None => {}
                 }
                 match requests.try_recv() {
@@ -161,12 +250,128 @@ impl<F: Fn()> Worker<F> {
                     return;
                 }
             }
+            for request in others {
+                if !self.other(request) {
+                    return;
+                }
+            }
             if let Some(req) = analyze {
                 if !self.analyze(req) {
                     return;
                 }
             }
         }
+    }
+
+    /// Requests other than loading the base model and analysing input.
+    fn other(&mut self, request: Request) -> bool {
+        match request {
+            Request::LoadTuned { dir: None } => {
+                self.tuned = None;
+                true
+            }
+            Request::LoadTuned { dir: Some(dir) } => self.load_tuned(dir),
+            Request::ShowEpoch { epoch } => self.show_epoch(epoch),
+            Request::Preview { path, columns } => {
+                let tokenizer = self.model.as_ref().map(|m| &m.tokenizer);
+                match crate::train::preview::preview(&path, columns, tokenizer) {
+                    Ok(p) => self.send(Response::Preview(Box::new(p))),
+                    Err(e) => self.send(Response::PreviewFailed {
+                        path,
+                        error: e.to_string(),
+                    }),
+                }
+            }
+            Request::MeanChanges {
+                path,
+                columns,
+                limit,
+            } => {
+                let source = format!("the first {limit} rows of {}", path.display());
+                let changes = self.mean_changes(&path, columns, limit);
+                self.send(Response::MeanChanges { source, changes })
+            }
+            Request::Load { .. } | Request::Analyze(_) => true,
+        }
+    }
+
+    fn mean_changes(
+        &self,
+        path: &std::path::Path,
+        columns: Columns,
+        limit: usize,
+    ) -> Result<HeadChanges, String> {
+        let (Some(base), Some(run)) = (&self.model, &self.tuned) else {
+            return Err("load a base and a tuned model first".into());
+        };
+        let options = crate::data::ReadOptions {
+            columns,
+            skip_bad_rows: true,
+            ..Default::default()
+        };
+        let data = crate::data::read(path, &options).map_err(|e| e.to_string())?;
+        let inputs: Vec<(String, Option<String>)> = data
+            .examples
+            .into_iter()
+            .take(limit)
+            .map(|e| (e.text_a, e.text_b))
+            .collect();
+        compare::mean_changes(base, run.model(), &inputs)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no row that both models tokenise alike".into())
+    }
+
+    fn load_tuned(&mut self, dir: PathBuf) -> bool {
+        let load =
+            |d: &std::path::Path| LoadedModel::load_dir(&d.display().to_string(), d, &self.device);
+        let result = load(&dir).and_then(|saved| {
+            let epochs = epoch_checkpoints(&dir);
+            let initial = match epochs.iter().find(|e| e.0 == 0) {
+                Some((_, d)) => Some(load(d)?),
+                None => None,
+            };
+            let report = Report::load(&dir).ok().flatten();
+            Ok(TunedRun {
+                dir: dir.clone(),
+                saved,
+                initial,
+                shown: None,
+                epochs,
+                report,
+            })
+        });
+        match result {
+            Ok(run) => {
+                let info = run.info();
+                self.tuned = Some(run);
+                self.send(Response::TunedLoaded(info))
+            }
+            Err(e) => self.send(Response::TunedFailed {
+                dir,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    fn show_epoch(&mut self, epoch: Option<usize>) -> bool {
+        let Some(run) = &mut self.tuned else {
+            return true;
+        };
+        let target = epoch.and_then(|e| run.epochs.iter().find(|x| x.0 == e).cloned());
+        run.shown = None;
+        if let Some((e, dir)) = target {
+            match LoadedModel::load_dir(&dir.display().to_string(), &dir, &self.device) {
+                Ok(m) => run.shown = Some((e, m)),
+                Err(err) => {
+                    return self.send(Response::TunedFailed {
+                        dir,
+                        error: err.to_string(),
+                    })
+                }
+            }
+        }
+        let info = run.info();
+        self.send(Response::TunedLoaded(info))
     }
 
     fn load(&mut self, spec: String) -> bool {
@@ -209,10 +414,28 @@ impl<F: Fn()> Worker<F> {
             });
         };
         let b = req.text_b.as_deref().filter(|b| !b.trim().is_empty());
-        match model.analyze(&req.text_a, b, &req.masked, req.top_k.max(1)) {
-            Ok(analysis) => self.send(Response::Analysis {
+        let top_k = req.top_k.max(1);
+        let result = model
+            .analyze(&req.text_a, b, &req.masked, top_k)
+            .and_then(|analysis| {
+                let comparison = match &self.tuned {
+                    Some(run) => Some(Box::new(compare::compare_input(
+                        (model, &analysis),
+                        run.model(),
+                        run.initial.as_ref(),
+                        (&req.text_a, b),
+                        &req.masked,
+                        top_k,
+                    )?)),
+                    None => None,
+                };
+                Ok((analysis, comparison))
+            });
+        match result {
+            Ok((analysis, comparison)) => self.send(Response::Analysis {
                 generation: req.generation,
                 analysis: Box::new(analysis),
+                comparison,
             }),
             Err(e) => self.send(Response::AnalysisFailed {
                 generation: req.generation,

@@ -1,0 +1,352 @@
+//! The compare view: base and tuned model on the same input. A layers × heads
+//! map of how much each head changed, the most-changed heads, linked head
+//! views side by side, the attention difference, and the predictions before
+//! and after fine-tuning.
+
+use egui::{Color32, RichText, Sense, Vec2};
+
+use crate::compare::{self, Comparison, HeadChanges};
+use crate::engine::{AttentionResult, ClassifyResult, MaskResult};
+use crate::ui::head_view::{self, Panel};
+use crate::ui::intent::{Intent, TokenFocus};
+use crate::ui::matrix_view;
+use crate::ui::palette::head_color;
+use crate::ui::selection::{token_infos, visible_tokens, Selection};
+use crate::ui::worker::TunedInfo;
+
+/// What the change map shows.
+pub struct Changes<'a> {
+    /// Averaged over a data file: `(description, result)`, when computed.
+    pub mean: Option<(&'a str, &'a Result<HeadChanges, String>)>,
+    pub use_mean: bool,
+}
+
+pub struct CompareInput<'a> {
+    pub base_name: &'a str,
+    pub base: &'a AttentionResult,
+    pub base_masks: Option<&'a [MaskResult]>,
+    pub tuned: Option<&'a TunedInfo>,
+    pub comparison: Option<&'a Comparison>,
+    pub changes: Changes<'a>,
+    pub sel: &'a Selection,
+    pub focus: Option<TokenFocus>,
+}
+
+const CELL: f32 = 22.0;
+
+pub fn show(ui: &mut egui::Ui, input: &CompareInput) -> Vec<Intent> {
+    let mut intents = Vec::new();
+    let Some(tuned) = input.tuned else {
+        ui.heading("No tuned model to compare with");
+        ui.label("Fine-tune one in the Training view, or open a fine-tuned directory there (“Open tuned…”).");
+        return intents;
+    };
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(format!("Base: {}", input.base_name)).strong());
+        ui.separator();
+        ui.label(RichText::new(format!("Tuned: {}", tuned.dir.display())).strong());
+        epoch_slider(ui, tuned, &mut intents);
+    });
+    let Some(cmp) = input.comparison else {
+        ui.label("Running both models…");
+        return intents;
+    };
+    let sel = input.sel;
+    egui::ScrollArea::vertical()
+        .id_salt("compare-scroll")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            ui.columns(3, |cols| {
+                change_map(&mut cols[0], cmp, &input.changes, sel, &mut intents);
+                ranking(&mut cols[1], cmp, &input.changes, &mut intents);
+                predictions(&mut cols[2], cmp, input.base_masks);
+            });
+            ui.separator();
+            let head = sel.focus_head;
+            ui.label(
+                RichText::new(format!(
+                    "Layer {}, head {head}: base (left) and tuned (right); hover or click a token to follow it in both",
+                    sel.layer
+                ))
+                .strong(),
+            );
+            let rows = input.base.tokens.len() as f32 * head_view::ROW_HEIGHT + 40.0;
+            let height = rows.min(460.0);
+            let mut hovers = Vec::new();
+            ui.columns(2, |cols| {
+                for (col, (result, panel)) in cols.iter_mut().zip([
+                    (input.base, Panel { id: "compare-base", label_prefix: "base " }),
+                    (&cmp.tuned.attention, Panel { id: "compare-tuned", label_prefix: "tuned " }),
+                ]) {
+                    col.allocate_ui(Vec2::new(col.available_width(), height), |ui| {
+                        for intent in head_view::show(ui, result, sel, input.focus, panel) {
+                            match intent {
+                                Intent::Hover(h) => hovers.push(h),
+                                other => intents.push(other),
+                            }
+                        }
+                    });
+                }
+            });
+            // The two views are linked: a hover in either is the hover.
+            intents.push(Intent::Hover(hovers.into_iter().flatten().next()));
+            ui.separator();
+            difference(ui, input.base, &cmp.tuned.attention, sel);
+        });
+    intents
+}
+
+fn epoch_slider(ui: &mut egui::Ui, tuned: &TunedInfo, intents: &mut Vec<Intent>) {
+    if tuned.epochs.len() < 2 {
+        return;
+    }
+    ui.separator();
+    let last = *tuned.epochs.last().unwrap_or(&0);
+    let best = tuned.report.as_ref().and_then(|r| r.best_epoch);
+    let mut epoch = tuned.shown_epoch.or(best).unwrap_or(last);
+    let slider = egui::Slider::new(&mut epoch, 0..=last).text("Checkpoint epoch");
+    if ui.add(slider).changed() {
+        intents.push(Intent::ShowEpoch(Some(epoch)));
+    }
+    let label = match (tuned.shown_epoch, best) {
+        (Some(e), _) => format!("showing epoch {e} (0: before training)"),
+        (None, Some(b)) => format!("showing the saved checkpoint (best epoch {b})"),
+        (None, None) => "showing the saved checkpoint".into(),
+    };
+    ui.label(label);
+    if tuned.shown_epoch.is_some() && ui.button("Saved checkpoint").clicked() {
+        intents.push(Intent::ShowEpoch(None));
+    }
+}
+
+/// The changes the map shows: averaged over data when asked and available.
+fn current<'a>(cmp: &'a Comparison, changes: &'a Changes) -> Result<&'a HeadChanges, &'a str> {
+    if changes.use_mean {
+        return match changes.mean {
+            Some((_, Ok(c))) => Ok(c),
+            Some((_, Err(e))) => Err(e.as_str()),
+            None => Err("averaging over the data…"),
+        };
+    }
+    cmp.changes.as_ref().map_err(String::as_str)
+}
+
+fn change_map(
+    ui: &mut egui::Ui,
+    cmp: &Comparison,
+    changes: &Changes,
+    sel: &Selection,
+    intents: &mut Vec<Intent>,
+) {
+    ui.label(RichText::new("How much each head changed").strong());
+    ui.label(
+        "Mean Jensen–Shannon divergence between the base's and the tuned model's attention rows (bits: 0 same, 1 disjoint).",
+    );
+    let mut use_mean = changes.use_mean;
+    let source = match changes.mean {
+        Some((what, _)) => format!("Average over {what}"),
+        None => "Average over the training data (first 64 rows)".into(),
+    };
+    if ui.checkbox(&mut use_mean, source).changed() {
+        intents.push(Intent::UseMeanChanges(use_mean));
+    }
+    let map = match current(cmp, changes) {
+        Ok(map) => map,
+        Err(e) => {
+            ui.label(e);
+            return;
+        }
+    };
+    let max = map.max().max(1e-6);
+    ui.label(format!(
+        "{}; darkest = {max:.3}",
+        if changes.use_mean {
+            format!("over {} inputs", map.inputs)
+        } else {
+            "this input".to_string()
+        }
+    ));
+    let size = Vec2::new(
+        30.0 + CELL * map.heads as f32,
+        18.0 + CELL * map.layers as f32,
+    );
+    let (area, response) = ui.allocate_exact_size(size, Sense::click());
+    let painter = ui.painter_at(area);
+    let origin = area.min + Vec2::new(30.0, 18.0);
+    let font = egui::FontId::proportional(11.0);
+    let text = ui.visuals().text_color();
+    for h in 0..map.heads {
+        painter.text(
+            origin + Vec2::new((h as f32 + 0.5) * CELL, -9.0),
+            egui::Align2::CENTER_CENTER,
+            h.to_string(),
+            font.clone(),
+            text,
+        );
+    }
+    for l in 0..map.layers {
+        painter.text(
+            origin + Vec2::new(-6.0, (l as f32 + 0.5) * CELL),
+            egui::Align2::RIGHT_CENTER,
+            format!("L{l}"),
+            font.clone(),
+            text,
+        );
+        for h in 0..map.heads {
+            let r = egui::Rect::from_min_size(
+                origin + Vec2::new(h as f32 * CELL, l as f32 * CELL),
+                Vec2::splat(CELL - 2.0),
+            );
+            painter.rect_filled(r, 2.0, change_color(map.get(l, h) / max));
+            if l == sel.layer && h == sel.focus_head {
+                painter.rect_stroke(
+                    r,
+                    2.0,
+                    egui::Stroke::new(2.0, Color32::from_rgb(214, 39, 40)),
+                    egui::StrokeKind::Outside,
+                );
+            }
+        }
+    }
+    let cell_at = |pos: egui::Pos2| {
+        let rel = pos - origin;
+        let (h, l) = ((rel.x / CELL).floor(), (rel.y / CELL).floor());
+        (h >= 0.0 && l >= 0.0 && (h as usize) < map.heads && (l as usize) < map.layers)
+            .then_some((l as usize, h as usize))
+    };
+    if let Some((l, h)) = response.hover_pos().and_then(cell_at) {
+        response.clone().on_hover_text_at_pointer(format!(
+            "layer {l}, head {h}: {:.4} bits — click to open",
+            map.get(l, h)
+        ));
+    }
+    if response.clicked() {
+        if let Some((layer, head)) = response.interact_pointer_pos().and_then(cell_at) {
+            intents.push(Intent::CompareHead { layer, head });
+        }
+    }
+}
+
+/// White → dark red.
+fn change_color(t: f32) -> Color32 {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f32, b: f32| (a + (b - a) * t).round() as u8;
+    Color32::from_rgb(lerp(255.0, 165.0), lerp(255.0, 15.0), lerp(255.0, 21.0))
+}
+
+fn ranking(ui: &mut egui::Ui, cmp: &Comparison, changes: &Changes, intents: &mut Vec<Intent>) {
+    ui.label(RichText::new("Most changed heads").strong());
+    let Ok(map) = current(cmp, changes) else {
+        return;
+    };
+    for (rank, (layer, head, v)) in map.ranked().into_iter().take(10).enumerate() {
+        let label = format!("{}. layer {layer}, head {head}: {v:.3}", rank + 1);
+        ui.horizontal(|ui| {
+            let (swatch, _) = ui.allocate_exact_size(Vec2::splat(12.0), Sense::hover());
+            ui.painter().rect_filled(swatch, 2.0, head_color(head));
+            if ui.link(label).clicked() {
+                intents.push(Intent::CompareHead { layer, head });
+            }
+        });
+    }
+}
+
+fn class_bars(ui: &mut egui::Ui, title: &str, result: &ClassifyResult) {
+    ui.label(title);
+    let mut sorted = result.predictions.clone();
+    sorted.sort_by(|a, b| a.label.cmp(&b.label));
+    for p in sorted {
+        ui.add(
+            egui::ProgressBar::new(p.score)
+                .desired_width(200.0)
+                .text(format!("{} {:.1}%", p.label, p.score * 100.0)),
+        );
+    }
+}
+
+fn predictions(ui: &mut egui::Ui, cmp: &Comparison, base_masks: Option<&[MaskResult]>) {
+    ui.label(RichText::new("Predictions before and after").strong());
+    match &cmp.before {
+        Some(b) => class_bars(ui, &format!("Before ({})", cmp.before_source), b),
+        None => {
+            ui.label(format!("Before: {}", cmp.before_source));
+        }
+    }
+    match &cmp.after {
+        Some(a) => class_bars(ui, "After (tuned)", a),
+        None => {
+            ui.label("After: the tuned model has no classifier");
+        }
+    }
+    let (Some(before), Some(after)) = (base_masks, cmp.tuned.masks.as_deref()) else {
+        if base_masks.is_some() || cmp.tuned.masks.is_some() {
+            ui.label("Masked-LM before/after needs an MLM head in both models.");
+        }
+        return;
+    };
+    if before.is_empty() {
+        ui.label("Mask a token (Masked LM view) to compare predictions.");
+        return;
+    }
+    for (b, a) in before.iter().zip(after) {
+        ui.label(format!("Masked position {}:", b.index));
+        let top = |m: &MaskResult| {
+            m.predictions
+                .iter()
+                .take(3)
+                .map(|p| format!("{} {:.0}%", p.token_str, p.score * 100.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        ui.label(format!("  before: {}", top(b)));
+        ui.label(format!("  after:  {}", top(a)));
+    }
+}
+
+fn difference(ui: &mut egui::Ui, base: &AttentionResult, tuned: &AttentionResult, sel: &Selection) {
+    let head = sel.focus_head;
+    let diff = compare::head_difference(&base.attentions, &tuned.attentions, sel.layer, head);
+    if diff.is_empty() {
+        return;
+    }
+    let infos = token_infos(&base.tokens, &base.token_type_ids);
+    let visible = visible_tokens(&infos, sel.filter, sel.hide_special);
+    let seq = base.attentions.seq;
+    let values: Vec<f32> = visible
+        .queries
+        .iter()
+        .flat_map(|&q| visible.keys.iter().map(move |&k| (q, k)))
+        .map(|(q, k)| diff[q * seq + k])
+        .collect();
+    let scale = values.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    ui.label(
+        RichText::new(format!(
+            "Attention difference, tuned − base, layer {}, head {head} (red: more attention after fine-tuning, blue: less; full colour = ±{scale:.3})",
+            sel.layer
+        ))
+        .strong(),
+    );
+    let size = Vec2::new(ui.available_width(), 520.0);
+    matrix_view::grid(
+        ui,
+        "compare-diff",
+        &base.tokens,
+        &visible,
+        &values,
+        &|v| diverging(v / scale),
+        size,
+    );
+}
+
+/// Blue (−1) → white (0) → red (+1).
+fn diverging(t: f32) -> Color32 {
+    let t = t.clamp(-1.0, 1.0);
+    let (r, g, b) = if t >= 0.0 {
+        (178.0, 24.0, 43.0)
+    } else {
+        (33.0, 102.0, 172.0)
+    };
+    let a = t.abs().sqrt();
+    let lerp = |end: f32| (255.0 + (end - 255.0) * a).round() as u8;
+    Color32::from_rgb(lerp(r), lerp(g), lerp(b))
+}

@@ -1,0 +1,230 @@
+//! The training view's form: data files, column mapping and hyperparameters
+//! (the engine's defaults), remembered across restarts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::Columns;
+use crate::device::DeviceChoice;
+use crate::train::{Task, TrainConfig};
+use crate::ui::trainer::DevSource;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainForm {
+    /// Training data (TSV/CSV with a header).
+    pub data_path: String,
+    /// Dev data; empty: hold out `dev_fraction` of the training rows.
+    pub dev_path: String,
+    pub dev_fraction: f64,
+    pub text_a_column: String,
+    /// Empty: single-sentence task.
+    pub text_b_column: String,
+    pub label_column: String,
+    pub task: Task,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_ratio: f64,
+    pub max_grad_norm: f64,
+    pub max_length: usize,
+    pub seed: u64,
+    /// 0: no limit.
+    pub max_steps: usize,
+    pub use_gpu: bool,
+    /// "Save as…" / "Open tuned…" path fields.
+    pub save_path: String,
+    pub tuned_path: String,
+}
+
+impl Default for TrainForm {
+    fn default() -> Self {
+        let d = TrainConfig::default();
+        TrainForm {
+            data_path: String::new(),
+            dev_path: String::new(),
+            dev_fraction: 0.1,
+            text_a_column: "text_a".into(),
+            text_b_column: "text_b".into(),
+            label_column: "label".into(),
+            task: d.task,
+            epochs: d.epochs,
+            batch_size: d.batch_size,
+            lr: d.lr,
+            weight_decay: d.weight_decay,
+            warmup_ratio: d.warmup_ratio,
+            max_grad_norm: d.max_grad_norm,
+            max_length: d.max_length,
+            seed: d.seed,
+            max_steps: 0,
+            use_gpu: false,
+            save_path: String::new(),
+            tuned_path: String::new(),
+        }
+    }
+}
+
+impl TrainForm {
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            task: self.task,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_ratio: self.warmup_ratio,
+            max_grad_norm: self.max_grad_norm,
+            max_length: self.max_length,
+            seed: self.seed,
+            max_steps: (self.max_steps > 0).then_some(self.max_steps),
+            ..TrainConfig::default()
+        }
+    }
+
+    pub fn columns(&self) -> Columns {
+        Columns {
+            text_a: self.text_a_column.clone(),
+            text_b: (!self.text_b_column.is_empty()).then(|| self.text_b_column.clone()),
+            label: self.label_column.clone(),
+            id: "id".into(),
+        }
+    }
+
+    /// Take the mapping a data preview used (guessed or chosen).
+    pub fn set_columns(&mut self, columns: &Columns) {
+        self.text_a_column = columns.text_a.clone();
+        self.text_b_column = columns.text_b.clone().unwrap_or_default();
+        self.label_column = columns.label.clone();
+    }
+
+    pub fn dev(&self) -> DevSource {
+        let path = self.dev_path.trim();
+        if !path.is_empty() {
+            DevSource::File(path.into())
+        } else if self.dev_fraction > 0.0 {
+            DevSource::Fraction(self.dev_fraction.min(0.9))
+        } else {
+            DevSource::None
+        }
+    }
+
+    pub fn device(&self) -> DeviceChoice {
+        if self.use_gpu {
+            DeviceChoice::Cuda
+        } else {
+            DeviceChoice::Cpu
+        }
+    }
+
+    /// The hyperparameter grid; returns true when something changed.
+    pub fn show_hyperparameters(&mut self, ui: &mut egui::Ui) -> bool {
+        let before = self.clone();
+        egui::Grid::new("hyperparameters")
+            .num_columns(4)
+            .spacing([12.0, 4.0])
+            .show(ui, |ui| {
+                ui.label("Task and device");
+                egui::ComboBox::from_label("Task")
+                    .selected_text(task_label(self.task))
+                    .show_ui(ui, |ui| {
+                        for t in [Task::Classification, Task::Mlm] {
+                            ui.selectable_value(&mut self.task, t, task_label(t));
+                        }
+                    });
+                let gpu = candle_core::utils::cuda_is_available();
+                ui.add_enabled_ui(gpu, |ui| {
+                    egui::ComboBox::from_label("Device")
+                        .selected_text(if self.use_gpu { "GPU (CUDA)" } else { "CPU" })
+                        .show_ui(ui, |ui| {
+                            ui.selectable_value(&mut self.use_gpu, false, "CPU");
+                            ui.selectable_value(&mut self.use_gpu, true, "GPU (CUDA)");
+                        })
+                })
+                .response
+                .on_disabled_hover_text(
+                    "this build has no CUDA support (build with --features cuda)",
+                );
+                ui.end_row();
+                field(ui, "Epochs", &mut self.epochs, 1.0, 1..=10_000);
+                field(ui, "Batch size", &mut self.batch_size, 1.0, 1..=1024);
+                ui.end_row();
+                ui.label("Learning rate");
+                labelled_drag(
+                    ui,
+                    "Learning rate",
+                    egui::DragValue::new(&mut self.lr)
+                        .speed(1e-6)
+                        .range(1e-7..=1e-2)
+                        .custom_formatter(|v, _| format!("{v:.1e}")),
+                );
+                fieldf(ui, "Weight decay", &mut self.weight_decay, 0.001, 0.0..=1.0);
+                ui.end_row();
+                fieldf(ui, "Warm-up ratio", &mut self.warmup_ratio, 0.01, 0.0..=1.0);
+                fieldf(
+                    ui,
+                    "Max grad norm",
+                    &mut self.max_grad_norm,
+                    0.1,
+                    0.0..=100.0,
+                );
+                ui.end_row();
+                field(ui, "Max length", &mut self.max_length, 1.0, 8..=512);
+                field(
+                    ui,
+                    "Max steps (0: all)",
+                    &mut self.max_steps,
+                    1.0,
+                    0..=1_000_000,
+                );
+                ui.end_row();
+                ui.label("Seed");
+                labelled_drag(ui, "Seed", egui::DragValue::new(&mut self.seed));
+                fieldf(ui, "Dev fraction", &mut self.dev_fraction, 0.01, 0.0..=0.9);
+                ui.end_row();
+            });
+        *self != before
+    }
+}
+
+fn task_label(task: Task) -> &'static str {
+    match task {
+        Task::Classification => "classification",
+        Task::Mlm => "masked-LM",
+    }
+}
+
+fn labelled_drag(ui: &mut egui::Ui, name: &str, drag: egui::DragValue<'_>) {
+    let name = name.to_string();
+    ui.add(drag)
+        .widget_info(move || egui::WidgetInfo::labeled(egui::Role::SpinButton, true, &name));
+}
+
+fn field(
+    ui: &mut egui::Ui,
+    name: &str,
+    value: &mut usize,
+    speed: f64,
+    range: std::ops::RangeInclusive<usize>,
+) {
+    ui.label(name);
+    labelled_drag(
+        ui,
+        name,
+        egui::DragValue::new(value).speed(speed).range(range),
+    );
+}
+
+fn fieldf(
+    ui: &mut egui::Ui,
+    name: &str,
+    value: &mut f64,
+    speed: f64,
+    range: std::ops::RangeInclusive<f64>,
+) {
+    ui.label(name);
+    labelled_drag(
+        ui,
+        name,
+        egui::DragValue::new(value).speed(speed).range(range),
+    );
+}

@@ -1,0 +1,563 @@
+//! The training view: the data (preview, columns, labels, lengths, problems),
+//! the hyperparameters, and a run's live progress, curves, confusion matrix
+//! and log; then the tuned model's save/open/compare actions.
+
+use egui::{Color32, RichText};
+use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
+
+use crate::train::preview::DataPreview;
+use crate::train::{Outcome, Task};
+use crate::ui::palette::heat;
+use crate::ui::run_state::{RunState, RunStatus};
+use crate::ui::train_form::TrainForm;
+use crate::ui::worker::TunedInfo;
+
+/// What the training view asks the app to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainAction {
+    /// Read the data file (columns guessed again when `guess`).
+    LoadData {
+        guess: bool,
+    },
+    BrowseData,
+    BrowseDev,
+    Start,
+    Cancel,
+    SaveAs,
+    BrowseSave,
+    OpenTuned,
+    BrowseTuned,
+    Compare,
+}
+
+/// Everything the view draws.
+pub struct TrainViewState<'a> {
+    pub preview: Option<&'a DataPreview>,
+    pub preview_error: Option<&'a str>,
+    pub run: &'a RunState,
+    pub tuned: Option<&'a TunedInfo>,
+    pub message: Option<&'a str>,
+    pub model_ready: bool,
+}
+
+const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
+
+pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> Vec<TrainAction> {
+    let mut actions = Vec::new();
+    egui::ScrollArea::vertical()
+        .id_salt("train-view-scroll")
+        .auto_shrink([false, false])
+        .show(ui, |ui| {
+            data_section(ui, form, state, &mut actions);
+            ui.separator();
+            ui.heading("Hyperparameters");
+            ui.add_enabled_ui(!state.run.is_active(), |ui| form.show_hyperparameters(ui));
+            ui.separator();
+            run_section(ui, form, state, &mut actions);
+            ui.separator();
+            tuned_section(ui, form, state, &mut actions);
+        });
+    actions
+}
+
+fn text_field(ui: &mut egui::Ui, value: &mut String, label: &str, hint: &str) -> egui::Response {
+    let label = label.to_string();
+    let response = ui.add(
+        egui::TextEdit::singleline(value)
+            .desired_width(360.0)
+            .hint_text(hint),
+    );
+    response.widget_info(move || egui::WidgetInfo::labeled(egui::Role::TextInput, true, &label));
+    response
+}
+
+fn data_section(
+    ui: &mut egui::Ui,
+    form: &mut TrainForm,
+    state: &TrainViewState,
+    actions: &mut Vec<TrainAction>,
+) {
+    ui.heading("Data");
+    ui.horizontal(|ui| {
+        ui.label("Training file");
+        let field = text_field(
+            ui,
+            &mut form.data_path,
+            "Training data",
+            "a TSV/CSV with a header (or drop one here)",
+        );
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if ui.button("Browse…").clicked() {
+            actions.push(TrainAction::BrowseData);
+        }
+        if ui.button("Load data").clicked() || enter {
+            actions.push(TrainAction::LoadData { guess: true });
+        }
+    });
+    ui.horizontal(|ui| {
+        ui.label("Dev file");
+        text_field(
+            ui,
+            &mut form.dev_path,
+            "Dev data",
+            "optional; else the dev fraction of the training rows",
+        );
+        if ui
+            .button("Browse…")
+            .on_hover_text("choose a dev file")
+            .clicked()
+        {
+            actions.push(TrainAction::BrowseDev);
+        }
+    });
+    if let Some(error) = state.preview_error {
+        ui.colored_label(ERROR, error);
+    }
+    let Some(p) = state.preview else {
+        ui.label("Load a file to see its rows, labels and token lengths.");
+        return;
+    };
+    ui.horizontal(|ui| {
+        let mut changed = false;
+        changed |= column_combo(
+            ui,
+            "Sentence A column",
+            &mut form.text_a_column,
+            &p.header,
+            false,
+        );
+        changed |= column_combo(
+            ui,
+            "Sentence B column",
+            &mut form.text_b_column,
+            &p.header,
+            true,
+        );
+        changed |= column_combo(ui, "Label column", &mut form.label_column, &p.header, false);
+        if changed {
+            actions.push(TrainAction::LoadData { guess: false });
+        }
+    });
+    let counts: Vec<String> = p
+        .label_counts
+        .iter()
+        .map(|(l, n)| format!("{l} {n}"))
+        .collect();
+    ui.label(format!(
+        "{} usable rows in {} · labels: {} · majority baseline {:.1}%",
+        p.rows,
+        p.path.display(),
+        counts.join(", "),
+        p.majority_baseline * 100.0
+    ));
+    ui.columns(2, |cols| {
+        preview_table(&mut cols[0], p);
+        length_histogram(&mut cols[1], p, form.max_length);
+    });
+    if p.problems.is_empty() {
+        ui.label("No problems found in the file.");
+    } else {
+        ui.colored_label(
+            ERROR,
+            format!(
+                "{} rows cannot be used and will be skipped:",
+                p.problems.len()
+            ),
+        );
+        egui::ScrollArea::vertical()
+            .id_salt("data-problems")
+            .max_height(90.0)
+            .show(ui, |ui| {
+                for s in &p.problems {
+                    ui.monospace(format!("{}:{}: {}", p.path.display(), s.line, s.reason));
+                }
+            });
+    }
+}
+
+fn column_combo(
+    ui: &mut egui::Ui,
+    label: &str,
+    value: &mut String,
+    header: &[String],
+    optional: bool,
+) -> bool {
+    let before = value.clone();
+    let shown = if value.is_empty() {
+        "(none)"
+    } else {
+        value.as_str()
+    };
+    egui::ComboBox::from_label(label)
+        .selected_text(shown.to_string())
+        .show_ui(ui, |ui| {
+            if optional {
+                ui.selectable_value(value, String::new(), "(none)");
+            }
+            for h in header {
+                ui.selectable_value(value, h.clone(), h);
+            }
+        });
+    *value != before
+}
+
+fn preview_table(ui: &mut egui::Ui, p: &DataPreview) {
+    ui.label(RichText::new("First rows").strong());
+    egui::Grid::new("data-preview")
+        .striped(true)
+        .num_columns(4)
+        .show(ui, |ui| {
+            ui.strong("line");
+            ui.strong(&p.columns.text_a);
+            ui.strong(if p.has_text_b {
+                p.columns.text_b.as_deref().unwrap_or("text_b")
+            } else {
+                "—"
+            });
+            ui.strong(&p.columns.label);
+            ui.end_row();
+            let clip = |s: &str| {
+                let t: String = s.chars().take(38).collect();
+                if t.len() < s.len() {
+                    format!("{t}…")
+                } else {
+                    t
+                }
+            };
+            for e in &p.first_rows {
+                ui.label(e.line.to_string());
+                ui.label(clip(&e.text_a));
+                ui.label(clip(e.text_b.as_deref().unwrap_or("")));
+                ui.label(e.label.as_deref().unwrap_or(""));
+                ui.end_row();
+            }
+        });
+}
+
+fn length_histogram(ui: &mut egui::Ui, p: &DataPreview, max_length: usize) {
+    let [p50, p90, p95, p99, max] = p.length_percentiles;
+    ui.label(RichText::new("Tokens per input").strong());
+    if p.length_histogram.is_empty() {
+        ui.label("(load a model to count tokens)");
+        return;
+    }
+    let width = p.length_histogram.get(1).map_or(1, |b| b.0).max(1) as f64;
+    let bars: Vec<Bar> = p
+        .length_histogram
+        .iter()
+        .map(|&(start, n)| Bar::new(start as f64 + width / 2.0, n as f64).width(width * 0.9))
+        .collect();
+    Plot::new("length-histogram")
+        .height(130.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .x_axis_label("tokens")
+        .show(ui, |plot| {
+            plot.bar_chart(BarChart::new("rows", bars).color(Color32::from_rgb(31, 119, 180)));
+            plot.line(
+                Line::new(
+                    "max length",
+                    PlotPoints::from(vec![
+                        [max_length as f64, 0.0],
+                        [max_length as f64, p.rows as f64 / 4.0],
+                    ]),
+                )
+                .stroke(egui::Stroke::new(1.5, ERROR)),
+            );
+        });
+    ui.label(format!(
+        "p50 {p50} · p90 {p90} · p95 {p95} · p99 {p99} · max {max}; red: max length {max_length}"
+    ));
+}
+
+fn status_text(run: &RunState) -> (String, Color32) {
+    match &run.status {
+        RunStatus::Idle => ("Not started".into(), Color32::GRAY),
+        RunStatus::Running => ("Training…".into(), Color32::from_rgb(40, 120, 200)),
+        RunStatus::Cancelling => ("Cancelling…".into(), Color32::from_rgb(180, 120, 0)),
+        RunStatus::Done(Outcome::Finished) => ("Finished".into(), Color32::from_rgb(40, 150, 60)),
+        RunStatus::Done(Outcome::Cancelled) => ("Cancelled".into(), Color32::from_rgb(180, 120, 0)),
+        RunStatus::Done(Outcome::Diverged { step }) => (format!("Diverged at step {step}"), ERROR),
+        RunStatus::Failed(e) => (format!("Failed: {e}"), ERROR),
+    }
+}
+
+fn format_eta(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+fn run_section(
+    ui: &mut egui::Ui,
+    form: &TrainForm,
+    state: &TrainViewState,
+    actions: &mut Vec<TrainAction>,
+) {
+    let run = state.run;
+    ui.horizontal(|ui| {
+        let can_start = state.model_ready && !run.is_active() && !form.data_path.trim().is_empty();
+        if ui
+            .add_enabled(can_start, egui::Button::new("Start training"))
+            .on_disabled_hover_text("load a model and a training file first")
+            .clicked()
+        {
+            actions.push(TrainAction::Start);
+        }
+        if ui
+            .add_enabled(
+                run.status == RunStatus::Running,
+                egui::Button::new("Cancel"),
+            )
+            .clicked()
+        {
+            actions.push(TrainAction::Cancel);
+        }
+        let (text, color) = status_text(run);
+        ui.colored_label(color, RichText::new(text).strong());
+    });
+    if run.total_steps > 0 || run.is_active() {
+        let text = format!(
+            "step {}/{} · epoch {}/{} · {:.1} examples/s · lr {:.2e} · ETA {}",
+            run.step,
+            run.total_steps,
+            run.epoch,
+            form.epochs,
+            run.examples_per_s,
+            run.lr,
+            if run.is_active() {
+                format_eta(run.eta_s)
+            } else {
+                "—".into()
+            }
+        );
+        ui.add(egui::ProgressBar::new(run.progress()).text(text));
+    }
+    if run.losses.is_empty() && run.epochs.is_empty() {
+        return;
+    }
+    ui.columns(2, |cols| {
+        cols[0].label(RichText::new("Training loss (raw and smoothed)").strong());
+        let raw = run.losses.clone();
+        let smooth = run.smoothed_losses();
+        Plot::new("loss-curve")
+            .height(200.0)
+            .legend(Legend::default())
+            .x_axis_label("step")
+            .include_y(0.0)
+            .show(&mut cols[0], |plot| {
+                plot.line(
+                    Line::new("raw", PlotPoints::from(raw)).stroke(egui::Stroke::new(
+                        1.0,
+                        Color32::from_rgba_unmultiplied(31, 119, 180, 90),
+                    )),
+                );
+                plot.line(
+                    Line::new("smoothed", PlotPoints::from(smooth))
+                        .stroke(egui::Stroke::new(2.0, Color32::from_rgb(31, 119, 180))),
+                );
+            });
+        metrics_plot(&mut cols[1], run, form.task);
+    });
+    ui.columns(2, |cols| {
+        confusion(&mut cols[0], run, state);
+        cols[1].label(RichText::new("Log").strong());
+        egui::ScrollArea::vertical()
+            .id_salt("train-log")
+            .max_height(160.0)
+            .stick_to_bottom(true)
+            .show(&mut cols[1], |ui| {
+                for line in &run.log {
+                    ui.monospace(line);
+                }
+            });
+    });
+}
+
+fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
+    let mlm = task == Task::Mlm
+        || run
+            .epochs
+            .iter()
+            .any(|e| e.dev.as_ref().is_some_and(|d| d.perplexity.is_some()));
+    ui.label(
+        RichText::new(if mlm {
+            "Dev masked-token accuracy per epoch"
+        } else {
+            "Dev accuracy and macro-F1 per epoch"
+        })
+        .strong(),
+    );
+    let acc: Vec<[f64; 2]> = run
+        .epochs
+        .iter()
+        .filter_map(|e| e.dev.as_ref().map(|d| [e.epoch as f64, d.accuracy]))
+        .collect();
+    let f1: Vec<[f64; 2]> = run
+        .epochs
+        .iter()
+        .filter_map(|e| e.dev.as_ref().map(|d| [e.epoch as f64, d.macro_f1]))
+        .collect();
+    let baseline = run.summary.as_ref().map(|s| s.majority_baseline);
+    Plot::new("dev-metrics")
+        .height(200.0)
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .include_y(0.0)
+        .include_y(1.0)
+        .show(ui, |plot| {
+            let green = Color32::from_rgb(44, 160, 44);
+            plot.line(
+                Line::new("accuracy", PlotPoints::from(acc.clone()))
+                    .stroke(egui::Stroke::new(2.0, green)),
+            );
+            plot.points(
+                Points::new("accuracy ", PlotPoints::from(acc))
+                    .radius(4.0)
+                    .color(green),
+            );
+            if !mlm {
+                let orange = Color32::from_rgb(255, 127, 14);
+                plot.line(
+                    Line::new("macro-F1", PlotPoints::from(f1.clone()))
+                        .stroke(egui::Stroke::new(2.0, orange)),
+                );
+                plot.points(
+                    Points::new("macro-F1 ", PlotPoints::from(f1))
+                        .radius(4.0)
+                        .color(orange),
+                );
+                if let Some(b) = baseline.filter(|b| *b > 0.0) {
+                    let end = run.epochs.len().max(1) as f64;
+                    plot.line(
+                        Line::new(
+                            "majority baseline",
+                            PlotPoints::from(vec![[0.0, b], [end, b]]),
+                        )
+                        .stroke(egui::Stroke::new(1.0, Color32::GRAY)),
+                    );
+                }
+            }
+        });
+}
+
+fn confusion(ui: &mut egui::Ui, run: &RunState, state: &TrainViewState) {
+    let Some((epoch, dev)) = run
+        .epochs
+        .iter()
+        .rev()
+        .find_map(|e| e.dev.as_ref().map(|d| (e.epoch, d)))
+    else {
+        ui.label("The confusion matrix appears after the first epoch with dev data.");
+        return;
+    };
+    if dev.confusion.is_empty() {
+        return;
+    }
+    let labels: Vec<String> = match state.tuned.map(|t| t.labels.clone()) {
+        Some(l) if l.len() == dev.confusion.len() => l,
+        _ => run
+            .summary
+            .as_ref()
+            .map(|s| s.label_counts.keys().cloned().collect::<Vec<_>>())
+            .filter(|l| l.len() == dev.confusion.len())
+            .unwrap_or_else(|| (0..dev.confusion.len()).map(|i| i.to_string()).collect()),
+    };
+    ui.label(
+        RichText::new(format!(
+            "Confusion matrix, epoch {epoch} (rows: gold, columns: predicted)"
+        ))
+        .strong(),
+    );
+    egui::Grid::new("confusion")
+        .num_columns(labels.len() + 1)
+        .show(ui, |ui| {
+            ui.label("");
+            for l in &labels {
+                ui.strong(l);
+            }
+            ui.end_row();
+            for (gold, row) in dev.confusion.iter().enumerate() {
+                ui.strong(labels.get(gold).map_or("?", String::as_str));
+                let total: usize = row.iter().sum::<usize>().max(1);
+                for &n in row {
+                    let share = n as f32 / total as f32;
+                    let fill = heat(share);
+                    let text = if share > 0.5 {
+                        Color32::WHITE
+                    } else {
+                        Color32::BLACK
+                    };
+                    egui::Frame::new()
+                        .fill(fill)
+                        .inner_margin(egui::Margin::symmetric(8, 2))
+                        .show(ui, |ui| ui.label(RichText::new(n.to_string()).color(text)));
+                }
+                ui.end_row();
+            }
+        });
+}
+
+fn tuned_section(
+    ui: &mut egui::Ui,
+    form: &mut TrainForm,
+    state: &TrainViewState,
+    actions: &mut Vec<TrainAction>,
+) {
+    ui.heading("Tuned model");
+    match state.tuned {
+        Some(t) => {
+            ui.horizontal(|ui| {
+                ui.label(format!("Tuned: {}", t.dir.display()));
+                if ui.button("Compare with base").clicked() {
+                    actions.push(TrainAction::Compare);
+                }
+            });
+        }
+        None => {
+            ui.label("No tuned model yet: train one, or open a fine-tuned directory.");
+        }
+    }
+    ui.horizontal(|ui| {
+        text_field(
+            ui,
+            &mut form.save_path,
+            "Save path",
+            "a new directory for the tuned model",
+        );
+        if ui
+            .button("Browse…")
+            .on_hover_text("choose where to save")
+            .clicked()
+        {
+            actions.push(TrainAction::BrowseSave);
+        }
+        if ui
+            .add_enabled(state.tuned.is_some(), egui::Button::new("Save as…"))
+            .clicked()
+        {
+            actions.push(TrainAction::SaveAs);
+        }
+    });
+    ui.horizontal(|ui| {
+        text_field(
+            ui,
+            &mut form.tuned_path,
+            "Tuned path",
+            "a fine-tuned model directory",
+        );
+        if ui
+            .button("Browse…")
+            .on_hover_text("choose a fine-tuned directory")
+            .clicked()
+        {
+            actions.push(TrainAction::BrowseTuned);
+        }
+        if ui.button("Open tuned…").clicked() {
+            actions.push(TrainAction::OpenTuned);
+        }
+    });
+    if let Some(m) = state.message {
+        ui.label(m);
+    }
+}
