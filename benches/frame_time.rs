@@ -91,7 +91,7 @@ fn time_frames(mut draw: impl FnMut(&mut egui::Ui)) -> (f64, f64, f64) {
 
 /// A run 3,000 steps in, with 10 epochs of dev metrics.
 fn busy_run() -> RunState {
-    let mut run = RunState::running();
+    let mut run = RunState::running(10);
     for step in 1..=3000 {
         run.apply(TrainMsg::Event(Event::Step {
             step,

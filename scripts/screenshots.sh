@@ -46,5 +46,5 @@ fi
 shot training $M --view train --train-data assets/demo/claims-train.tsv --tuned runs/claims
 CLAIM_A="a famous singer has died in a car crash"
 CLAIM_B="Fact check: it is false that a famous singer has died in a car crash"
-shot compare $M --view compare --tuned runs/claims --text-a "$CLAIM_A" --text-b "$CLAIM_B" --layer 5
+shot compare $M --view compare --tuned runs/claims --text-a "$CLAIM_A" --text-b "$CLAIM_B" --layer 5 --head 0
 echo "screenshots/ updated: look at every PNG before committing"

@@ -121,6 +121,11 @@ impl BertscopeApp {
         if let Some(data) = &options.train_data {
             settings.train.data_path = data.display().to_string();
         }
+        // The tuned model of the last session comes back with it.
+        let remembered_tuned = (!options.fresh)
+            .then(|| PathBuf::from(settings.train.tuned_path.trim()))
+            .filter(|dir| dir.join("config.json").is_file());
+        let tuned = options.tuned.clone().or(remembered_tuned);
         let ctx = cc.egui_ctx.clone();
         let worker = WorkerHandle::spawn(
             options.device.unwrap_or(Device::Cpu),
@@ -154,7 +159,7 @@ impl BertscopeApp {
                     .unwrap_or_else(crate::ui::trainer::default_runs_dir),
             ),
             repaint: cc.egui_ctx.clone(),
-            pending_tuned: options.tuned.clone(),
+            pending_tuned: tuned,
             pending_preview: options.train_data.is_some(),
             awaiting_tuned: options.tuned.is_some(),
             awaiting_preview: options.train_data.is_some(),
@@ -268,6 +273,7 @@ impl BertscopeApp {
                     }
                 }
                 t.message = Some(format!("tuned model: {}", info.dir.display()));
+                self.settings.train.tuned_path = info.dir.display().to_string();
                 t.tuned = Some(info);
                 self.request_analysis();
             }

@@ -34,15 +34,18 @@ pub struct RunState {
     pub examples_per_s: f64,
     pub eta_s: f64,
     pub best_epoch: Option<usize>,
+    /// Epochs the run was set up for (the progress bar's denominator).
+    pub planned_epochs: Option<usize>,
     /// Where the finished run's checkpoint is.
     pub output: Option<PathBuf>,
     pub log: Vec<String>,
 }
 
 impl RunState {
-    pub fn running() -> Self {
+    pub fn running(epochs: usize) -> Self {
         RunState {
             status: RunStatus::Running,
+            planned_epochs: Some(epochs),
             log: vec!["started".into()],
             ..Default::default()
         }
@@ -65,6 +68,7 @@ impl RunState {
             lr: report.history.last().map_or(0.0, |r| r.lr),
             examples_per_s: report.train_examples_per_s,
             best_epoch: report.best_epoch,
+            planned_epochs: Some(report.epochs.len()),
             output: Some(dir.clone()),
             ..Default::default()
         };
@@ -217,7 +221,7 @@ mod tests {
 
     #[test]
     fn events_update_progress_and_log() {
-        let mut run = RunState::running();
+        let mut run = RunState::running(3);
         run.apply(TrainMsg::Event(Event::Step {
             step: 3,
             total_steps: 12,

@@ -123,22 +123,20 @@ impl TrainForm {
             .num_columns(4)
             .spacing([12.0, 4.0])
             .show(ui, |ui| {
-                ui.label("Task and device");
-                egui::ComboBox::from_label("Task")
-                    .selected_text(task_label(self.task))
-                    .show_ui(ui, |ui| {
-                        for t in [Task::Classification, Task::Mlm] {
-                            ui.selectable_value(&mut self.task, t, task_label(t));
-                        }
-                    });
+                ui.label("Task");
+                combo(ui, "Task", task_label(self.task), |ui| {
+                    for t in [Task::Classification, Task::Mlm] {
+                        ui.selectable_value(&mut self.task, t, task_label(t));
+                    }
+                });
+                ui.label("Device");
                 let gpu = candle_core::utils::cuda_is_available();
                 ui.add_enabled_ui(gpu, |ui| {
-                    egui::ComboBox::from_label("Device")
-                        .selected_text(if self.use_gpu { "GPU (CUDA)" } else { "CPU" })
-                        .show_ui(ui, |ui| {
-                            ui.selectable_value(&mut self.use_gpu, false, "CPU");
-                            ui.selectable_value(&mut self.use_gpu, true, "GPU (CUDA)");
-                        })
+                    let shown = if self.use_gpu { "GPU (CUDA)" } else { "CPU" };
+                    combo(ui, "Device", shown, |ui| {
+                        ui.selectable_value(&mut self.use_gpu, false, "CPU");
+                        ui.selectable_value(&mut self.use_gpu, true, "GPU (CUDA)");
+                    });
                 })
                 .response
                 .on_disabled_hover_text(
@@ -191,6 +189,16 @@ fn task_label(task: Task) -> &'static str {
         Task::Classification => "classification",
         Task::Mlm => "masked-LM",
     }
+}
+
+/// A combo box whose label sits to its left; `name` is also its accessible name.
+pub fn combo(ui: &mut egui::Ui, name: &str, selected: &str, contents: impl FnOnce(&mut egui::Ui)) {
+    let name = name.to_string();
+    egui::ComboBox::from_id_salt(&name)
+        .selected_text(selected.to_string())
+        .show_ui(ui, contents)
+        .response
+        .widget_info(move || egui::WidgetInfo::labeled(egui::Role::ComboBox, true, &name));
 }
 
 fn labelled_drag(ui: &mut egui::Ui, name: &str, drag: egui::DragValue<'_>) {

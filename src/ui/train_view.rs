@@ -9,7 +9,7 @@ use crate::train::preview::DataPreview;
 use crate::train::{Outcome, Task};
 use crate::ui::palette::heat;
 use crate::ui::run_state::{RunState, RunStatus};
-use crate::ui::train_form::TrainForm;
+use crate::ui::train_form::{combo, TrainForm};
 use crate::ui::worker::TunedInfo;
 
 /// What the training view asks the app to do.
@@ -40,6 +40,9 @@ pub struct TrainViewState<'a> {
     pub model_ready: bool,
 }
 
+/// Rows of the preview table on screen.
+const PREVIEW_SHOWN: usize = 6;
+
 const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
 
 pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> Vec<TrainAction> {
@@ -50,8 +53,30 @@ pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> 
         .show(ui, |ui| {
             data_section(ui, form, state, &mut actions);
             ui.separator();
-            ui.heading("Hyperparameters");
-            ui.add_enabled_ui(!state.run.is_active(), |ui| form.show_hyperparameters(ui));
+            ui.horizontal_top(|ui| {
+                ui.vertical(|ui| {
+                    ui.heading("Hyperparameters");
+                    ui.add_enabled_ui(!state.run.is_active(), |ui| form.show_hyperparameters(ui));
+                });
+                ui.add_space(24.0);
+                ui.vertical(|ui| confusion(ui, state.run, state));
+                ui.add_space(24.0);
+                ui.vertical(|ui| {
+                    ui.label(RichText::new("Log").strong());
+                    egui::ScrollArea::vertical()
+                        .id_salt("train-log")
+                        .max_height(150.0)
+                        .stick_to_bottom(true)
+                        .show(ui, |ui| {
+                            for line in &state.run.log {
+                                ui.add(
+                                    egui::Label::new(RichText::new(line).monospace().small())
+                                        .wrap(),
+                                );
+                            }
+                        });
+                });
+            });
             ui.separator();
             run_section(ui, form, state, &mut actions);
             ui.separator();
@@ -183,29 +208,30 @@ fn column_combo(
     optional: bool,
 ) -> bool {
     let before = value.clone();
+    ui.label(label);
     let shown = if value.is_empty() {
-        "(none)"
+        "(none)".to_string()
     } else {
-        value.as_str()
+        value.clone()
     };
-    egui::ComboBox::from_label(label)
-        .selected_text(shown.to_string())
-        .show_ui(ui, |ui| {
-            if optional {
-                ui.selectable_value(value, String::new(), "(none)");
-            }
-            for h in header {
-                ui.selectable_value(value, h.clone(), h);
-            }
-        });
+    combo(ui, label, &shown, |ui| {
+        if optional {
+            ui.selectable_value(value, String::new(), "(none)");
+        }
+        for h in header {
+            ui.selectable_value(value, h.clone(), h);
+        }
+    });
     *value != before
 }
 
 fn preview_table(ui: &mut egui::Ui, p: &DataPreview) {
     ui.label(RichText::new("First rows").strong());
+    let text_width = ((ui.available_width() - 190.0) / 2.0).max(60.0);
     egui::Grid::new("data-preview")
         .striped(true)
         .num_columns(4)
+        .max_col_width(text_width)
         .show(ui, |ui| {
             ui.strong("line");
             ui.strong(&p.columns.text_a);
@@ -216,18 +242,10 @@ fn preview_table(ui: &mut egui::Ui, p: &DataPreview) {
             });
             ui.strong(&p.columns.label);
             ui.end_row();
-            let clip = |s: &str| {
-                let t: String = s.chars().take(38).collect();
-                if t.len() < s.len() {
-                    format!("{t}…")
-                } else {
-                    t
-                }
-            };
-            for e in &p.first_rows {
+            for e in p.first_rows.iter().take(PREVIEW_SHOWN) {
                 ui.label(e.line.to_string());
-                ui.label(clip(&e.text_a));
-                ui.label(clip(e.text_b.as_deref().unwrap_or("")));
+                ui.add(egui::Label::new(&e.text_a).truncate());
+                ui.add(egui::Label::new(e.text_b.as_deref().unwrap_or("")).truncate());
                 ui.label(e.label.as_deref().unwrap_or(""));
                 ui.end_row();
             }
@@ -322,7 +340,7 @@ fn run_section(
             run.step,
             run.total_steps,
             run.epoch,
-            form.epochs,
+            run.planned_epochs.unwrap_or(form.epochs),
             run.examples_per_s,
             run.lr,
             if run.is_active() {
@@ -359,19 +377,6 @@ fn run_section(
             });
         metrics_plot(&mut cols[1], run, form.task);
     });
-    ui.columns(2, |cols| {
-        confusion(&mut cols[0], run, state);
-        cols[1].label(RichText::new("Log").strong());
-        egui::ScrollArea::vertical()
-            .id_salt("train-log")
-            .max_height(160.0)
-            .stick_to_bottom(true)
-            .show(&mut cols[1], |ui| {
-                for line in &run.log {
-                    ui.monospace(line);
-                }
-            });
-    });
 }
 
 fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
@@ -401,7 +406,7 @@ fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
     let baseline = run.summary.as_ref().map(|s| s.majority_baseline);
     Plot::new("dev-metrics")
         .height(200.0)
-        .legend(Legend::default())
+        .legend(Legend::default().position(egui_plot::Corner::RightBottom))
         .x_axis_label("epoch")
         .include_y(0.0)
         .include_y(1.0)
@@ -412,7 +417,7 @@ fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
                     .stroke(egui::Stroke::new(2.0, green)),
             );
             plot.points(
-                Points::new("accuracy ", PlotPoints::from(acc))
+                Points::new("accuracy", PlotPoints::from(acc))
                     .radius(4.0)
                     .color(green),
             );
@@ -423,7 +428,7 @@ fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
                         .stroke(egui::Stroke::new(2.0, orange)),
                 );
                 plot.points(
-                    Points::new("macro-F1 ", PlotPoints::from(f1))
+                    Points::new("macro-F1", PlotPoints::from(f1))
                         .radius(4.0)
                         .color(orange),
                 );

@@ -214,7 +214,7 @@ impl Tuning {
             device: form.device(),
             output: run_dir(&self.runs_dir, base_dir),
         };
-        self.run = RunState::running();
+        self.run = RunState::running(form.epochs);
         self.run
             .log
             .push(format!("writing the run to {}", job.output.display()));
