@@ -7,8 +7,8 @@ use candle_core::Device;
 
 use crate::error::{BertError, Result};
 use crate::model::dropout::TrainDropout;
-use crate::tokenize::{BertTokenizer, Encoded};
-use crate::train::{batch_loss, build, optim::Optim, Task, Trainable};
+use crate::tokenize::BertTokenizer;
+use crate::train::{accumulate_step, build, optim::Optim, Encodings, Task, Trainable};
 
 /// Examples per second over `steps` training steps (after one warm-up step)
 /// with batches of `batch` inputs of exactly `seq` tokens.
@@ -35,8 +35,13 @@ pub fn train_examples_per_s(
         row.token_type_ids.push(0);
         row.tokens.push(String::new());
     }
-    let rows: Vec<Encoded> = vec![row; batch];
-    let targets: Vec<usize> = (0..batch).map(|i| i % 2).collect();
+    let data = Encodings {
+        rows: vec![row; batch],
+        labels: (0..batch).map(|i| i % 2).collect(),
+    };
+    let chunk: Vec<usize> = (0..batch).collect();
+    let mut rng = crate::train::weights::seeded(42);
+    let never = std::sync::atomic::AtomicBool::new(false);
     let raw = &model.config.raw;
     let dropout = TrainDropout::new(
         42,
@@ -46,9 +51,20 @@ pub fn train_examples_per_s(
     );
     let steps = steps.max(1);
     let mut optim = Optim::new(vars, 2e-5, 0.01, 0, steps + 1, 1.0)?;
+    // The training loop's own step: micro-batches on the CPU, summed gradients.
     let mut one_step = || -> Result<()> {
-        let (loss, _) = batch_loss(&model, &rows, &targets, tokenizer.pad_id(), Some(&dropout))?;
-        optim.backward_step(&loss)?;
+        accumulate_step(
+            &model,
+            &data,
+            &chunk,
+            &Task::Classification,
+            (tokenizer.pad_id(), 0),
+            &dropout,
+            &mut rng,
+            &mut optim,
+            &never,
+        )?;
+        optim.step()?;
         Ok(())
     };
     one_step()?;

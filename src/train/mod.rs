@@ -413,7 +413,7 @@ fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
 /// `optim`. Returns the batch's loss, or `None` when cancelled midway (or, for
 /// masked-LM, when there is nothing to predict).
 #[allow(clippy::too_many_arguments)]
-fn accumulate_step(
+pub(crate) fn accumulate_step(
     model: &BertModel,
     data: &Encodings,
     chunk: &[usize],
