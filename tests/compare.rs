@@ -1,0 +1,58 @@
+//! Head changes between two checkpoints against an independent reference:
+//! `transformers` attentions and numpy's Jensen–Shannon divergence
+//! (`tests/fixtures/make_compare_fixture.py`).
+
+mod common;
+
+use bertscope::compare::{compare_input, mean_changes};
+use bertscope::LoadedModel;
+use candle_core::Device;
+use common::*;
+
+fn load(name: &str) -> LoadedModel {
+    LoadedModel::load_dir(name, &fixture_model(name), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn head_changes_match_transformers_and_numpy() {
+    let expected = read_json(&fixtures().join("compare_expected.json"));
+    let base = load(expected["base"].as_str().unwrap());
+    let tuned = load(expected["tuned"].as_str().unwrap());
+    let mut inputs = Vec::new();
+    let mut sum = vec![0f64; 8];
+    for case in expected["cases"].as_array().unwrap() {
+        let a = case["text_a"].as_str().unwrap();
+        let b = case["text_b"].as_str();
+        let analysis = base.analyze(a, b, &[], 3).unwrap();
+        let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), &[], 3).unwrap();
+        let changes = cmp.changes.unwrap();
+        assert_eq!((changes.layers, changes.heads), (2, 4));
+        for (l, row) in case["changes"].as_array().unwrap().iter().enumerate() {
+            for (h, want) in row.as_array().unwrap().iter().enumerate() {
+                let want = want.as_f64().unwrap();
+                let got = changes.get(l, h) as f64;
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "layer {l} head {h}: {got} vs {want}"
+                );
+                sum[l * 4 + h] += want;
+            }
+        }
+        // The base fixture has no classifier; the tuned one has.
+        assert!(cmp.before.is_none());
+        assert!(cmp.before_source.contains("no classifier"));
+        let after = cmp.after.unwrap();
+        let direct = tuned.classify(a, b).unwrap();
+        assert_eq!(after.predictions, direct.predictions);
+        inputs.push((a.to_string(), b.map(str::to_string)));
+    }
+    let mean = mean_changes(&base, &tuned, &inputs).unwrap().unwrap();
+    assert_eq!(mean.inputs, inputs.len());
+    for (i, s) in sum.iter().enumerate() {
+        let want = s / inputs.len() as f64;
+        assert!((mean.values[i] as f64 - want).abs() < 1e-5, "head {i}");
+    }
+    // A model compared with itself has not changed.
+    let same = mean_changes(&base, &base, &inputs).unwrap().unwrap();
+    assert!(same.max() < 1e-6);
+}
