@@ -36,6 +36,19 @@ fn wait_until(
     harness.run_steps(3);
 }
 
+/// A file dropped on the window, as the windowing integration would hand it over.
+#[derive(Debug)]
+struct Dropped(std::path::PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
 /// A claim/headline pair file in the seed's Kaggle naming, with one bad row (line 6).
 fn write_tsv(dir: &Path) -> std::path::PathBuf {
     let pairs = [
@@ -293,4 +306,19 @@ fn open_tuned_shows_the_run_and_bad_paths_say_why() {
     });
     assert!(h.query_by_label_contains("bad.tsv:1:").is_some());
     assert!(h.state().analysis.is_some());
+
+    // Dropping a TSV on the window (from any view) loads it in the training view.
+    click(&mut h, "Head view");
+    let data = write_tsv(dir.path());
+    h.input_mut()
+        .dropped_files
+        .push(std::sync::Arc::new(Dropped(data.clone())));
+    wait_until(&mut h, "the dropped file's preview", |app| {
+        app.tuning.preview.as_ref().is_some_and(|p| p.path == data)
+    });
+    assert_eq!(h.state().settings.view, View::Train);
+    assert_eq!(
+        h.state().settings.train.data_path,
+        data.display().to_string()
+    );
 }
