@@ -3,6 +3,7 @@
 //! reports progress events and stops within a step when cancelled.
 
 pub mod bench;
+pub mod fused_adamw;
 pub mod masking;
 pub mod metrics;
 pub mod mlm;

@@ -7,6 +7,7 @@ use candle_core::Tensor;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
 use crate::error::Result;
+use crate::train::fused_adamw::{sum_squares, FusedAdamW};
 use crate::train::weights::NamedVar;
 
 /// `get_linear_schedule_with_warmup`: the LR multiplier at optimiser step `step` (0-based).
@@ -18,9 +19,14 @@ pub fn linear_schedule(step: usize, warmup: usize, total: usize) -> f64 {
     }
 }
 
+/// The update rule: fused on the CPU, candle-nn's AdamW elsewhere (CUDA).
+enum Update {
+    Fused(FusedAdamW),
+    Candle { decay: AdamW, no_decay: AdamW },
+}
+
 pub struct Optim {
-    decay: AdamW,
-    no_decay: AdamW,
+    update: Update,
     params: Vec<NamedVar>,
     base_lr: f64,
     warmup: usize,
@@ -62,9 +68,17 @@ impl Optim {
                 },
             )?)
         };
+        let on_cpu = params.iter().all(|p| p.var.device().is_cpu());
+        let update = if on_cpu {
+            Update::Fused(FusedAdamW::new(&params, weight_decay))
+        } else {
+            Update::Candle {
+                decay: group(true, weight_decay)?,
+                no_decay: group(false, 0.0)?,
+            }
+        };
         Ok(Optim {
-            decay: group(true, weight_decay)?,
-            no_decay: group(false, 0.0)?,
+            update,
             params,
             base_lr: lr,
             warmup,
@@ -113,34 +127,49 @@ impl Optim {
                 "optimiser step without gradients".into(),
             ));
         };
-        let grad_norm = self.clip(&mut grads)?;
+        let (grad_norm, scale) = self.clip_scale(&grads)?;
         let lr = self.base_lr * linear_schedule(self.step, self.warmup, self.total);
-        self.decay.set_learning_rate(lr);
-        self.no_decay.set_learning_rate(lr);
-        self.decay.step(&grads)?;
-        self.no_decay.step(&grads)?;
+        match &mut self.update {
+            Update::Fused(adamw) => adamw.step(&grads, lr, scale as f32)?,
+            Update::Candle { decay, no_decay } => {
+                if scale != 1.0 {
+                    for p in &self.params {
+                        if let Some(g) = grads.remove(&p.var) {
+                            grads.insert(&p.var, (g * scale)?);
+                        }
+                    }
+                }
+                decay.set_learning_rate(lr);
+                no_decay.set_learning_rate(lr);
+                decay.step(&grads)?;
+                no_decay.step(&grads)?;
+            }
+        }
         self.step += 1;
         Ok(StepInfo { lr, grad_norm })
     }
 
-    /// `clip_grad_norm_`: scale all gradients by `max / (norm + 1e-6)` when above `max`.
-    fn clip(&self, grads: &mut GradStore) -> Result<f64> {
+    /// `clip_grad_norm_`: the global gradient norm, and the factor
+    /// `max / (norm + 1e-6)` to scale every gradient by when above `max` (else 1).
+    fn clip_scale(&self, grads: &GradStore) -> Result<(f64, f64)> {
         let mut total = 0f64;
         for p in &self.params {
             if let Some(g) = grads.get(&p.var) {
-                total += g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64;
+                total += if g.device().is_cpu() {
+                    sum_squares(g)?
+                } else {
+                    g.sqr()?.sum_all()?.to_scalar::<f32>()? as f64
+                };
             }
         }
         let norm = total.sqrt();
         let coef = self.max_grad_norm / (norm + 1e-6);
-        if self.max_grad_norm > 0.0 && coef < 1.0 {
-            for p in &self.params {
-                if let Some(g) = grads.remove(&p.var) {
-                    grads.insert(&p.var, (g * coef)?);
-                }
-            }
-        }
-        Ok(norm)
+        let scale = if self.max_grad_norm > 0.0 && coef < 1.0 {
+            coef
+        } else {
+            1.0
+        };
+        Ok((norm, scale))
     }
 }
 
