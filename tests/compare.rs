@@ -19,7 +19,7 @@ fn head_changes_match_transformers_and_numpy() {
     let base = load(expected["base"].as_str().unwrap());
     let tuned = load(expected["tuned"].as_str().unwrap());
     let mut inputs = Vec::new();
-    let mut sum = vec![0f64; 8];
+    let mut sum = [0f64; 8];
     for case in expected["cases"].as_array().unwrap() {
         let a = case["text_a"].as_str().unwrap();
         let b = case["text_b"].as_str();
