@@ -223,20 +223,8 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             bar.set_prefix(epoch.to_string());
             bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {examples_per_s:.1} ex/s"));
         }
-        Event::Epoch { epoch, train_loss, dev } => bar.suspend(|| match dev {
-            Some(d) if d.perplexity.is_some() => eprintln!(
-                "epoch {epoch}: train loss {train_loss:.4}, dev loss {:.4}, masked-token accuracy {:.2}%, perplexity {:.2}",
-                d.loss,
-                d.accuracy * 100.0,
-                d.perplexity.unwrap_or(f64::NAN)
-            ),
-            Some(d) => eprintln!(
-                "epoch {epoch}: train loss {train_loss:.4}, dev loss {:.4}, accuracy {:.2}%, macro-F1 {:.4}",
-                d.loss,
-                d.accuracy * 100.0,
-                d.macro_f1
-            ),
-            None => eprintln!("epoch {epoch}: train loss {train_loss:.4}"),
+        Event::Epoch { epoch, train_loss, dev } => bar.suspend(|| {
+            eprintln!("{}", train::EpochSummary { epoch, train_loss, dev }.describe())
         }),
     }
     };

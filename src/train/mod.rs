@@ -3,6 +3,7 @@
 //! reports progress events and stops within a step when cancelled.
 
 pub mod bench;
+mod data_prep;
 pub mod fused_adamw;
 pub mod masking;
 pub mod metrics;
@@ -10,14 +11,14 @@ pub mod mlm;
 pub mod optim;
 pub mod preview;
 pub mod save;
+mod step;
 pub mod weights;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Device, Tensor};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
@@ -26,11 +27,15 @@ use crate::config::BertConfig;
 use crate::data::Dataset;
 use crate::error::{BertError, Result};
 use crate::model::dropout::TrainDropout;
-use crate::model::{BertModel, ModelInput};
-use crate::tokenize::{BertTokenizer, Encoded};
+use crate::model::BertModel;
+use crate::tokenize::BertTokenizer;
+pub use data_prep::{encode, split_dev, DataSummary, Encodings};
+pub(crate) use data_prep::{percentile, summarize};
 use metrics::DevMetrics;
 pub use mlm::mlm_loss;
 use optim::Optim;
+pub(crate) use step::accumulate_step;
+pub use step::{batch_loss, evaluate};
 use weights::{NamedVar, TrainableWeights};
 
 /// What the model learns.
@@ -89,20 +94,6 @@ impl Default for TrainConfig {
             epochs_dir: None,
         }
     }
-}
-
-/// What the data looks like to the model, printed before training.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DataSummary {
-    pub train_rows: usize,
-    pub dev_rows: usize,
-    pub label_counts: BTreeMap<String, usize>,
-    pub majority_baseline: f64,
-    /// Token-length percentiles (50, 90, 95, 99, max) of the training inputs.
-    pub length_percentiles: [usize; 5],
-    /// Training inputs longer than `--max-length` (they are truncated).
-    pub truncated: usize,
-    pub skipped_rows: usize,
 }
 
 /// Progress of a run, as the CLI and the app show it.
@@ -188,6 +179,28 @@ pub struct EpochSummary {
     pub dev: Option<DevMetrics>,
 }
 
+impl EpochSummary {
+    /// The one-line summary the CLI prints and the app logs.
+    pub fn describe(&self) -> String {
+        let (epoch, train_loss) = (self.epoch, self.train_loss);
+        match &self.dev {
+            Some(d) if d.perplexity.is_some() => format!(
+                "epoch {epoch}: train loss {train_loss:.4}, dev loss {:.4}, masked-token accuracy {:.2}%, perplexity {:.2}",
+                d.loss,
+                d.accuracy * 100.0,
+                d.perplexity.unwrap_or(f64::NAN)
+            ),
+            Some(d) => format!(
+                "epoch {epoch}: train loss {train_loss:.4}, dev loss {:.4}, accuracy {:.2}%, macro-F1 {:.4}",
+                d.loss,
+                d.accuracy * 100.0,
+                d.macro_f1
+            ),
+            None => format!("epoch {epoch}: train loss {train_loss:.4}"),
+        }
+    }
+}
+
 /// A classification model ready to train: the model built on variables.
 pub struct Trainable {
     pub model: BertModel,
@@ -253,219 +266,6 @@ pub fn build(
         all_vars,
         labels: labels.to_vec(),
     })
-}
-
-/// Move a seeded random `fraction` of the rows into a dev set.
-pub fn split_dev(train_data: &mut Dataset, fraction: f64, seed: u64) -> Dataset {
-    use rand::seq::SliceRandom;
-    let mut order: Vec<usize> = (0..train_data.examples.len()).collect();
-    order.shuffle(&mut weights::seeded(seed ^ 0xDE5));
-    let n_dev = (train_data.examples.len() as f64 * fraction).round() as usize;
-    let dev_idx: std::collections::HashSet<usize> = order[..n_dev].iter().copied().collect();
-    let mut dev = train_data.clone();
-    dev.examples = Vec::new();
-    let mut kept = Vec::new();
-    for (i, e) in train_data.examples.drain(..).enumerate() {
-        if dev_idx.contains(&i) {
-            dev.examples.push(e);
-        } else {
-            kept.push(e);
-        }
-    }
-    train_data.examples = kept;
-    dev.skipped.clear();
-    dev
-}
-
-/// Tokenised examples with class indices.
-pub struct Encodings {
-    pub rows: Vec<Encoded>,
-    pub labels: Vec<usize>,
-}
-
-pub fn encode(
-    tokenizer: &BertTokenizer,
-    data: &Dataset,
-    labels: &[String],
-    max_length: usize,
-) -> Result<Encodings> {
-    let mut rows = Vec::with_capacity(data.examples.len());
-    let mut classes = Vec::with_capacity(data.examples.len());
-    for e in &data.examples {
-        if labels.is_empty() {
-            rows.push(tokenizer.encode(&e.text_a, e.text_b.as_deref(), max_length)?);
-            continue;
-        }
-        let label = e.label.as_deref().unwrap_or_default();
-        let class = labels.iter().position(|l| l == label).ok_or_else(|| {
-            BertError::line(
-                &data.path,
-                e.line,
-                format!(
-                    "label \"{label}\" does not occur in the training data (labels: {})",
-                    labels.join(", ")
-                ),
-            )
-        })?;
-        rows.push(tokenizer.encode(&e.text_a, e.text_b.as_deref(), max_length)?);
-        classes.push(class);
-    }
-    Ok(Encodings {
-        rows,
-        labels: classes,
-    })
-}
-
-/// Cross-entropy of a batch and its logits.
-pub fn batch_loss(
-    model: &BertModel,
-    rows: &[Encoded],
-    labels: &[usize],
-    pad_id: u32,
-    dropout: Option<&TrainDropout>,
-) -> Result<(Tensor, Tensor)> {
-    let input = ModelInput::batch(rows, pad_id);
-    let out = model.encode_train(&input, dropout)?;
-    let logits = model.classify_logits_train(&out, &input.mask, dropout)?;
-    let targets: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
-    let targets = Tensor::from_vec(targets, labels.len(), model.device())?;
-    let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
-    Ok((loss, logits))
-}
-
-pub(crate) fn percentile(sorted: &[usize], p: f64) -> usize {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn summarize(
-    tokenizer: &BertTokenizer,
-    train: &Dataset,
-    dev: Option<&Dataset>,
-    max_length: usize,
-) -> Result<DataSummary> {
-    let mut lengths = Vec::with_capacity(train.examples.len());
-    for e in &train.examples {
-        lengths.push(
-            tokenizer
-                .encode(&e.text_a, e.text_b.as_deref(), usize::MAX)?
-                .len(),
-        );
-    }
-    lengths.sort_unstable();
-    Ok(DataSummary {
-        train_rows: train.examples.len(),
-        dev_rows: dev.map_or(0, |d| d.examples.len()),
-        label_counts: train.label_counts(),
-        majority_baseline: train.majority_baseline(),
-        length_percentiles: [50.0, 90.0, 95.0, 99.0, 100.0].map(|p| percentile(&lengths, p)),
-        truncated: lengths.iter().filter(|&&l| l > max_length).count(),
-        skipped_rows: train.skipped.len() + dev.map_or(0, |d| d.skipped.len()),
-    })
-}
-
-/// Evaluate on encoded dev data (no dropout).
-pub fn evaluate(
-    model: &BertModel,
-    dev: &Encodings,
-    batch_size: usize,
-    pad_id: u32,
-    classes: usize,
-) -> Result<DevMetrics> {
-    let mut predicted = Vec::with_capacity(dev.rows.len());
-    let mut loss_sum = 0f64;
-    for (rows, labels) in dev
-        .rows
-        .chunks(batch_size)
-        .zip(dev.labels.chunks(batch_size))
-    {
-        let (loss, logits) = batch_loss(model, rows, labels, pad_id, None)?;
-        loss_sum += loss.to_scalar::<f32>()? as f64 * rows.len() as f64;
-        predicted.extend(
-            logits
-                .argmax(D::Minus1)?
-                .to_vec1::<u32>()?
-                .into_iter()
-                .map(|p| p as usize),
-        );
-    }
-    let loss = loss_sum / dev.rows.len().max(1) as f64;
-    Ok(metrics::evaluate(&dev.labels, &predicted, classes, loss))
-}
-
-/// Rows per micro-batch so that one forward and backward pass stays short on
-/// the CPU (about `MICRO_BATCH_TOKENS` padded tokens): gradients are summed
-/// over micro-batches, so the step is the same, and a cancel is seen between
-/// them, well within a second. GPUs take the whole batch at once.
-const MICRO_BATCH_TOKENS: usize = 512;
-
-fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
-    if device.is_cpu() {
-        (MICRO_BATCH_TOKENS / longest.max(1)).clamp(1, batch.max(1))
-    } else {
-        batch.max(1)
-    }
-}
-
-/// Forward and backward over one batch in micro-batches, gradients gathered in
-/// `optim`. Returns the batch's loss, or `None` when cancelled midway (or, for
-/// masked-LM, when there is nothing to predict).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn accumulate_step(
-    model: &BertModel,
-    data: &Encodings,
-    chunk: &[usize],
-    task: &Task,
-    (pad, mask_id): (u32, u32),
-    dropout: &TrainDropout,
-    rng: &mut rand::rngs::SmallRng,
-    optim: &mut Optim,
-    cancel: &AtomicBool,
-) -> Result<Option<f64>> {
-    let longest = chunk.iter().map(|&i| data.rows[i].len()).max().unwrap_or(1);
-    let per = micro_batch_rows(longest, chunk.len(), model.device());
-    let parts: Vec<&[usize]> = chunk.chunks(per).collect();
-    let rows_of =
-        |part: &[usize]| -> Vec<Encoded> { part.iter().map(|&i| data.rows[i].clone()).collect() };
-    let mut total = 0f64;
-    match task {
-        Task::Classification => {
-            for part in parts {
-                if cancel.load(Ordering::Relaxed) {
-                    return Ok(None);
-                }
-                let targets: Vec<usize> = part.iter().map(|&i| data.labels[i]).collect();
-                let (loss, _) = batch_loss(model, &rows_of(part), &targets, pad, Some(dropout))?;
-                let share = (loss * (part.len() as f64 / chunk.len() as f64))?;
-                total += share.to_scalar::<f32>()? as f64;
-                optim.backward(&share)?;
-            }
-        }
-        Task::Mlm => {
-            let vocab = model.config.raw.vocab_size;
-            let batches: Vec<masking::MaskedBatch> = parts
-                .iter()
-                .map(|part| masking::mask_batch(&rows_of(part), mask_id, vocab, rng))
-                .collect();
-            let predicted: usize = batches.iter().map(|b| b.positions.len()).sum();
-            if predicted == 0 {
-                return Ok(None);
-            }
-            for batch in batches.iter().filter(|b| !b.positions.is_empty()) {
-                if cancel.load(Ordering::Relaxed) {
-                    return Ok(None);
-                }
-                let (loss, _) = mlm_loss(model, batch, pad, Some(dropout))?;
-                let share = (loss * (batch.positions.len() as f64 / predicted as f64))?;
-                total += share.to_scalar::<f32>()? as f64;
-                optim.backward(&share)?;
-            }
-        }
-    }
-    Ok(Some(total))
 }
 
 fn snapshot(vars: &[NamedVar]) -> Result<Vec<(String, Tensor)>> {

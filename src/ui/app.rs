@@ -1,5 +1,9 @@
 //! The application: state, the worker conversation, debouncing, and the frame
-//! layout (model bar, input panel, views).
+//! layout (model bar, input panel, views); `app/responses.rs` applies the
+//! worker's answers and `app/intents.rs` the user's requests.
+
+mod intents;
+mod responses;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,7 +20,7 @@ use crate::ui::screenshot::{ScreenshotJob, ScreenshotSink};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::train_view::{self, TrainViewState};
 use crate::ui::tuning::Tuning;
-use crate::ui::worker::{AnalyzeRequest, ModelInfo, Request, Response, WorkerHandle};
+use crate::ui::worker::{AnalyzeRequest, ModelInfo, Request, WorkerHandle};
 use crate::ui::{
     controls, examples, fonts, head_view, input_panel, matrix_view, mlm_panel, model_view,
 };
@@ -205,192 +209,6 @@ impl BertscopeApp {
             masked: s.masked.clone(),
             top_k: s.top_k,
         }));
-    }
-
-    fn handle(&mut self, response: Response) {
-        match response {
-            Response::Loaded(info) => {
-                self.settings.model = Some(info.spec.clone());
-                self.settings.selection.fit(info.layers, info.heads);
-                if let Some(head) = self.pending_head.take() {
-                    let sel = &mut self.settings.selection;
-                    sel.heads_on.iter_mut().for_each(|on| *on = true);
-                    sel.isolate_head(head.min(info.heads.saturating_sub(1)));
-                }
-                self.status = ModelStatus::Ready(info);
-                self.analysis = None;
-                if let Some(dir) = self.pending_tuned.take() {
-                    self.worker.send(Request::LoadTuned { dir: Some(dir) });
-                }
-                if std::mem::take(&mut self.pending_preview) {
-                    self.tuning
-                        .load_data(&self.settings.train, &self.worker, true);
-                }
-                self.request_analysis();
-            }
-            Response::LoadFailed { spec, error } => {
-                self.status = ModelStatus::Failed { spec, error };
-                self.analysis = None;
-            }
-            Response::Analysis {
-                generation,
-                analysis,
-                comparison,
-            } => {
-                self.answered = self.answered.max(generation);
-                if generation == self.generation {
-                    self.analysis = Some(*analysis);
-                    self.analysis_error = None;
-                    self.tuning.comparison = comparison.map(|c| *c);
-                }
-            }
-            Response::AnalysisFailed { generation, error } => {
-                self.answered = self.answered.max(generation);
-                if generation == self.generation {
-                    self.analysis_error = Some(error);
-                }
-            }
-            Response::MlmModels(models) => self.mlm_models = models,
-            Response::Preview(preview) => {
-                self.awaiting_preview = false;
-                self.settings.train.set_columns(&preview.columns);
-                self.tuning.preview = Some(*preview);
-                self.tuning.preview_error = None;
-            }
-            Response::PreviewFailed { error, .. } => {
-                self.awaiting_preview = false;
-                self.tuning.preview = None;
-                self.tuning.preview_error = Some(error);
-            }
-            Response::TunedLoaded(info) => {
-                self.awaiting_tuned = false;
-                let t = &mut self.tuning;
-                let new_dir = t.tuned.as_ref().is_none_or(|old| old.dir != info.dir);
-                if new_dir && !t.training() {
-                    if let Some(report) = &info.report {
-                        t.run =
-                            crate::ui::run_state::RunState::from_report(report, info.dir.clone());
-                    }
-                }
-                t.message = Some(format!("tuned model: {}", info.dir.display()));
-                self.settings.train.tuned_path = info.dir.display().to_string();
-                t.tuned = Some(info);
-                self.request_analysis();
-            }
-            Response::TunedFailed { dir, error } => {
-                self.awaiting_tuned = false;
-                self.tuning.message = Some(format!(
-                    "cannot open {} as the tuned model: {error}",
-                    dir.display()
-                ));
-            }
-            Response::MeanChanges { source, changes } => {
-                self.tuning.mean_changes = Some((source, changes));
-            }
-        }
-    }
-
-    fn apply(&mut self, intent: Intent) {
-        let sel = &mut self.settings.selection;
-        match intent {
-            Intent::SetLayer(l) => sel.layer = l,
-            Intent::ToggleHead(h) => sel.toggle_head(h),
-            Intent::IsolateHead(h) => sel.isolate_head(h),
-            Intent::FocusHead(h) => sel.focus_head = h,
-            Intent::SetFilter(f) => sel.filter = f,
-            Intent::SetHideSpecial(v) => sel.hide_special = v,
-            Intent::SetRenormalize(v) => sel.renormalize = v,
-            Intent::Hover(f) => self.hover = if self.screenshot.is_some() { None } else { f },
-            Intent::Pin(f) => self.pinned = f,
-            Intent::OpenHead { layer, head } => {
-                sel.layer = layer;
-                sel.focus_head = head;
-                sel.heads_on.iter_mut().for_each(|on| *on = false);
-                if let Some(on) = sel.heads_on.get_mut(head) {
-                    *on = true;
-                }
-                self.settings.view = View::Head;
-            }
-            Intent::ToggleMask(i) => {
-                let masked = &mut self.settings.masked;
-                match masked.iter().position(|&m| m == i) {
-                    Some(pos) => {
-                        masked.remove(pos);
-                    }
-                    None => masked.push(i),
-                }
-                self.request_analysis();
-            }
-            Intent::SetTopK(k) => {
-                self.settings.top_k = k;
-                self.request_analysis();
-            }
-            Intent::ShowView(v) => self.settings.view = v,
-            Intent::CompareHead { layer, head } => {
-                sel.layer = layer;
-                sel.focus_head = head;
-                for (i, on) in sel.heads_on.iter_mut().enumerate() {
-                    *on = i == head;
-                }
-            }
-            Intent::ShowEpoch(epoch) => {
-                self.tuning.mean_changes = None;
-                self.tuning.use_mean = false;
-                self.worker.send(Request::ShowEpoch { epoch });
-                self.request_analysis();
-            }
-            Intent::UseMeanChanges(on) => {
-                self.tuning.use_mean = on;
-                if on && self.tuning.mean_changes.is_none() {
-                    self.tuning
-                        .request_mean_changes(&self.settings.train, &self.worker);
-                }
-            }
-            Intent::Train(action) => {
-                let base = self.model_info().map(|i| PathBuf::from(&i.path));
-                let ctx = self.repaint.clone();
-                if let Some(view) = self.tuning.act(
-                    action,
-                    &mut self.settings.train,
-                    &self.worker,
-                    base.as_deref(),
-                    move || ctx.request_repaint(),
-                ) {
-                    self.settings.view = view;
-                }
-            }
-        }
-    }
-
-    fn keyboard(&mut self, ctx: &egui::Context) {
-        if ctx.memory(|m| m.focused().is_some()) {
-            return;
-        }
-        let Some(info) = self.model_info() else {
-            return;
-        };
-        let (layers, heads) = (info.layers, info.heads);
-        let sel = &mut self.settings.selection;
-        ctx.input(|i| {
-            if i.key_pressed(egui::Key::ArrowDown) {
-                sel.layer = (sel.layer + 1).min(layers.saturating_sub(1));
-            }
-            if i.key_pressed(egui::Key::ArrowUp) {
-                sel.layer = sel.layer.saturating_sub(1);
-            }
-            if i.key_pressed(egui::Key::ArrowRight) {
-                sel.focus_head = (sel.focus_head + 1) % heads.max(1);
-            }
-            if i.key_pressed(egui::Key::ArrowLeft) {
-                sel.focus_head = (sel.focus_head + heads.max(1) - 1) % heads.max(1);
-            }
-            if i.key_pressed(egui::Key::Space) {
-                sel.toggle_head(sel.focus_head);
-            }
-            if i.key_pressed(egui::Key::Escape) {
-                self.pinned = None;
-            }
-        });
     }
 
     fn model_info(&self) -> Option<&ModelInfo> {

@@ -76,7 +76,7 @@ impl RunState {
             .log
             .push(format!("loaded the run in {}", dir.display()));
         for e in &report.epochs {
-            state.log.push(epoch_line(e));
+            state.log.push(e.describe());
         }
         state
     }
@@ -127,7 +127,7 @@ impl RunState {
                     train_loss,
                     dev,
                 };
-                self.log.push(epoch_line(&summary));
+                self.log.push(summary.describe());
                 self.epochs.push(summary);
             }
             TrainMsg::Finished { dir, report } => {
@@ -166,28 +166,6 @@ impl RunState {
     /// The loss curve smoothed with a bias-corrected exponential moving average.
     pub fn smoothed_losses(&self) -> Vec<[f64; 2]> {
         smooth(&self.losses, SMOOTHING)
-    }
-}
-
-fn epoch_line(e: &EpochSummary) -> String {
-    match &e.dev {
-        Some(d) if d.perplexity.is_some() => format!(
-            "epoch {}: train loss {:.4}, dev loss {:.4}, masked-token accuracy {:.1}%, perplexity {:.2}",
-            e.epoch,
-            e.train_loss,
-            d.loss,
-            d.accuracy * 100.0,
-            d.perplexity.unwrap_or(f64::NAN)
-        ),
-        Some(d) => format!(
-            "epoch {}: train loss {:.4}, dev loss {:.4}, accuracy {:.1}%, macro-F1 {:.3}",
-            e.epoch,
-            e.train_loss,
-            d.loss,
-            d.accuracy * 100.0,
-            d.macro_f1
-        ),
-        None => format!("epoch {}: train loss {:.4}", e.epoch, e.train_loss),
     }
 }
 

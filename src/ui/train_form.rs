@@ -155,10 +155,10 @@ impl TrainForm {
                         .range(1e-7..=1e-2)
                         .custom_formatter(|v, _| format!("{v:.1e}")),
                 );
-                fieldf(ui, "Weight decay", &mut self.weight_decay, 0.001, 0.0..=1.0);
+                field(ui, "Weight decay", &mut self.weight_decay, 0.001, 0.0..=1.0);
                 ui.end_row();
-                fieldf(ui, "Warm-up ratio", &mut self.warmup_ratio, 0.01, 0.0..=1.0);
-                fieldf(
+                field(ui, "Warm-up ratio", &mut self.warmup_ratio, 0.01, 0.0..=1.0);
+                field(
                     ui,
                     "Max grad norm",
                     &mut self.max_grad_norm,
@@ -177,7 +177,7 @@ impl TrainForm {
                 ui.end_row();
                 ui.label("Seed");
                 labelled_drag(ui, "Seed", egui::DragValue::new(&mut self.seed));
-                fieldf(ui, "Dev fraction", &mut self.dev_fraction, 0.01, 0.0..=0.9);
+                field(ui, "Dev fraction", &mut self.dev_fraction, 0.01, 0.0..=0.9);
                 ui.end_row();
             });
         *self != before
@@ -207,27 +207,13 @@ fn labelled_drag(ui: &mut egui::Ui, name: &str, drag: egui::DragValue<'_>) {
         .widget_info(move || egui::WidgetInfo::labeled(egui::Role::SpinButton, true, &name));
 }
 
-fn field(
+/// A labelled number field: the name on the left, also its accessible name.
+fn field<N: egui::emath::Numeric>(
     ui: &mut egui::Ui,
     name: &str,
-    value: &mut usize,
+    value: &mut N,
     speed: f64,
-    range: std::ops::RangeInclusive<usize>,
-) {
-    ui.label(name);
-    labelled_drag(
-        ui,
-        name,
-        egui::DragValue::new(value).speed(speed).range(range),
-    );
-}
-
-fn fieldf(
-    ui: &mut egui::Ui,
-    name: &str,
-    value: &mut f64,
-    speed: f64,
-    range: std::ops::RangeInclusive<f64>,
+    range: std::ops::RangeInclusive<N>,
 ) {
     ui.label(name);
     labelled_drag(

@@ -1,0 +1,133 @@
+//! One training step and one evaluation pass: the loss of a batch, micro-batches
+//! with gradients gathered in the optimiser, and dev metrics.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{Device, Tensor, D};
+
+use crate::error::Result;
+use crate::model::dropout::TrainDropout;
+use crate::model::{BertModel, ModelInput};
+use crate::tokenize::Encoded;
+use crate::train::metrics::{self, DevMetrics};
+use crate::train::mlm::mlm_loss;
+use crate::train::optim::Optim;
+use crate::train::{masking, Encodings, Task};
+
+/// Cross-entropy of a batch and its logits.
+pub fn batch_loss(
+    model: &BertModel,
+    rows: &[Encoded],
+    labels: &[usize],
+    pad_id: u32,
+    dropout: Option<&TrainDropout>,
+) -> Result<(Tensor, Tensor)> {
+    let input = ModelInput::batch(rows, pad_id);
+    let out = model.encode_train(&input, dropout)?;
+    let logits = model.classify_logits_train(&out, &input.mask, dropout)?;
+    let targets: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    let targets = Tensor::from_vec(targets, labels.len(), model.device())?;
+    let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+    Ok((loss, logits))
+}
+
+/// Evaluate on encoded dev data (no dropout).
+pub fn evaluate(
+    model: &BertModel,
+    dev: &Encodings,
+    batch_size: usize,
+    pad_id: u32,
+    classes: usize,
+) -> Result<DevMetrics> {
+    let mut predicted = Vec::with_capacity(dev.rows.len());
+    let mut loss_sum = 0f64;
+    for (rows, labels) in dev
+        .rows
+        .chunks(batch_size)
+        .zip(dev.labels.chunks(batch_size))
+    {
+        let (loss, logits) = batch_loss(model, rows, labels, pad_id, None)?;
+        loss_sum += loss.to_scalar::<f32>()? as f64 * rows.len() as f64;
+        predicted.extend(
+            logits
+                .argmax(D::Minus1)?
+                .to_vec1::<u32>()?
+                .into_iter()
+                .map(|p| p as usize),
+        );
+    }
+    let loss = loss_sum / dev.rows.len().max(1) as f64;
+    Ok(metrics::evaluate(&dev.labels, &predicted, classes, loss))
+}
+
+/// Rows per micro-batch so that one forward and backward pass stays short on
+/// the CPU (about `MICRO_BATCH_TOKENS` padded tokens): gradients are summed
+/// over micro-batches, so the step is the same, and a cancel is seen between
+/// them, well within a second. GPUs take the whole batch at once.
+const MICRO_BATCH_TOKENS: usize = 512;
+
+fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
+    if device.is_cpu() {
+        (MICRO_BATCH_TOKENS / longest.max(1)).clamp(1, batch.max(1))
+    } else {
+        batch.max(1)
+    }
+}
+
+/// Forward and backward over one batch in micro-batches, gradients gathered in
+/// `optim`. Returns the batch's loss, or `None` when cancelled midway (or, for
+/// masked-LM, when there is nothing to predict).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn accumulate_step(
+    model: &BertModel,
+    data: &Encodings,
+    chunk: &[usize],
+    task: &Task,
+    (pad, mask_id): (u32, u32),
+    dropout: &TrainDropout,
+    rng: &mut rand::rngs::SmallRng,
+    optim: &mut Optim,
+    cancel: &AtomicBool,
+) -> Result<Option<f64>> {
+    let longest = chunk.iter().map(|&i| data.rows[i].len()).max().unwrap_or(1);
+    let per = micro_batch_rows(longest, chunk.len(), model.device());
+    let parts: Vec<&[usize]> = chunk.chunks(per).collect();
+    let rows_of =
+        |part: &[usize]| -> Vec<Encoded> { part.iter().map(|&i| data.rows[i].clone()).collect() };
+    let mut total = 0f64;
+    match task {
+        Task::Classification => {
+            for part in parts {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let targets: Vec<usize> = part.iter().map(|&i| data.labels[i]).collect();
+                let (loss, _) = batch_loss(model, &rows_of(part), &targets, pad, Some(dropout))?;
+                let share = (loss * (part.len() as f64 / chunk.len() as f64))?;
+                total += share.to_scalar::<f32>()? as f64;
+                optim.backward(&share)?;
+            }
+        }
+        Task::Mlm => {
+            let vocab = model.config.raw.vocab_size;
+            let batches: Vec<masking::MaskedBatch> = parts
+                .iter()
+                .map(|part| masking::mask_batch(&rows_of(part), mask_id, vocab, rng))
+                .collect();
+            let predicted: usize = batches.iter().map(|b| b.positions.len()).sum();
+            if predicted == 0 {
+                return Ok(None);
+            }
+            for batch in batches.iter().filter(|b| !b.positions.is_empty()) {
+                if cancel.load(Ordering::Relaxed) {
+                    return Ok(None);
+                }
+                let (loss, _) = mlm_loss(model, batch, pad, Some(dropout))?;
+                let share = (loss * (batch.positions.len() as f64 / predicted as f64))?;
+                total += share.to_scalar::<f32>()? as f64;
+                optim.backward(&share)?;
+            }
+        }
+    }
+    Ok(Some(total))
+}

@@ -1,0 +1,89 @@
+//! The model worker's answers, applied to the app's state.
+
+use crate::ui::app::{BertscopeApp, ModelStatus};
+use crate::ui::run_state::RunState;
+use crate::ui::worker::{Request, Response};
+
+impl BertscopeApp {
+    pub(super) fn handle(&mut self, response: Response) {
+        match response {
+            Response::Loaded(info) => {
+                self.settings.model = Some(info.spec.clone());
+                self.settings.selection.fit(info.layers, info.heads);
+                if let Some(head) = self.pending_head.take() {
+                    let sel = &mut self.settings.selection;
+                    sel.heads_on.iter_mut().for_each(|on| *on = true);
+                    sel.isolate_head(head.min(info.heads.saturating_sub(1)));
+                }
+                self.status = ModelStatus::Ready(info);
+                self.analysis = None;
+                if let Some(dir) = self.pending_tuned.take() {
+                    self.worker.send(Request::LoadTuned { dir: Some(dir) });
+                }
+                if std::mem::take(&mut self.pending_preview) {
+                    self.tuning
+                        .load_data(&self.settings.train, &self.worker, true);
+                }
+                self.request_analysis();
+            }
+            Response::LoadFailed { spec, error } => {
+                self.status = ModelStatus::Failed { spec, error };
+                self.analysis = None;
+            }
+            Response::Analysis {
+                generation,
+                analysis,
+                comparison,
+            } => {
+                self.answered = self.answered.max(generation);
+                if generation == self.generation {
+                    self.analysis = Some(*analysis);
+                    self.analysis_error = None;
+                    self.tuning.comparison = comparison.map(|c| *c);
+                }
+            }
+            Response::AnalysisFailed { generation, error } => {
+                self.answered = self.answered.max(generation);
+                if generation == self.generation {
+                    self.analysis_error = Some(error);
+                }
+            }
+            Response::MlmModels(models) => self.mlm_models = models,
+            Response::Preview(preview) => {
+                self.awaiting_preview = false;
+                self.settings.train.set_columns(&preview.columns);
+                self.tuning.preview = Some(*preview);
+                self.tuning.preview_error = None;
+            }
+            Response::PreviewFailed { error, .. } => {
+                self.awaiting_preview = false;
+                self.tuning.preview = None;
+                self.tuning.preview_error = Some(error);
+            }
+            Response::TunedLoaded(info) => {
+                self.awaiting_tuned = false;
+                let t = &mut self.tuning;
+                let new_dir = t.tuned.as_ref().is_none_or(|old| old.dir != info.dir);
+                if new_dir && !t.training() {
+                    if let Some(report) = &info.report {
+                        t.run = RunState::from_report(report, info.dir.clone());
+                    }
+                }
+                t.message = Some(format!("tuned model: {}", info.dir.display()));
+                self.settings.train.tuned_path = info.dir.display().to_string();
+                t.tuned = Some(info);
+                self.request_analysis();
+            }
+            Response::TunedFailed { dir, error } => {
+                self.awaiting_tuned = false;
+                self.tuning.message = Some(format!(
+                    "cannot open {} as the tuned model: {error}",
+                    dir.display()
+                ));
+            }
+            Response::MeanChanges { source, changes } => {
+                self.tuning.mean_changes = Some((source, changes));
+            }
+        }
+    }
+}
