@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{BertError, Result};
+use crate::error::{BertError, Op, Result};
 
 /// One row: sentence A, optional sentence B, label (absent for test files).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -108,7 +108,7 @@ type Reader = csv::Reader<std::io::Cursor<Vec<u8>>>;
 
 /// Open a delimited file (BOM and CRLF handled) and read its header.
 fn open(path: &Path, delimiter: Option<u8>) -> Result<(Reader, Vec<String>)> {
-    let bytes = std::fs::read(path).map_err(|e| BertError::io(path, &e))?;
+    let bytes = std::fs::read(path).map_err(|e| BertError::io(Op::Read, path, &e))?;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     // CRLF → LF first: the csv crate miscounts lines in CRLF files, and errors
     // must name the right line.
@@ -280,7 +280,7 @@ fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
 
 /// A plain-text file for masked-LM training: one text per non-empty line.
 pub fn read_lines(path: &Path) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|e| BertError::io(path, &e))?;
+    let bytes = std::fs::read(path).map_err(|e| BertError::io(Op::Read, path, &e))?;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
     let mut examples = Vec::new();
     for (i, raw) in body.split(|&b| b == b'\n').enumerate() {

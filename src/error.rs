@@ -2,6 +2,32 @@
 
 use std::path::{Path, PathBuf};
 
+/// What an I/O call was doing when it failed; error messages say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    Create,
+    Rename,
+    Remove,
+    Copy,
+    List,
+}
+
+impl Op {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Create => "create",
+            Op::Rename => "rename",
+            Op::Remove => "remove",
+            Op::Copy => "copy",
+            Op::List => "list",
+        }
+    }
+}
+
 /// Errors raised by the engine. Messages are one line and name what the user supplied.
 #[derive(Debug, thiserror::Error)]
 pub enum BertError {
@@ -61,13 +87,21 @@ impl BertError {
         }
     }
 
-    pub fn io(path: &Path, err: &std::io::Error) -> Self {
-        let message = match err.kind() {
+    /// An I/O failure of `op` on `path`: `cannot write: No space left on device`.
+    pub fn io(op: Op, path: &Path, err: &std::io::Error) -> Self {
+        let reason = match err.kind() {
             std::io::ErrorKind::NotFound => "file not found".to_string(),
             std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-            _ => format!("cannot read: {err}"),
+            _ => {
+                // io::Error's Display appends " (os error N)"; the reason is enough.
+                let text = err.to_string();
+                match text.rfind(" (os error ") {
+                    Some(cut) => text[..cut].to_string(),
+                    None => text,
+                }
+            }
         };
-        Self::file(path, message)
+        Self::file(path, format!("cannot {}: {reason}", op.verb()))
     }
 
     pub fn json(path: &Path, err: &serde_json::Error) -> Self {
@@ -100,7 +134,7 @@ pub fn read_to_string(path: &Path) -> Result<String> {
         if e.kind() == std::io::ErrorKind::InvalidData {
             BertError::file(path, "not valid UTF-8")
         } else {
-            BertError::io(path, &e)
+            BertError::io(Op::Read, path, &e)
         }
     })
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::data::Dataset;
 use crate::engine::LoadedModel;
-use crate::error::{BertError, Result};
+use crate::error::{BertError, Op, Result};
 
 /// One prediction row.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,5 +62,5 @@ pub fn write_csv(path: &Path, predictions: &[Prediction], label_header: &str) ->
             .write_record([p.id.as_str(), p.label.as_str(), &format!("{:.6}", p.score)])
             .map_err(fail)?;
     }
-    writer.flush().map_err(|e| BertError::io(path, &e))
+    writer.flush().map_err(|e| BertError::io(Op::Write, path, &e))
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::error::{read_to_string, BertError, Result};
+use crate::error::{read_to_string, BertError, Op, Result};
 use crate::train::{TrainConfig, Trained};
 
 const TOKENIZER_FILES: [&str; 4] = [
@@ -64,16 +64,16 @@ pub fn save(
 ) -> Result<PathBuf> {
     check_output(output, &trained.base_dir, overwrite)?;
     let tmp = temp_sibling(output)?;
-    std::fs::create_dir_all(&tmp).map_err(|e| BertError::io(&tmp, &e))?;
+    std::fs::create_dir_all(&tmp).map_err(|e| BertError::io(Op::Create, &tmp, &e))?;
     let written = write_all(trained, cfg, &tmp).and_then(|()| move_epochs(cfg, &tmp));
     if let Err(e) = written {
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
     if output.exists() {
-        std::fs::remove_dir_all(output).map_err(|e| BertError::io(output, &e))?;
+        std::fs::remove_dir_all(output).map_err(|e| BertError::io(Op::Remove, output, &e))?;
     }
-    std::fs::rename(&tmp, output).map_err(|e| BertError::io(output, &e))?;
+    std::fs::rename(&tmp, output).map_err(|e| BertError::io(Op::Rename, output, &e))?;
     Ok(output.to_path_buf())
 }
 
@@ -81,9 +81,9 @@ pub fn save(
 /// such as per-epoch checkpoints).
 pub fn write_dir(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
     if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| BertError::io(dir, &e))?;
+        std::fs::remove_dir_all(dir).map_err(|e| BertError::io(Op::Remove, dir, &e))?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| BertError::io(dir, &e))?;
+    std::fs::create_dir_all(dir).map_err(|e| BertError::io(Op::Create, dir, &e))?;
     write_all(trained, cfg, dir)
 }
 
@@ -120,19 +120,19 @@ fn move_epochs(cfg: &TrainConfig, out: &Path) -> Result<()> {
         return Ok(());
     }
     copy_tree(from, &to)?;
-    std::fs::remove_dir_all(from).map_err(|e| BertError::io(from, &e))
+    std::fs::remove_dir_all(from).map_err(|e| BertError::io(Op::Remove, from, &e))
 }
 
 /// Copy a directory tree (files and subdirectories).
 pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| BertError::io(to, &e))?;
-    for entry in from.read_dir().map_err(|e| BertError::io(from, &e))? {
-        let entry = entry.map_err(|e| BertError::io(from, &e))?;
+    std::fs::create_dir_all(to).map_err(|e| BertError::io(Op::Create, to, &e))?;
+    for entry in from.read_dir().map_err(|e| BertError::io(Op::List, from, &e))? {
+        let entry = entry.map_err(|e| BertError::io(Op::List, from, &e))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
         if src.is_dir() {
             copy_tree(&src, &dst)?;
         } else {
-            std::fs::copy(&src, &dst).map_err(|e| BertError::io(&dst, &e))?;
+            std::fs::copy(&src, &dst).map_err(|e| BertError::io(Op::Write, &dst, &e))?;
         }
     }
     Ok(())
@@ -150,9 +150,9 @@ pub fn copy_checkpoint(from: &Path, output: &Path, base: &Path, overwrite: bool)
         return Err(e);
     }
     if output.exists() {
-        std::fs::remove_dir_all(output).map_err(|e| BertError::io(output, &e))?;
+        std::fs::remove_dir_all(output).map_err(|e| BertError::io(Op::Remove, output, &e))?;
     }
-    std::fs::rename(&tmp, output).map_err(|e| BertError::io(output, &e))
+    std::fs::rename(&tmp, output).map_err(|e| BertError::io(Op::Rename, output, &e))
 }
 
 /// A fresh temporary directory next to `output` (same filesystem: rename works).
@@ -161,14 +161,14 @@ fn temp_sibling(output: &Path) -> Result<PathBuf> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| BertError::io(parent, &e))?;
+    std::fs::create_dir_all(parent).map_err(|e| BertError::io(Op::Create, parent, &e))?;
     let name = output
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("model");
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| BertError::io(&tmp, &e))?;
+        std::fs::remove_dir_all(&tmp).map_err(|e| BertError::io(Op::Remove, &tmp, &e))?;
     }
     Ok(tmp)
 }
@@ -231,7 +231,7 @@ fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) 
         let from = trained.base_dir.join(file);
         if from.is_file() {
             let to = dir.join(file);
-            std::fs::copy(&from, &to).map_err(|e| BertError::io(&to, &e))?;
+            std::fs::copy(&from, &to).map_err(|e| BertError::io(Op::Write, &to, &e))?;
         }
     }
     write_json(
@@ -252,5 +252,5 @@ fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
     let text =
         serde_json::to_string_pretty(value).map_err(|e| BertError::file(path, e.to_string()))?;
-    std::fs::write(path, text + "\n").map_err(|e| BertError::io(path, &e))
+    std::fs::write(path, text + "\n").map_err(|e| BertError::io(Op::Write, path, &e))
 }
