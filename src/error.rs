@@ -56,6 +56,10 @@ pub enum BertError {
         message: String,
     },
 
+    /// An output that exists and would have to be replaced.
+    #[error("{path}: {message}")]
+    OutputExists { path: PathBuf, message: String },
+
     #[error("model `{name}` not found: {message}")]
     ModelNotFound { name: String, message: String },
 

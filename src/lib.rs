@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod tokenize;
 pub mod train;
 pub mod ui;
+pub mod write_guard;
 
 pub use attention_maps::AttentionMaps;
 pub use engine::LoadedModel;

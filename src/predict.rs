@@ -4,7 +4,8 @@ use std::path::Path;
 
 use crate::data::Dataset;
 use crate::engine::LoadedModel;
-use crate::error::{BertError, Op, Result};
+use crate::error::Result;
+use crate::write_guard;
 
 /// One prediction row.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,17 +51,15 @@ pub fn predict(
     Ok(out)
 }
 
-/// Write `id,<label_header>,score` CSV.
+/// Write `id,<label_header>,score` CSV through a temporary file and a rename
+/// (a crash leaves the old file or the complete new one).
 pub fn write_csv(path: &Path, predictions: &[Prediction], label_header: &str) -> Result<()> {
-    let fail = |e: csv::Error| BertError::file(path, format!("cannot write: {e}"));
-    let mut writer = csv::Writer::from_path(path).map_err(fail)?;
-    writer
-        .write_record(["id", label_header, "score"])
-        .map_err(fail)?;
-    for p in predictions {
-        writer
-            .write_record([p.id.as_str(), p.label.as_str(), &format!("{:.6}", p.score)])
-            .map_err(fail)?;
-    }
-    writer.flush().map_err(|e| BertError::io(Op::Write, path, &e))
+    write_guard::write_file_atomically(path, |file| {
+        let mut writer = csv::Writer::from_writer(file);
+        writer.write_record(["id", label_header, "score"])?;
+        for p in predictions {
+            writer.write_record([p.id.as_str(), p.label.as_str(), &format!("{:.6}", p.score)])?;
+        }
+        writer.flush()
+    })
 }

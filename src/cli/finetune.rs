@@ -1,19 +1,24 @@
 //! `bertscope finetune` and `bertscope predict`: flags → data and config → the
 //! training loop with a progress bar on stderr.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use bertscope::error::BertError;
+use bertscope::train::run_dir;
+use bertscope::write_guard::{self, Protected};
 
 use bertscope::data::{self, Columns, Dataset, ReadOptions};
 use bertscope::device::{self, DeviceChoice};
 use bertscope::train::{self, Event, Task, TrainConfig};
 
 /// Where the text, label and id columns are, and how to read the files.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Serialize, Deserialize)]
 pub struct DataArgs {
     /// Column with the first sentence.
     #[arg(long, default_value = "text_a")]
@@ -84,27 +89,36 @@ impl DataArgs {
 #[derive(Args)]
 pub struct FinetuneArgs {
     /// Base model: directory, name under ./models, or Hub id in the local cache.
-    #[arg(long)]
-    model: String,
+    #[arg(long, required_unless_present = "resume")]
+    model: Option<String>,
     /// classification: a classifier head on labelled pairs; mlm: further masked-LM
     /// pre-training on text (a .txt file, one text per line, or a TSV's text columns).
     #[arg(long, value_enum, default_value_t = Task::Classification)]
     task: Task,
     /// Training data (TSV or CSV with a header).
-    #[arg(long)]
-    train: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    train: Option<PathBuf>,
     /// Dev data for per-epoch evaluation and best-epoch selection.
     #[arg(long, conflicts_with = "dev_fraction")]
     dev: Option<PathBuf>,
     /// Hold out this fraction of the training rows as dev data instead.
     #[arg(long)]
     dev_fraction: Option<f64>,
-    /// Output directory (a Hugging Face checkpoint).
-    #[arg(long)]
-    output: PathBuf,
-    /// Replace a non-empty output directory.
+    /// Output directory (a Hugging Face checkpoint). While training, the run's
+    /// state is kept next to it in OUTPUT.partial/ (see --resume).
+    #[arg(long, required_unless_present = "resume")]
+    output: Option<PathBuf>,
+    /// Replace an existing output, but only a checkpoint bertscope wrote (and
+    /// discard an interrupted run's OUTPUT.partial/). Folders of other files,
+    /// the current directory and anything holding the model or the data are
+    /// always refused.
     #[arg(long)]
     overwrite: bool,
+    /// Continue an interrupted run from its last finished epoch (optimiser,
+    /// schedule and random state included): give OUTPUT.partial (or OUTPUT).
+    /// Every other setting comes from the run; --device may be given.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "train", "dev", "dev_fraction", "output"])]
+    resume: Option<PathBuf>,
     #[arg(long, default_value_t = 3)]
     epochs: usize,
     #[arg(long, default_value_t = 32)]
@@ -149,39 +163,280 @@ pub struct FinetuneArgs {
     data: DataArgs,
 }
 
-pub fn finetune(args: FinetuneArgs) -> Result<()> {
-    let base = bertscope::hub::resolve(&args.model)?;
-    train::save::check_output(&args.output, &base, args.overwrite)?;
-    let device = device::select(args.device)?;
-    let labelled = args.task == Task::Classification;
-    let mut train_data = args.data.read(&args.train, labelled)?;
-    let dev_data = match (&args.dev, args.dev_fraction) {
-        (Some(path), _) => Some(args.data.read(path, labelled)?),
-        (None, Some(fraction)) => {
-            if !(0.0..1.0).contains(&fraction) {
-                bail!("--dev-fraction {fraction}: expected a number in [0, 1)");
-            }
-            Some(train::split_dev(&mut train_data, fraction, args.seed))
+/// A run, validated: what `run.json` records so that `--resume` needs nothing else.
+#[derive(Serialize, Deserialize)]
+struct Plan {
+    base_model: PathBuf,
+    train: PathBuf,
+    dev: Option<PathBuf>,
+    dev_fraction: Option<f64>,
+    output: PathBuf,
+    overwrite: bool,
+    keep_epochs: bool,
+    config: TrainConfig,
+    data: DataArgs,
+}
+
+impl Plan {
+    fn from_args(args: &FinetuneArgs) -> Result<Plan> {
+        let (Some(model), Some(train), Some(output)) = (&args.model, &args.train, &args.output)
+        else {
+            bail!("--model, --train and --output are required (or --resume DIR)");
+        };
+        if let Some(f) = args.dev_fraction.filter(|f| !(0.0..1.0).contains(f)) {
+            bail!("--dev-fraction {f}: expected a number in [0, 1)");
         }
+        if args.batch_size == 0 || args.epochs == 0 {
+            bail!("--batch-size and --epochs must be at least 1");
+        }
+        let config = TrainConfig {
+            task: args.task,
+            epochs: args.epochs,
+            batch_size: args.batch_size,
+            lr: args.lr,
+            weight_decay: args.weight_decay,
+            warmup_ratio: args.warmup_ratio,
+            max_grad_norm: args.max_grad_norm,
+            max_length: args.max_length,
+            seed: args.seed,
+            max_steps: args.max_steps,
+            shuffle: !args.no_shuffle,
+            dropout: args.dropout,
+            save_last: args.save_last,
+            labels: args.labels.clone(),
+            ..TrainConfig::default()
+        };
+        Ok(Plan {
+            base_model: resolve(&bertscope::hub::resolve(model)?),
+            train: resolve(train),
+            dev: args.dev.as_deref().map(resolve),
+            dev_fraction: args.dev_fraction,
+            output: resolve(output),
+            overwrite: args.overwrite,
+            keep_epochs: args.keep_epochs,
+            config,
+            data: args.data.clone(),
+        })
+    }
+
+    /// The plan of the interrupted run in `dir` (its `.partial` directory, or its output).
+    fn resume(dir: &Path) -> Result<(Plan, PathBuf)> {
+        let run = if dir.join(run_dir::RUN_FILE).is_file() {
+            dir.to_path_buf()
+        } else {
+            run_dir::partial_path(dir)
+        };
+        if !run.is_dir() {
+            bail!(
+                "{}: no interrupted run here (expected a run directory such as OUTPUT.partial)",
+                dir.display()
+            );
+        }
+        let info = run_dir::read_info(&run)?;
+        let file = run.join(run_dir::RUN_FILE);
+        let plan: Plan = serde_json::from_value(info).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a run this bertscope can resume: {e}",
+                file.display()
+            )
+        })?;
+        if run != run_dir::partial_path(&plan.output)
+            && resolve(&run) != run_dir::partial_path(&plan.output)
+        {
+            bail!(
+                "{}: this run writes to {}; its state must stay in {}",
+                run.display(),
+                plan.output.display(),
+                run_dir::partial_path(&plan.output).display()
+            );
+        }
+        Ok((plan, run))
+    }
+
+    /// What neither the output nor the run directory may be, hold or sit in.
+    fn protected(&self) -> Protected {
+        let mut p = Protected::new();
+        p.add("the base model", &self.base_model);
+        p.add("the training data", &self.train);
+        if let Some(dev) = &self.dev {
+            p.add("the dev data", dev);
+        }
+        p
+    }
+}
+
+/// `path` made absolute, so that a resumed run finds its files from any directory.
+fn resolve(path: &Path) -> PathBuf {
+    write_guard::absolute(path)
+}
+
+pub fn finetune(args: FinetuneArgs) -> Result<()> {
+    let (plan, run, resuming) = match &args.resume {
+        Some(dir) => {
+            let (plan, run) = Plan::resume(dir)?;
+            (plan, run, true)
+        }
+        None => {
+            let plan = Plan::from_args(&args)?;
+            let run = run_dir::partial_path(&plan.output);
+            (plan, run, false)
+        }
+    };
+    let protected = plan.protected();
+    write_guard::remove_stale_staging(&plan.output);
+    write_guard::remove_stale_staging(&run);
+    check_output(&plan.output, &protected, plan.overwrite)?;
+    if !resuming {
+        start_run(&plan, &run, &protected, args.overwrite)?;
+    }
+    let device = device::select(args.device)?;
+    let result = train_and_save(&plan, &run, resuming, &protected, &device, args.json);
+    if let Err(e) = &result {
+        if run_dir::latest_state(&run).is_some() {
+            eprintln!(
+                "the run's last finished epoch is kept in {}: `bertscope finetune --resume {}` continues it (and saves it) once the problem is fixed",
+                run.display(),
+                run.display()
+            );
+        } else if !resuming {
+            let _ = run_dir::remove(&run);
+        }
+        return Err(anyhow::anyhow!("{e:#}"));
+    }
+    result
+}
+
+/// Refuse an output that is not ours to replace; the CLI names its flag.
+fn check_output(output: &Path, protected: &Protected, overwrite: bool) -> Result<()> {
+    match write_guard::check_output_dir(output, protected, overwrite) {
+        Err(e @ BertError::OutputExists { .. }) => Err(anyhow::anyhow!(
+            "{e}; pass --overwrite to replace it (only a checkpoint bertscope wrote is ever replaced)"
+        )),
+        other => Ok(other?),
+    }
+}
+
+/// Make the run directory `OUTPUT.partial`, first discarding an interrupted
+/// run there with `--overwrite`.
+fn start_run(plan: &Plan, run: &Path, protected: &Protected, overwrite: bool) -> Result<()> {
+    write_guard::check_output_dir(run, protected, true).or_else(|e| {
+        if run.exists() {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    if run.exists() {
+        if let Err(why) = run_dir::ours(run) {
+            bail!(
+                "{}: is in the way of this run's state and is not a bertscope run ({why}); move it away",
+                run.display()
+            );
+        }
+        if !overwrite {
+            bail!(
+                "{}: an interrupted run to this output is here: continue it with `bertscope finetune --resume {}`, or pass --overwrite to start afresh",
+                run.display(),
+                run.display()
+            );
+        }
+        run_dir::remove(run)?;
+    }
+    check_free_space(plan)?;
+    run_dir::create(run, &serde_json::to_value(plan)?)?;
+    Ok(())
+}
+
+/// Refuse to start a run the disk cannot hold (see the README's guarantees).
+fn check_free_space(plan: &Plan) -> Result<()> {
+    let weights: u64 = bertscope::checkpoint::weight_files(&plan.base_model)
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let kept = if plan.keep_epochs {
+        plan.config.epochs as u64 + 1
+    } else {
+        0
+    };
+    let need = weights * (5 + kept);
+    let parent = plan.output.parent().unwrap_or(Path::new("/"));
+    if let Some(free) = write_guard::free_space(parent) {
+        if free < need {
+            bail!(
+                "{}: a run of this model needs about {} of free space (checkpoints, optimiser state{}), {} is free",
+                parent.display(),
+                human_bytes(need),
+                if plan.keep_epochs { ", one checkpoint per epoch" } else { "" },
+                human_bytes(free)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn human_bytes(n: u64) -> String {
+    format!("{:.1} GB", n as f64 / 1e9)
+}
+
+fn train_and_save(
+    plan: &Plan,
+    run: &Path,
+    resuming: bool,
+    protected: &Protected,
+    device: &candle_core::Device,
+    json: bool,
+) -> Result<()> {
+    let labelled = plan.config.task == Task::Classification;
+    let mut train_data = plan.data.read(&plan.train, labelled)?;
+    let dev_data = match (&plan.dev, plan.dev_fraction) {
+        (Some(path), _) => Some(plan.data.read(path, labelled)?),
+        (None, Some(fraction)) => Some(train::split_dev(
+            &mut train_data,
+            fraction,
+            plan.config.seed,
+        )),
         (None, None) => None,
     };
     let cfg = TrainConfig {
-        task: args.task,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        weight_decay: args.weight_decay,
-        warmup_ratio: args.warmup_ratio,
-        max_grad_norm: args.max_grad_norm,
-        max_length: args.max_length,
-        seed: args.seed,
-        max_steps: args.max_steps,
-        shuffle: !args.no_shuffle,
-        dropout: args.dropout,
-        save_last: args.save_last,
-        labels: args.labels.clone(),
-        epochs_dir: args.keep_epochs.then(|| epochs_scratch(&args.output)),
+        epochs_dir: plan.keep_epochs.then(|| run.join(write_guard::EPOCHS_DIR)),
+        run_dir: Some(run.to_path_buf()),
+        resume: resuming,
+        ..plan.config.clone()
     };
+    if resuming {
+        eprintln!("resuming the run in {}", run.display());
+    }
+    let progress = progress_bar();
+    let mut on_event = |event: Event| show_event(&progress, &cfg, run, event);
+    let cancel = AtomicBool::new(false);
+    let trained = train::train(
+        &plan.base_model,
+        &train_data,
+        dev_data.as_ref(),
+        &cfg,
+        device,
+        &mut on_event,
+        &cancel,
+    )?;
+    progress.finish_and_clear();
+    let saved = train::save::save_to(
+        &trained,
+        &cfg,
+        &plan.output,
+        protected,
+        plan.overwrite || resuming,
+    )
+    .with_context(|| format!("saving {}", plan.output.display()))?;
+    run_dir::remove(run)?;
+    report(&trained.report, &saved, json)
+}
+
+fn progress_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -189,11 +444,17 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut on_event = |event: Event| {
-        match event {
+    bar
+}
+
+fn show_event(bar: &ProgressBar, cfg: &TrainConfig, run: &Path, event: Event) {
+    match event {
         Event::Summary(s) => bar.suspend(|| {
             if s.label_counts.is_empty() {
-                eprintln!("data: {} training texts, {} dev texts (masked-LM: no labels)", s.train_rows, s.dev_rows);
+                eprintln!(
+                    "data: {} training texts, {} dev texts (masked-LM: no labels)",
+                    s.train_rows, s.dev_rows
+                );
             } else {
                 eprintln!(
                     "data: {} training rows, {} dev rows; labels {:?}; majority baseline {:.1}%",
@@ -206,7 +467,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             let [p50, p90, p95, p99, max] = s.length_percentiles;
             eprintln!(
                 "tokens per input: p50 {p50}, p90 {p90}, p95 {p95}, p99 {p99}, max {max}; {} inputs longer than --max-length {} are truncated",
-                s.truncated, args.max_length
+                s.truncated, cfg.max_length
             );
         }),
         Event::Step {
@@ -223,33 +484,19 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
             bar.set_prefix(epoch.to_string());
             bar.set_message(format!("loss {loss:.4}  lr {lr:.2e}  {examples_per_s:.1} ex/s"));
         }
-        Event::Epoch { epoch, train_loss, dev } => bar.suspend(|| {
-            eprintln!("{}", train::EpochSummary { epoch, train_loss, dev }.describe())
+        Event::Epoch {
+            epoch,
+            train_loss,
+            dev,
+        } => bar.suspend(|| {
+            eprintln!("{}", train::EpochSummary { epoch, train_loss, dev }.describe());
+            eprintln!("  (if interrupted: `bertscope finetune --resume {}`)", run.display());
         }),
+        Event::Warning(message) => bar.suspend(|| eprintln!("warning: {message}")),
     }
-    };
-    let cancel = AtomicBool::new(false);
-    let trained = train::train(
-        &base,
-        &train_data,
-        dev_data.as_ref(),
-        &cfg,
-        &device,
-        &mut on_event,
-        &cancel,
-    );
-    let trained = match trained {
-        Ok(t) => t,
-        Err(e) => {
-            if let Some(dir) = &cfg.epochs_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            return Err(e.into());
-        }
-    };
-    bar.finish_and_clear();
-    let saved = train::save::save(&trained, &cfg, &args.output, args.overwrite)?;
-    let report = &trained.report;
+}
+
+fn report(report: &train::Report, saved: &Path, json: bool) -> Result<()> {
     eprintln!(
         "saved {} ({:?}, {} steps, best epoch {:?}, {:.1} examples/s)",
         saved.display(),
@@ -261,24 +508,10 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     if let train::Outcome::Diverged { step } = report.outcome {
         eprintln!("warning: the loss became NaN/inf at step {step}; saved the last good weights (try a lower --lr)");
     }
-    if args.json {
+    if json {
         println!("{}", serde_json::to_string(report)?);
     }
     Ok(())
-}
-
-/// Where per-epoch checkpoints wait until the output is written: next to it,
-/// so that moving them in is a rename.
-fn epochs_scratch(output: &std::path::Path) -> PathBuf {
-    let name = output
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("model");
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    parent.join(format!(".{name}.epochs-{}", std::process::id()))
 }
 
 #[derive(Args)]
@@ -289,7 +522,9 @@ pub struct PredictArgs {
     /// Rows to classify (TSV or CSV with a header; labels not needed).
     #[arg(long)]
     input: PathBuf,
-    /// Output CSV: id,label,score.
+    /// Output CSV: id,label,score. An existing file is replaced (written to a
+    /// temporary file first, then renamed over it); the input file, the
+    /// model's files and the current directory are always refused.
     #[arg(long)]
     output: PathBuf,
     /// Header of the label column in the output (e.g. Category).
@@ -304,6 +539,11 @@ pub struct PredictArgs {
 }
 
 pub fn predict(args: PredictArgs) -> Result<()> {
+    let model_dir = bertscope::hub::resolve(&args.model)?;
+    let protected = Protected::new()
+        .with("the input file", &args.input)
+        .with("the model", &model_dir);
+    write_guard::check_output_file(&args.output, &protected)?;
     let device = device::select(args.device)?;
     let model = bertscope::LoadedModel::load(&args.model, &device)?;
     if model.model.classifier.is_none() {
@@ -319,6 +559,8 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             bar.set_position(done as u64)
         })?;
     bar.finish_and_clear();
+    // Checked again: the input may have been moved into place meanwhile.
+    write_guard::check_output_file(&args.output, &protected)?;
     bertscope::predict::write_csv(&args.output, &predictions, &args.label_header)
         .with_context(|| "writing predictions")?;
     eprintln!(

@@ -30,6 +30,12 @@ impl TrainDropout {
         }
     }
 
+    /// Restart the generator from `seed` (each epoch draws from its own seed,
+    /// so that a resumed run draws the same masks).
+    pub fn reseed(&self, seed: u64) {
+        *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = SmallRng::seed_from_u64(seed);
+    }
+
     /// Zero each element with probability `p` and scale the rest by `1/(1-p)`.
     pub fn apply(&self, x: &Tensor, p: f64) -> Result<Tensor> {
         if p <= 0.0 {

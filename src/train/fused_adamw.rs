@@ -71,6 +71,39 @@ impl FusedAdamW {
         FusedAdamW { slots, step: 0 }
     }
 
+    /// The step count and each parameter's moments (`exp_avg`, `exp_avg_sq`).
+    pub fn moments(&self) -> (i32, Vec<(&str, &[f32], &[f32])>) {
+        let slots = self
+            .slots
+            .iter()
+            .map(|s| (s.param.name.as_str(), s.m.as_slice(), s.v.as_slice()))
+            .collect();
+        (self.step, slots)
+    }
+
+    /// Restore what [`FusedAdamW::moments`] returned; `lookup(name)` gives a
+    /// parameter's saved moments, which must have its element count.
+    pub fn restore(
+        &mut self,
+        step: i32,
+        lookup: &dyn Fn(&str) -> Result<(Vec<f32>, Vec<f32>)>,
+    ) -> Result<()> {
+        for slot in &mut self.slots {
+            let (m, v) = lookup(&slot.param.name)?;
+            if m.len() != slot.m.len() || v.len() != slot.v.len() {
+                return Err(crate::error::BertError::Input(format!(
+                    "optimiser state of `{}` has {} values, the parameter {}",
+                    slot.param.name,
+                    m.len(),
+                    slot.m.len()
+                )));
+            }
+            (slot.m, slot.v) = (m, v);
+        }
+        self.step = step;
+        Ok(())
+    }
+
     /// One update with learning rate `lr`, the gradients scaled by `grad_scale`
     /// (the clipping coefficient, 1 when not clipping).
     pub fn step(

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod mlm;
 pub mod optim;
 pub mod preview;
+pub mod run_dir;
 pub mod save;
 mod step;
 pub mod weights;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, Weights};
 use crate::config::BertConfig;
 use crate::data::Dataset;
-use crate::error::{BertError, Result};
+use crate::error::{BertError, Op, Result};
 use crate::model::dropout::TrainDropout;
 use crate::model::BertModel;
 use crate::tokenize::BertTokenizer;
@@ -34,9 +35,12 @@ pub(crate) use data_prep::{percentile, summarize};
 use metrics::DevMetrics;
 pub use mlm::mlm_loss;
 use optim::Optim;
+use run_dir::Progress;
 pub(crate) use step::accumulate_step;
 pub use step::{batch_loss, evaluate};
 use weights::{NamedVar, TrainableWeights};
+
+use crate::write_guard;
 
 /// What the model learns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -50,7 +54,7 @@ pub enum Task {
 }
 
 /// Hyperparameters (defaults: the BERT paper's fine-tuning recipe).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub task: Task,
     pub epochs: usize,
@@ -72,6 +76,13 @@ pub struct TrainConfig {
     /// head) and after every epoch (`epoch-N`); `save` moves them into the output.
     #[serde(skip)]
     pub epochs_dir: Option<PathBuf>,
+    /// The run's working directory (see [`run_dir`]): each finished epoch's
+    /// resumable state is saved there.
+    #[serde(skip)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run saved in `run_dir` instead of starting afresh.
+    #[serde(skip)]
+    pub resume: bool,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +103,8 @@ impl Default for TrainConfig {
             save_last: false,
             labels: None,
             epochs_dir: None,
+            run_dir: None,
+            resume: false,
         }
     }
 }
@@ -114,6 +127,8 @@ pub enum Event {
         train_loss: f64,
         dev: Option<DevMetrics>,
     },
+    /// Something failed that does not stop the run (a checkpoint not written).
+    Warning(String),
 }
 
 /// Why the loop ended.
@@ -274,19 +289,38 @@ fn snapshot(vars: &[NamedVar]) -> Result<Vec<(String, Tensor)>> {
         .collect()
 }
 
-/// Fine-tune a classifier. `dev` may be empty (no evaluation: the last epoch is kept).
-pub fn train(
+/// The seed of epoch `epoch`'s shuffle and dropout generators (splitmix64 of
+/// the run's seed and the epoch): a resumed epoch draws what it would have.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    let mut z = seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Dropout draws from a stream of its own, apart from the shuffle's.
+const DROPOUT_STREAM: u64 = 0xD50F;
+
+/// The tokenised data, labels and special ids a run trains on.
+struct Prepared {
+    labels: Vec<String>,
+    mask_id: u32,
+    pad: u32,
+    summary: DataSummary,
+    train_enc: Encodings,
+    dev_enc: Option<Encodings>,
+}
+
+fn prepare(
     base_dir: &Path,
     train_data: &Dataset,
     dev_data: Option<&Dataset>,
     cfg: &TrainConfig,
-    device: &Device,
     on_event: &mut dyn FnMut(Event),
-    cancel: &AtomicBool,
-) -> Result<Trained> {
+) -> Result<Prepared> {
     if cfg.batch_size == 0 || cfg.epochs == 0 {
         return Err(BertError::Input(
-            "--batch-size and --epochs must be at least 1".into(),
+            "the batch size and the number of epochs must be at least 1".into(),
         ));
     }
     if train_data.examples.is_empty() {
@@ -316,194 +350,390 @@ pub fn train(
     let dev_enc = dev_data
         .map(|d| encode(&tokenizer, d, &labels, max_length))
         .transpose()?;
-
-    let Trainable {
-        model,
-        vars,
-        all_vars,
+    Ok(Prepared {
         labels,
-    } = build(base_dir, cfg.task, &labels, cfg.seed, device)?;
-    let raw = &model.config.raw;
-    let dropout = TrainDropout::new(
-        cfg.seed,
-        cfg.dropout.unwrap_or(raw.hidden_dropout_prob),
-        cfg.dropout.unwrap_or(raw.attention_probs_dropout_prob),
-        cfg.dropout.unwrap_or(model.config.classifier_dropout()),
-    );
-    let steps_per_epoch = train_enc.rows.len().div_ceil(cfg.batch_size);
-    let total = cfg
-        .max_steps
-        .unwrap_or(usize::MAX)
-        .min(steps_per_epoch * cfg.epochs);
-    let warmup = (total as f64 * cfg.warmup_ratio).ceil() as usize;
-    let mut optim = Optim::new(
-        vars.clone(),
-        cfg.lr,
-        cfg.weight_decay,
-        warmup,
-        total,
-        cfg.max_grad_norm,
-    )?;
-    let pad = tokenizer.pad_id();
-    let mut rng = weights::seeded(cfg.seed);
-    let mut order: Vec<usize> = (0..train_enc.rows.len()).collect();
-    let mut epochs = Vec::new();
-    let (mut best, mut best_epoch, mut best_score) = (None, None, f64::NEG_INFINITY);
-    let mut step = 0;
-    let mut outcome = Outcome::Finished;
-    let start = Instant::now();
-    let mut examples_seen = 0usize;
-    let mut history = Vec::new();
-    if let Some(dir) = &cfg.epochs_dir {
-        // Epoch 0: the base model with its freshly initialised head.
-        let initial = Trained {
-            config: model.config.clone(),
-            labels: labels.clone(),
-            tensors: snapshot(&all_vars)?,
-            report: Report {
-                outcome: Outcome::Finished,
-                steps: 0,
-                epochs: Vec::new(),
-                best_epoch: None,
-                summary: summary.clone(),
-                train_examples_per_s: 0.0,
-                history: Vec::new(),
-            },
-            base_dir: base_dir.to_path_buf(),
-        };
-        save::write_dir(&initial, cfg, &dir.join("epoch-0"))?;
+        mask_id,
+        pad: tokenizer.pad_id(),
+        summary,
+        train_enc,
+        dev_enc,
+    })
+}
+
+/// Fine-tune a classifier (or continue masked-LM pre-training). `dev` may be
+/// empty (no evaluation: the last epoch is kept). With `cfg.run_dir`, every
+/// finished epoch is saved there and `cfg.resume` continues from it.
+pub fn train(
+    base_dir: &Path,
+    train_data: &Dataset,
+    dev_data: Option<&Dataset>,
+    cfg: &TrainConfig,
+    device: &Device,
+    on_event: &mut dyn FnMut(Event),
+    cancel: &AtomicBool,
+) -> Result<Trained> {
+    let data = prepare(base_dir, train_data, dev_data, cfg, on_event)?;
+    let trainable = build(base_dir, cfg.task, &data.labels, cfg.seed, device)?;
+    let mut run = Loop::new(base_dir, cfg, data, trainable)?;
+    match (&cfg.run_dir, cfg.resume) {
+        (Some(dir), true) => run.resume(dir)?,
+        (None, true) => {
+            return Err(BertError::Input(
+                "resuming needs the run's directory".into(),
+            ))
+        }
+        _ => run.write_epoch_zero()?,
     }
-    'epochs: for epoch in 1..=cfg.epochs {
+    for epoch in run.progress.epoch + 1..=cfg.epochs {
+        if run.progress.step >= run.total {
+            break;
+        }
+        let Some(train_loss) = run.epoch(epoch, on_event, cancel)? else {
+            break;
+        };
+        run.end_epoch(epoch, train_loss, on_event)?;
+    }
+    run.finish()
+}
+
+/// A run in progress: the model, its optimiser and where the loop stands.
+struct Loop<'a> {
+    cfg: &'a TrainConfig,
+    base_dir: &'a Path,
+    data: Prepared,
+    model: BertModel,
+    vars: Vec<NamedVar>,
+    optim: Optim,
+    dropout: TrainDropout,
+    total: usize,
+    progress: Progress,
+    /// The best epoch's weights.
+    best: Option<Vec<(String, Tensor)>>,
+    /// When this process started training (elapsed time adds to the resumed one's).
+    start: Instant,
+    elapsed_before: f64,
+}
+
+impl<'a> Loop<'a> {
+    fn new(
+        base_dir: &'a Path,
+        cfg: &'a TrainConfig,
+        data: Prepared,
+        trainable: Trainable,
+    ) -> Result<Self> {
+        let Trainable {
+            model,
+            vars,
+            all_vars,
+            ..
+        } = trainable;
+        let raw = &model.config.raw;
+        let dropout = TrainDropout::new(
+            cfg.seed,
+            cfg.dropout.unwrap_or(raw.hidden_dropout_prob),
+            cfg.dropout.unwrap_or(raw.attention_probs_dropout_prob),
+            cfg.dropout.unwrap_or(model.config.classifier_dropout()),
+        );
+        let steps_per_epoch = data.train_enc.rows.len().div_ceil(cfg.batch_size);
+        let total = cfg
+            .max_steps
+            .unwrap_or(usize::MAX)
+            .min(steps_per_epoch * cfg.epochs);
+        let warmup = (total as f64 * cfg.warmup_ratio).ceil() as usize;
+        let optim = Optim::new(
+            vars,
+            cfg.lr,
+            cfg.weight_decay,
+            warmup,
+            total,
+            cfg.max_grad_norm,
+        )?;
+        Ok(Loop {
+            cfg,
+            base_dir,
+            model,
+            vars: all_vars,
+            optim,
+            dropout,
+            total,
+            progress: Progress {
+                train_rows: data.train_enc.rows.len(),
+                ..Progress::default()
+            },
+            data,
+            best: None,
+            start: Instant::now(),
+            elapsed_before: 0.0,
+        })
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.elapsed_before + self.start.elapsed().as_secs_f64()
+    }
+
+    /// One pass over the shuffled data. `None` when the run stopped
+    /// (cancelled or diverged: `progress.outcome` says which).
+    fn epoch(
+        &mut self,
+        epoch: usize,
+        on_event: &mut dyn FnMut(Event),
+        cancel: &AtomicBool,
+    ) -> Result<Option<f64>> {
+        let cfg = self.cfg;
+        let seed = epoch_seed(cfg.seed, epoch);
+        let mut rng = weights::seeded(seed);
+        self.dropout.reseed(seed ^ DROPOUT_STREAM);
+        let mut order: Vec<usize> = (0..self.data.train_enc.rows.len()).collect();
         if cfg.shuffle {
             order.shuffle(&mut rng);
         }
-        let mut loss_sum = 0f64;
-        let mut batches = 0usize;
+        let (mut loss_sum, mut batches) = (0f64, 0usize);
         for chunk in order.chunks(cfg.batch_size) {
-            if step >= total {
+            if self.progress.step >= self.total {
                 break;
             }
             if cancel.load(Ordering::Relaxed) {
-                outcome = Outcome::Cancelled;
-                break 'epochs;
+                return Ok(self.stop(Outcome::Cancelled));
             }
-            let Some(loss_value) = accumulate_step(
-                &model,
-                &train_enc,
+            let ids = (self.data.pad, self.data.mask_id);
+            let loss = accumulate_step(
+                &self.model,
+                &self.data.train_enc,
                 chunk,
                 &cfg.task,
-                (pad, mask_id),
-                &dropout,
+                ids,
+                &self.dropout,
                 &mut rng,
-                &mut optim,
+                &mut self.optim,
                 cancel,
-            )?
-            else {
+            )?;
+            let Some(loss) = loss else {
                 if cancel.load(Ordering::Relaxed) {
-                    optim.discard();
-                    outcome = Outcome::Cancelled;
-                    break 'epochs;
+                    return Ok(self.stop(Outcome::Cancelled));
                 }
                 continue; // masked-LM: only special tokens, nothing to predict
             };
-            if !loss_value.is_finite() {
-                optim.discard();
-                outcome = Outcome::Diverged { step };
-                break 'epochs;
+            if !loss.is_finite() {
+                let step = self.progress.step;
+                return Ok(self.stop(Outcome::Diverged { step }));
             }
-            let info = optim.step()?;
-            step += 1;
-            batches += 1;
-            loss_sum += loss_value;
-            examples_seen += chunk.len();
-            history.push(StepRecord {
-                step,
-                epoch,
-                loss: loss_value,
-                lr: info.lr,
-            });
-            let elapsed = start.elapsed().as_secs_f64();
-            let rate = examples_seen as f64 / elapsed.max(1e-9);
-            on_event(Event::Step {
-                step,
-                total_steps: total,
-                epoch,
-                loss: loss_value,
-                lr: info.lr,
-                examples_per_s: rate,
-                eta_s: elapsed / step as f64 * (total - step) as f64,
-            });
+            let info = self.optim.step()?;
+            (loss_sum, batches) = (loss_sum + loss, batches + 1);
+            self.record_step(epoch, chunk.len(), loss, info.lr, on_event);
         }
-        let train_loss = loss_sum / batches.max(1) as f64;
-        let dev = match &dev_enc {
-            Some(d) if !d.rows.is_empty() => Some(match cfg.task {
-                Task::Classification => evaluate(&model, d, cfg.batch_size, pad, labels.len())?,
-                Task::Mlm => mlm::evaluate(&model, d, cfg, pad, mask_id)?,
-            }),
-            _ => None,
-        };
+        Ok(Some(loss_sum / batches.max(1) as f64))
+    }
+
+    fn stop(&mut self, outcome: Outcome) -> Option<f64> {
+        self.optim.discard();
+        self.progress.outcome = outcome;
+        None
+    }
+
+    fn record_step(
+        &mut self,
+        epoch: usize,
+        rows: usize,
+        loss: f64,
+        lr: f64,
+        on_event: &mut dyn FnMut(Event),
+    ) {
+        let p = &mut self.progress;
+        p.step += 1;
+        p.examples_seen += rows;
+        p.history.push(StepRecord {
+            step: p.step,
+            epoch,
+            loss,
+            lr,
+        });
+        let (step, seen) = (p.step, p.examples_seen);
+        let elapsed = self.elapsed();
+        let this_run = self.start.elapsed().as_secs_f64();
+        on_event(Event::Step {
+            step,
+            total_steps: self.total,
+            epoch,
+            loss,
+            lr,
+            examples_per_s: seen as f64 / elapsed.max(1e-9),
+            eta_s: this_run / step.max(1) as f64 * (self.total - step) as f64,
+        });
+    }
+
+    /// Evaluate, keep the best epoch, save the epoch's checkpoints, report it.
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        train_loss: f64,
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<()> {
+        let dev = self.evaluate()?;
         // Best epoch: highest dev accuracy (classification), lowest dev loss (MLM).
-        let score = dev.as_ref().map_or(epoch as f64, |d| match cfg.task {
+        let score = dev.as_ref().map_or(epoch as f64, |d| match self.cfg.task {
             Task::Classification => d.accuracy,
             Task::Mlm => -d.loss,
         });
-        let current = snapshot(&all_vars)?;
-        epochs.push(EpochSummary {
+        let current = snapshot(&self.vars)?;
+        let previous = self.progress.clone();
+        let is_best = self.cfg.save_last || previous.best_score.is_none_or(|b| score > b);
+        let p = &mut self.progress;
+        p.epoch = epoch;
+        p.elapsed_s = self.elapsed_before + self.start.elapsed().as_secs_f64();
+        p.epochs.push(EpochSummary {
             epoch,
             train_loss,
             dev: dev.clone(),
         });
-        if let Some(dir) = &cfg.epochs_dir {
-            let report = Report {
-                outcome: Outcome::Finished,
-                steps: step,
-                epochs: epochs.clone(),
-                best_epoch: Some(epoch),
-                summary: summary.clone(),
-                train_examples_per_s: examples_seen as f64 / start.elapsed().as_secs_f64(),
-                history: history.clone(),
-            };
-            let done = Trained {
-                config: model.config.clone(),
-                labels: labels.clone(),
-                tensors: current.clone(),
-                report,
-                base_dir: base_dir.to_path_buf(),
-            };
-            save::write_dir(&done, cfg, &dir.join(format!("epoch-{epoch}")))?;
+        if is_best {
+            (p.best_epoch, p.best_score) = (Some(epoch), Some(score));
         }
-        if cfg.save_last || score > best_score {
-            best_score = score;
-            best_epoch = Some(epoch);
-            best = Some(current);
+        if let Err(e) = self.save_epoch(&previous, &current, is_best) {
+            on_event(Event::Warning(format!(
+                "epoch {epoch}'s checkpoint was not saved: {e}; training goes on"
+            )));
+        }
+        if is_best {
+            self.best = Some(current);
         }
         on_event(Event::Epoch {
             epoch,
             train_loss,
             dev,
         });
-        if step >= total {
-            break;
+        Ok(())
+    }
+
+    fn evaluate(&self) -> Result<Option<DevMetrics>> {
+        let Some(d) = self.data.dev_enc.as_ref().filter(|d| !d.rows.is_empty()) else {
+            return Ok(None);
+        };
+        let (pad, classes) = (self.data.pad, self.data.labels.len());
+        Ok(Some(match self.cfg.task {
+            Task::Classification => evaluate(&self.model, d, self.cfg.batch_size, pad, classes)?,
+            Task::Mlm => mlm::evaluate(&self.model, d, self.cfg, pad, self.data.mask_id)?,
+        }))
+    }
+
+    fn report(&self, best_epoch: Option<usize>) -> Report {
+        let p = &self.progress;
+        Report {
+            outcome: p.outcome.clone(),
+            steps: p.step,
+            epochs: p.epochs.clone(),
+            best_epoch,
+            summary: self.data.summary.clone(),
+            train_examples_per_s: p.examples_seen as f64 / self.elapsed().max(1e-9),
+            history: p.history.clone(),
         }
     }
-    // Cancelled or diverged before any epoch ended: keep the current weights.
-    let tensors = match best {
-        Some(t) => t,
-        None => snapshot(&all_vars)?,
-    };
-    Ok(Trained {
-        config: model.config.clone(),
-        labels,
-        tensors,
-        report: Report {
-            outcome,
-            steps: step,
-            epochs,
-            best_epoch,
-            summary,
-            train_examples_per_s: examples_seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
-            history,
-        },
-        base_dir: base_dir.to_path_buf(),
-    })
+
+    fn trained(&self, tensors: Vec<(String, Tensor)>, best_epoch: Option<usize>) -> Trained {
+        Trained {
+            config: self.model.config.clone(),
+            labels: self.data.labels.clone(),
+            tensors,
+            report: self.report(best_epoch),
+            base_dir: self.base_dir.to_path_buf(),
+        }
+    }
+
+    /// The best epoch's weights (or, stopped before any epoch ended, the current ones).
+    fn finish(mut self) -> Result<Trained> {
+        let tensors = match self.best.take() {
+            Some(t) => t,
+            None => snapshot(&self.vars)?,
+        };
+        Ok(self.trained(tensors, self.progress.best_epoch))
+    }
+
+    /// Epoch 0 of the kept epochs: the base model with its freshly initialised head.
+    fn write_epoch_zero(&self) -> Result<()> {
+        let Some(dir) = &self.cfg.epochs_dir else {
+            return Ok(());
+        };
+        let initial = self.trained(snapshot(&self.vars)?, None);
+        save::write_dir(&initial, self.cfg, &dir.join("epoch-0"))
+    }
+
+    /// Save a finished epoch: `epochs/epoch-N` when kept, and the resumable
+    /// state (`last/`, with the best epoch set aside in `best/` when this one
+    /// is worse) when the run has a directory.
+    fn save_epoch(
+        &self,
+        previous: &Progress,
+        current: &[(String, Tensor)],
+        is_best: bool,
+    ) -> Result<()> {
+        let epoch = self.progress.epoch;
+        let done = self.trained(current.to_vec(), Some(epoch));
+        if let Some(dir) = &self.cfg.epochs_dir {
+            save::write_dir(&done, self.cfg, &dir.join(format!("epoch-{epoch}")))?;
+        }
+        let Some(run) = &self.cfg.run_dir else {
+            return Ok(());
+        };
+        let (last, best) = (run.join(run_dir::LAST), run.join(run_dir::BEST));
+        let best_is_last =
+            previous.best_epoch.is_some() && previous.best_epoch == Some(previous.epoch);
+        if !is_best && best_is_last && last.is_dir() {
+            if best.exists() {
+                write_guard::remove_ours(&best)?;
+            }
+            std::fs::rename(&last, &best).map_err(|e| BertError::io(Op::Rename, &best, &e))?;
+        }
+        let staging = write_guard::staging_dir(&last, "new")?;
+        let written = save::write_checkpoint(&done, self.cfg, &staging)
+            .and_then(|()| {
+                self.optim
+                    .save_state(&staging.join(run_dir::OPTIMIZER_FILE))
+            })
+            .and_then(|()| run_dir::write_progress(&staging, &self.progress))
+            .and_then(|()| write_guard::replace_dir(&staging, &last));
+        if let Err(e) = written {
+            let _ = write_guard::remove_ours(&staging);
+            return Err(e);
+        }
+        if is_best && best.exists() {
+            write_guard::remove_ours(&best)?;
+        }
+        Ok(())
+    }
+
+    /// Continue from the state saved in the run directory `run`.
+    fn resume(&mut self, run: &Path) -> Result<()> {
+        let state = run_dir::latest_state(run)
+            .ok_or_else(|| BertError::file(run, "holds no finished epoch to resume from"))?;
+        let progress = run_dir::read_progress(&state)?;
+        if progress.train_rows != self.progress.train_rows {
+            return Err(BertError::Input(format!(
+                "the run in {} trained on {} rows, the data now has {}: resume with the same data",
+                run.display(),
+                progress.train_rows,
+                self.progress.train_rows
+            )));
+        }
+        let weights = state.join("model.safetensors");
+        for (name, tensor) in save::read_weights(&weights, &self.vars)? {
+            if let Some(v) = self.vars.iter().find(|v| v.name == name) {
+                v.var.set(&tensor)?;
+            }
+        }
+        self.optim
+            .load_state(&state.join(run_dir::OPTIMIZER_FILE))?;
+        if let Some(dir) = run_dir::best_dir(run, &progress) {
+            self.best = Some(save::read_weights(
+                &dir.join("model.safetensors"),
+                &self.vars,
+            )?);
+        } else if progress.best_epoch.is_some() {
+            return Err(BertError::file(run, "the best epoch's weights are missing"));
+        }
+        self.elapsed_before = progress.elapsed_s;
+        self.progress = Progress {
+            outcome: Outcome::Finished,
+            ..progress
+        };
+        Ok(())
+    }
 }

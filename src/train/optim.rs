@@ -2,11 +2,14 @@
 //! biases and LayerNorm weights), linear warm-up then linear decay, and global
 //! gradient-norm clipping — as `transformers`' Trainer with PyTorch's AdamW.
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use candle_core::backprop::GradStore;
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 
-use crate::error::Result;
+use crate::error::{BertError, Result};
 use crate::train::fused_adamw::{sum_squares, FusedAdamW};
 use crate::train::weights::NamedVar;
 
@@ -89,12 +92,6 @@ impl Optim {
         })
     }
 
-    /// Backpropagate `loss`, clip, and update every parameter.
-    pub fn backward_step(&mut self, loss: &Tensor) -> Result<StepInfo> {
-        self.backward(loss)?;
-        self.step()
-    }
-
     /// Backpropagate one micro-batch's share of the step's loss and add its
     /// gradients to those of the step so far.
     pub fn backward(&mut self, loss: &Tensor) -> Result<()> {
@@ -112,6 +109,73 @@ impl Optim {
                 sum.insert(&p.var, total);
             }
         }
+        Ok(())
+    }
+
+    /// Optimiser steps taken (the scheduler's position).
+    pub fn steps_taken(&self) -> usize {
+        self.step
+    }
+
+    /// Save the AdamW moments and step count as safetensors
+    /// (`NAME.exp_avg`, `NAME.exp_avg_sq`, `step`), PyTorch's names.
+    pub fn save_state(&self, path: &Path) -> Result<()> {
+        let Update::Fused(adamw) = &self.update else {
+            return Err(BertError::Unsupported(
+                "saving the optimiser state is supported for runs on the CPU".into(),
+            ));
+        };
+        let (adam_step, slots) = adamw.moments();
+        let cpu = Device::Cpu;
+        let mut tensors = HashMap::new();
+        for (name, m, v) in slots {
+            tensors.insert(
+                format!("{name}.exp_avg"),
+                Tensor::from_slice(m, m.len(), &cpu)?,
+            );
+            tensors.insert(
+                format!("{name}.exp_avg_sq"),
+                Tensor::from_slice(v, v.len(), &cpu)?,
+            );
+        }
+        let counters = [adam_step as u32, self.step as u32];
+        tensors.insert("step".into(), Tensor::from_slice(&counters, 2, &cpu)?);
+        candle_core::safetensors::save(&tensors, path)
+            .map_err(|e| BertError::file(path, format!("cannot write: {e}")))
+    }
+
+    /// Restore what [`Optim::save_state`] wrote.
+    pub fn load_state(&mut self, path: &Path) -> Result<()> {
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| BertError::file(path, format!("cannot read the optimiser state: {e}")))?;
+        let Update::Fused(adamw) = &mut self.update else {
+            return Err(BertError::Unsupported(
+                "resuming is supported for runs on the CPU".into(),
+            ));
+        };
+        let read = |key: &str| -> Result<Vec<f32>> {
+            let t = tensors
+                .get(key)
+                .ok_or_else(|| BertError::weight(path, key, "missing"))?;
+            t.flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| BertError::weight(path, key, e.to_string()))
+        };
+        let counters: Vec<u32> = tensors
+            .get("step")
+            .ok_or_else(|| BertError::weight(path, "step", "missing"))?
+            .to_vec1::<u32>()
+            .map_err(|e| BertError::weight(path, "step", e.to_string()))?;
+        let [adam_step, step] = counters[..] else {
+            return Err(BertError::weight(path, "step", "expected two counters"));
+        };
+        adamw.restore(adam_step as i32, &|name| {
+            Ok((
+                read(&format!("{name}.exp_avg"))?,
+                read(&format!("{name}.exp_avg_sq"))?,
+            ))
+        })?;
+        self.step = step as usize;
         Ok(())
     }
 

@@ -5,10 +5,14 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use candle_core::Tensor;
 use serde_json::{json, Value};
 
 use crate::error::{read_to_string, BertError, Op, Result};
+use crate::train::weights::NamedVar;
 use crate::train::{TrainConfig, Trained};
+pub use crate::write_guard::EPOCHS_DIR;
+use crate::write_guard::{self, check_output_dir, Protected, MARKER_KEY};
 
 const TOKENIZER_FILES: [&str; 4] = [
     "tokenizer.json",
@@ -26,69 +30,50 @@ fn hf_key(name: &str) -> String {
     }
 }
 
-/// Refuse outputs that would destroy something: the base model, or a
-/// non-empty directory without `overwrite`.
-pub fn check_output(output: &Path, base: &Path, overwrite: bool) -> Result<()> {
-    let same = match (output.canonicalize(), base.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        return Err(BertError::file(
-            output,
-            "is the base model's directory; choose another --output",
-        ));
+/// Write the checkpoint to `output`, guarded: the output must not be, contain
+/// or sit inside anything in `protected` (the current directory, the
+/// executable, the base model, the data), and an existing one is replaced only
+/// when `overwrite` and it is a checkpoint bertscope wrote. The checkpoint is
+/// written into a staging directory first and swapped in atomically.
+pub fn save_to(
+    trained: &Trained,
+    cfg: &TrainConfig,
+    output: &Path,
+    protected: &Protected,
+    overwrite: bool,
+) -> Result<PathBuf> {
+    check_output_dir(output, protected, overwrite)?;
+    let staging = write_guard::staging_dir(output, "new")?;
+    let written = write_checkpoint(trained, cfg, &staging)
+        .and_then(|()| move_epochs(cfg, &staging))
+        .and_then(|()| write_guard::replace_dir(&staging, output));
+    if let Err(e) = written {
+        let _ = write_guard::remove_ours(&staging);
+        return Err(e);
     }
-    let non_empty = output
-        .read_dir()
-        .map(|mut d| d.next().is_some())
-        .unwrap_or(false);
-    if non_empty && !overwrite {
-        return Err(BertError::file(
-            output,
-            "is not empty (pass --overwrite to replace it)",
-        ));
-    }
-    if output.exists() && !output.is_dir() {
-        return Err(BertError::file(output, "exists and is not a directory"));
-    }
-    Ok(())
+    Ok(output.to_path_buf())
 }
 
-/// Write the checkpoint to `output` via a temporary sibling directory and a rename.
+/// [`save_to`] protecting the current directory, the executable and the base model.
 pub fn save(
     trained: &Trained,
     cfg: &TrainConfig,
     output: &Path,
     overwrite: bool,
 ) -> Result<PathBuf> {
-    check_output(output, &trained.base_dir, overwrite)?;
-    let tmp = temp_sibling(output)?;
-    std::fs::create_dir_all(&tmp).map_err(|e| BertError::io(Op::Create, &tmp, &e))?;
-    let written = write_all(trained, cfg, &tmp).and_then(|()| move_epochs(cfg, &tmp));
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if output.exists() {
-        std::fs::remove_dir_all(output).map_err(|e| BertError::io(Op::Remove, output, &e))?;
-    }
-    std::fs::rename(&tmp, output).map_err(|e| BertError::io(Op::Rename, output, &e))?;
-    Ok(output.to_path_buf())
+    let protected = Protected::new().with("the base model", &trained.base_dir);
+    save_to(trained, cfg, output, &protected, overwrite)
 }
 
-/// Write a checkpoint into `dir` (created; not atomic: for scratch directories
-/// such as per-epoch checkpoints).
+/// Write a checkpoint into `dir`, replacing a checkpoint of ours already there
+/// (not atomic: for per-epoch checkpoints inside a run's own directory).
 pub fn write_dir(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
     if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| BertError::io(Op::Remove, dir, &e))?;
+        write_guard::remove_ours(dir)?;
     }
     std::fs::create_dir_all(dir).map_err(|e| BertError::io(Op::Create, dir, &e))?;
-    write_all(trained, cfg, dir)
+    write_checkpoint(trained, cfg, dir)
 }
-
-/// The subdirectory of a saved run that holds its per-epoch checkpoints.
-pub const EPOCHS_DIR: &str = "epochs";
 
 /// Per-epoch checkpoints (`epochs/epoch-N`) of a saved run, in epoch order.
 pub fn epoch_checkpoints(dir: &Path) -> Vec<(usize, PathBuf)> {
@@ -119,61 +104,100 @@ fn move_epochs(cfg: &TrainConfig, out: &Path) -> Result<()> {
     if std::fs::rename(from, &to).is_ok() {
         return Ok(());
     }
-    copy_tree(from, &to)?;
+    copy_tree(from, &to, &mut |_| {})?;
     std::fs::remove_dir_all(from).map_err(|e| BertError::io(Op::Remove, from, &e))
 }
 
-/// Copy a directory tree (files and subdirectories).
-pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+/// Copy a directory tree (files and subdirectories; symbolic links are
+/// refused, not followed). `progress(bytes)` after each file.
+pub fn copy_tree(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
     std::fs::create_dir_all(to).map_err(|e| BertError::io(Op::Create, to, &e))?;
-    for entry in from.read_dir().map_err(|e| BertError::io(Op::List, from, &e))? {
+    for entry in from
+        .read_dir()
+        .map_err(|e| BertError::io(Op::List, from, &e))?
+    {
         let entry = entry.map_err(|e| BertError::io(Op::List, from, &e))?;
         let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        if src.is_dir() {
-            copy_tree(&src, &dst)?;
+        let kind = entry
+            .file_type()
+            .map_err(|e| BertError::io(Op::Read, &src, &e))?;
+        if kind.is_symlink() {
+            return Err(BertError::file(&src, "is a symbolic link; not copied"));
+        } else if kind.is_dir() {
+            copy_tree(&src, &dst, progress)?;
         } else {
-            std::fs::copy(&src, &dst).map_err(|e| BertError::io(Op::Write, &dst, &e))?;
+            let bytes =
+                std::fs::copy(&src, &dst).map_err(|e| BertError::io(Op::Write, &dst, &e))?;
+            progress(bytes);
         }
     }
     Ok(())
 }
 
-/// "Save as…": copy a fine-tuned directory to `output` atomically (temporary
-/// sibling, then rename), refusing the base model's directory and, without
-/// `overwrite`, a non-empty one.
+/// "Save as…": copy a fine-tuned directory to `output`, with the same rules as
+/// [`save_to`] (the base model and the run itself protected; an existing
+/// output replaced only when `overwrite` and it is bertscope's).
 pub fn copy_checkpoint(from: &Path, output: &Path, base: &Path, overwrite: bool) -> Result<()> {
-    check_output(output, base, overwrite)?;
-    check_output(output, from, true)?;
-    let tmp = temp_sibling(output)?;
-    if let Err(e) = copy_tree(from, &tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
+    copy_checkpoint_with_progress(from, output, base, overwrite, &mut |_| {})
+}
+
+/// [`copy_checkpoint`] reporting the bytes copied so far.
+pub fn copy_checkpoint_with_progress(
+    from: &Path,
+    output: &Path,
+    base: &Path,
+    overwrite: bool,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut protected = Protected::new();
+    protected.add("the tuned model being saved", from);
+    if !base.as_os_str().is_empty() {
+        protected.add("the base model", base);
+    }
+    check_output_dir(output, &protected, overwrite)?;
+    let staging = write_guard::staging_dir(output, "new")?;
+    let mut copied = 0u64;
+    let written = copy_tree(from, &staging, &mut |bytes| {
+        copied += bytes;
+        progress(copied)
+    })
+    .and_then(|()| write_guard::replace_dir(&staging, output));
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
-    if output.exists() {
-        std::fs::remove_dir_all(output).map_err(|e| BertError::io(Op::Remove, output, &e))?;
-    }
-    std::fs::rename(&tmp, output).map_err(|e| BertError::io(Op::Rename, output, &e))
+    Ok(())
 }
 
-/// A fresh temporary directory next to `output` (same filesystem: rename works).
-fn temp_sibling(output: &Path) -> Result<PathBuf> {
-    let parent = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| BertError::io(Op::Create, parent, &e))?;
-    let name = output
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("model");
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| BertError::io(Op::Remove, &tmp, &e))?;
-    }
-    Ok(tmp)
+/// The weights of a checkpoint bertscope wrote, by our names, checked against
+/// the shapes of `vars`.
+pub fn read_weights(path: &Path, vars: &[NamedVar]) -> Result<Vec<(String, Tensor)>> {
+    let device = vars
+        .first()
+        .map(|v| v.var.device().clone())
+        .unwrap_or(candle_core::Device::Cpu);
+    let stored = candle_core::safetensors::load(path, &device)
+        .map_err(|e| BertError::file(path, format!("cannot read: {e}")))?;
+    vars.iter()
+        .map(|v| {
+            let key = hf_key(&v.name);
+            let t = stored
+                .get(&key)
+                .ok_or_else(|| BertError::weight(path, &key, "missing"))?;
+            if t.dims() != v.var.dims() {
+                return Err(BertError::weight(
+                    path,
+                    &key,
+                    format!("has shape {:?}, expected {:?}", t.dims(), v.var.dims()),
+                ));
+            }
+            Ok((v.name.clone(), t.clone()))
+        })
+        .collect()
 }
 
-fn write_all(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+/// Write every file of a checkpoint into the existing directory `dir`.
+pub fn write_checkpoint(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
     let base_config = trained.base_dir.join("config.json");
     let mut config: Value = serde_json::from_str(&read_to_string(&base_config)?)
         .map_err(|e| BertError::json(&base_config, &e))?;
@@ -245,6 +269,7 @@ fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) 
             json!(trained.base_dir.display().to_string()),
         );
         obj.insert("labels".into(), json!(labels));
+        obj.insert(MARKER_KEY.into(), json!(crate::train::run_dir::marker()));
     }
     write_json(&dir.join("training_args.json"), &args)
 }
