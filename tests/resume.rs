@@ -223,7 +223,8 @@ fn cli_resume_after_sigkill() {
         use std::io::Read;
         let mut stderr = stderr;
         let mut buf = [0u8; 256];
-        while !seen.contains("epoch 1:") {
+        // Epoch 1's line, then the hint on how to resume it.
+        while !(seen.contains("epoch 1:") && seen.contains("--resume")) {
             let n = stderr.read(&mut buf).unwrap();
             assert!(n > 0, "the run ended before epoch 1: {seen}");
             seen.push_str(&String::from_utf8_lossy(&buf[..n]));

@@ -363,7 +363,9 @@ fn check_free_space(plan: &Plan) -> Result<()> {
     } else {
         0
     };
-    let need = weights * (5 + kept);
+    // Peak: last/ + best/ + the next last/ being written (each checkpoint W,
+    // each with 2 W of AdamW moments but best/), plus the kept epochs.
+    let need = weights * (7 + kept);
     let parent = plan.output.parent().unwrap_or(Path::new("/"));
     if let Some(free) = write_guard::free_space(parent) {
         if free < need {

@@ -696,6 +696,13 @@ impl<'a> Loop<'a> {
         }
         if is_best && best.exists() {
             write_guard::remove_ours(&best)?;
+        } else if best.exists() {
+            // best/ was last/ until now; only its weights are needed any more.
+            let moments = best.join(run_dir::OPTIMIZER_FILE);
+            if moments.exists() {
+                std::fs::remove_file(&moments)
+                    .map_err(|e| BertError::io(Op::Remove, &moments, &e))?;
+            }
         }
         Ok(())
     }
