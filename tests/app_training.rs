@@ -1,6 +1,7 @@
 //! The training view and the compare view driven through egui_kittest on the
 //! tiny fixture model and a tiny TSV: load data, see the preview and its
-//! problems, start, see progress, cancel, finish, compare, save.
+//! problems, start, see progress, cancel, finish, compare, save; closing the
+//! window during a run.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bertscope::train::Outcome;
+use bertscope::ui::close_guard::CloseGuard;
 use bertscope::ui::run_state::RunStatus;
 use bertscope::ui::state::View;
 use bertscope::ui::{AppOptions, BertscopeApp};
@@ -49,9 +51,18 @@ impl egui::DroppedFile for Dropped {
     }
 }
 
-/// A claim/headline pair file in the seed's Kaggle naming, with one bad row (line 6).
-fn write_tsv(dir: &Path) -> std::path::PathBuf {
-    let pairs = [
+/// Step the UI for `time` (gives a worker time to do what it should not).
+fn settle(harness: &mut Harness<'static, BertscopeApp>, time: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < time {
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Claim/headline pairs with their labels, half of each.
+fn pairs() -> [(&'static str, &'static str, &'static str); 10] {
+    [
         ("the dog is tired", "the dog is tired", "agreed"),
         ("the cat went back", "the cat came back", "agreed"),
         ("the fox jumps", "the fox jumps over the dog", "agreed"),
@@ -82,7 +93,23 @@ fn write_tsv(dir: &Path) -> std::path::PathBuf {
             "unrelated",
         ),
         ("she went to paris", "the lazy cat jumps", "unrelated"),
-    ];
+    ]
+}
+
+/// `rows` good rows (the pairs over and over) in `many.tsv`.
+fn write_many(dir: &Path, rows: usize) -> std::path::PathBuf {
+    let mut text = String::from("id\ttitle1_en\ttitle2_en\tlabel\n");
+    for (i, (a, b, l)) in pairs().iter().cycle().take(rows).enumerate() {
+        text.push_str(&format!("{i}\t{a}\t{b}\t{l}\n"));
+    }
+    let path = dir.join("many.tsv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A claim/headline pair file in the seed's Kaggle naming, with one bad row (line 6).
+fn write_tsv(dir: &Path) -> std::path::PathBuf {
+    let pairs = pairs();
     let mut text = String::from("id\ttitle1_en\ttitle2_en\tlabel\n");
     for (i, (a, b, l)) in pairs.iter().enumerate() {
         text.push_str(&format!("{i}\t{a}\t{b}\t{l}\n"));
@@ -161,7 +188,10 @@ fn train_cancel_finish_compare_and_save() {
     assert!(h.query_by_label_contains("pairs.tsv:6:").is_some());
     assert!(h.query_by_label("the woman went to buy a book").is_some());
 
-    // A long run, cancelled once it is under way.
+    // A long run (1600 steps an epoch), cancelled before its first epoch ends:
+    // nothing is kept, and the progress line keeps the run's real totals.
+    let many = write_many(dir.path(), 4000);
+    h.state_mut().settings.train.data_path = many.display().to_string();
     h.state_mut().settings.train.epochs = 10_000;
     h.state_mut().settings.train.batch_size = 2;
     h.state_mut().settings.train.dev_fraction = 0.2;
@@ -169,16 +199,36 @@ fn train_cancel_finish_compare_and_save() {
     wait_until(&mut h, "progress", |app| app.tuning.run.step >= 3);
     assert!(h.query_by_label_contains("examples/s").is_some());
     click(&mut h, "Cancel");
-    wait_until(&mut h, "the cancelled run", |app| {
-        !app.tuning.training() && app.tuning.tuned.is_some()
-    });
-    assert_eq!(
-        h.state().tuning.run.status,
-        RunStatus::Done(Outcome::Cancelled)
-    );
-    assert!(h.state().tuning.run.step < 10_000 * 4);
+    wait_until(&mut h, "the cancelled run", |app| !app.tuning.training());
+    settle(&mut h, Duration::from_secs(1)); // time to (wrongly) open it as the tuned model
+    let step = {
+        let run = &h.state().tuning.run;
+        assert_eq!(run.status, RunStatus::Done(Outcome::Cancelled));
+        assert!(run.epochs.is_empty() && run.step < 1600, "{}", run.step);
+        assert_eq!(run.total_steps, 1600 * 10_000);
+        assert_eq!(run.output, None);
+        assert!(
+            run.log
+                .iter()
+                .any(|l| l.starts_with("cancelled before the first epoch ended: nothing kept")),
+            "{:?}",
+            run.log
+        );
+        run.step
+    };
+    assert!(h.state().tuning.tuned.is_none());
+    assert!(h.query_by_label("Compare with base").is_none());
+    assert!(h
+        .query_by_label_contains("Cancelled before the first epoch ended: nothing kept")
+        .is_some());
+    assert!(h
+        .query_by_label_contains(&format!("step {step}/16000000 · epoch 1/10000 ·"))
+        .is_some());
+    let runs = std::fs::read_dir(dir.path().join("runs")).map_or(0, |d| d.count());
+    assert_eq!(runs, 0, "nothing written, scratch removed");
 
     // A full run: 2 epochs of 4 steps (8 training rows, batch 2).
+    h.state_mut().settings.train.data_path = data.display().to_string();
     h.state_mut().settings.train.epochs = 2;
     h.state_mut().settings.train.lr = 1e-3;
     click(&mut h, "Start training");
@@ -256,7 +306,8 @@ fn train_cancel_finish_compare_and_save() {
     let saved = dir.path().join("saved-model");
     type_into(&mut h, "Save path", &saved.display().to_string());
     click(&mut h, "Save as…");
-    h.run_steps(3);
+    assert!(h.state().tuning.saving(), "the copy runs on its own thread");
+    wait_until(&mut h, "the copy", |app| !app.tuning.saving());
     assert!(h.query_by_label_contains("saved the tuned model").is_some());
     let model =
         bertscope::LoadedModel::load_dir("saved", &saved, &candle_core::Device::Cpu).unwrap();
@@ -268,7 +319,7 @@ fn train_cancel_finish_compare_and_save() {
     h.state_mut().settings.train.save_path.clear();
     type_into(&mut h, "Save path", &base);
     click(&mut h, "Save as…");
-    h.run_steps(3);
+    wait_until(&mut h, "the refused copy", |app| !app.tuning.saving());
     assert!(h.query_by_label_contains("not saved").is_some());
     assert!(fixture_model("mlm-safetensors")
         .join("expected.json")
@@ -321,4 +372,89 @@ fn open_tuned_shows_the_run_and_bad_paths_say_why() {
         h.state().settings.train.data_path,
         data.display().to_string()
     );
+}
+
+/// Ask the window to close, as the window manager would; true when the app
+/// held the close back.
+fn request_close(h: &mut Harness<'static, BertscopeApp>) -> bool {
+    h.input_mut()
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .events
+        .push(egui::ViewportEvent::Close);
+    h.step();
+    let held = sent(h, |c| matches!(c, egui::ViewportCommand::CancelClose));
+    h.run_steps(2);
+    held
+}
+
+/// Did the last frame send this viewport command?
+fn sent(h: &Harness<'static, BertscopeApp>, which: fn(&egui::ViewportCommand) -> bool) -> bool {
+    h.output()
+        .viewport_output
+        .get(&egui::ViewportId::ROOT)
+        .is_some_and(|v| v.commands.iter().any(which))
+}
+
+#[test]
+fn closing_the_window_during_a_run_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_tsv(dir.path());
+    let mut h = app(dir.path());
+    type_into(&mut h, "Training data", &data.display().to_string());
+    click(&mut h, "Load data"); // the columns are guessed from the header
+    wait_until(&mut h, "the preview", |app| app.tuning.preview.is_some());
+    h.state_mut().settings.train.epochs = 10_000;
+    h.state_mut().settings.train.batch_size = 2;
+    h.state_mut().settings.train.dev_fraction = 0.2;
+    click(&mut h, "Start training");
+    wait_until(&mut h, "the first epoch", |app| {
+        !app.tuning.run.epochs.is_empty()
+    });
+
+    // Asked, and the close is held back; "Keep training" goes on.
+    assert!(request_close(&mut h), "the close was not held back");
+    assert_eq!(h.state().close, CloseGuard::Asking);
+    assert!(h
+        .query_by_label("Stop and keep the best checkpoint")
+        .is_some());
+    assert!(h.query_by_label("Quit now").is_some());
+    click(&mut h, "Keep training");
+    h.run_steps(2);
+    assert_eq!(h.state().close, CloseGuard::Open);
+    assert!(h.query_by_label("Keep training").is_none());
+    assert!(h.state().tuning.training());
+
+    // Asked again: stop, keep the best checkpoint, and then close.
+    assert!(request_close(&mut h));
+    click(&mut h, "Stop and keep the best checkpoint");
+    let start = Instant::now();
+    while !sent(&h, |c| matches!(c, egui::ViewportCommand::Close)) {
+        assert!(start.elapsed() < Duration::from_secs(60), "never closed");
+        assert!(
+            h.state().tuning.training(),
+            "the run ended but the window did not close"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let run = &h.state().tuning.run;
+    assert_eq!(run.status, RunStatus::Done(Outcome::Cancelled));
+    let saved = run.output.clone().expect("the best checkpoint was kept");
+    assert!(saved.join("model.safetensors").is_file());
+    assert_eq!(h.state().close, CloseGuard::Closing);
+
+    // Opened as the tuned model, the run keeps its live totals (4 steps an epoch).
+    wait_until(&mut h, "the tuned model", |app| app.tuning.tuned.is_some());
+    let run = &h.state().tuning.run;
+    assert_eq!(
+        (run.total_steps, run.planned_epochs),
+        (40_000, Some(10_000))
+    );
+    let line = format!("step {}/40000 · epoch {}/10000 ·", run.step, run.epoch);
+    assert!(h.query_by_label_contains(&line).is_some(), "{line}");
+
+    // A close while idle goes through.
+    assert!(!request_close(&mut h));
 }

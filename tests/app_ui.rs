@@ -1,7 +1,7 @@
 //! The app driven through egui_kittest by accessible labels, on the tiny fixture
 //! models: layers, heads, filters, token focus, masking with predictions checked
-//! against `transformers`, view switching, a bad model path, and a rendered
-//! snapshot of the head view.
+//! against `transformers`, view switching, a bad model path, a model worker that
+//! panics or dies, and a rendered snapshot of the head view.
 
 mod common;
 
@@ -11,6 +11,7 @@ use bertscope::ui::app::ModelStatus;
 use bertscope::ui::intent::TokenFocus;
 use bertscope::ui::selection::SentenceFilter;
 use bertscope::ui::state::View;
+use bertscope::ui::worker::Fault;
 use bertscope::ui::{AppOptions, BertscopeApp};
 use common::*;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -233,6 +234,51 @@ fn typing_reruns_the_model() {
                 .is_some_and(|a| a.attention.tokens.contains(&"jumps".to_string()))
     });
     assert_eq!(h.state().settings.text_a, "the quick fox jumps");
+}
+
+/// Type into sentence A and wait for the analysis of the new text.
+fn type_and_wait(h: &mut Harness<'static, BertscopeApp>, text: &str, token: &str) {
+    h.get_by_label("Sentence A").click();
+    h.run_steps(2);
+    h.get_by_label("Sentence A").type_text(text);
+    wait_until(h, |app| {
+        !app.busy()
+            && app
+                .analysis
+                .as_ref()
+                .is_some_and(|a| a.attention.tokens.contains(&token.to_string()))
+    });
+}
+
+#[test]
+fn a_worker_panic_is_shown_and_the_next_analysis_works() {
+    let mut h = pair_app();
+    h.state_mut().inject_worker_fault(Fault::Panic);
+    wait_until(&mut h, |app| app.thread_error.is_some());
+    assert!(h
+        .query_by_label("the model worker crashed: a fault injected by a test; restarted")
+        .is_some());
+    assert!(!h.state().busy());
+
+    type_and_wait(&mut h, " jumps", "jumps");
+    assert!(h.state().analysis_error.is_none());
+    h.get_by_label("Dismiss").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("crashed").is_none());
+}
+
+#[test]
+fn a_worker_thread_that_is_gone_is_restarted_and_nothing_spins_forever() {
+    let mut h = pair_app();
+    // The thread ends; the analysis typed next goes to a worker that is gone.
+    h.state_mut().inject_worker_fault(Fault::Exit);
+    type_and_wait(&mut h, " jumps", "jumps");
+    assert!(h
+        .query_by_label("the model worker stopped unexpectedly; restarted")
+        .is_some());
+    assert!(matches!(h.state().status, ModelStatus::Ready(_)));
+    // The restarted worker serves the next request as the first did.
+    type_and_wait(&mut h, " over", "over");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The application: state, the worker conversation, debouncing, and the frame
 //! layout (model bar, input panel, views); `app/responses.rs` applies the
-//! worker's answers and `app/intents.rs` the user's requests.
+//! worker's answers and `app/intents.rs` the user's requests. Closing the
+//! window during a run asks first (`close_guard.rs`).
 
 mod intents;
 mod responses;
@@ -10,17 +11,18 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use egui::{Color32, RichText};
-use poll_promise::Promise;
 
 use crate::catalog;
 use crate::engine::Analysis;
+use crate::ui::close_guard::{CloseAction, CloseGuard};
 use crate::ui::compare_view::{self, Changes, CompareInput};
 use crate::ui::intent::{Intent, TokenFocus};
+use crate::ui::job::Job;
 use crate::ui::screenshot::{ScreenshotJob, ScreenshotSink};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::train_view::{self, TrainViewState};
 use crate::ui::tuning::Tuning;
-use crate::ui::worker::{AnalyzeRequest, ModelInfo, Request, WorkerHandle};
+use crate::ui::worker::{AnalyzeRequest, Fault, ModelInfo, Request, Slot, WorkerHandle};
 use crate::ui::{
     controls, examples, fonts, head_view, input_panel, matrix_view, mlm_panel, model_view,
 };
@@ -72,15 +74,16 @@ pub struct BertscopeApp {
     pub analysis: Option<Analysis>,
     pub analysis_error: Option<String>,
     worker: WorkerHandle,
-    generation: u64,
-    answered: u64,
+    /// A background thread crashed or stopped (the model worker, a file
+    /// dialog): shown under the model bar until dismissed.
+    pub thread_error: Option<String>,
     dirty_since: Option<Instant>,
     hover: Option<TokenFocus>,
     pinned: Option<TokenFocus>,
     mlm_models: Vec<String>,
     cjk_font: fonts::CjkFont,
     model_field: String,
-    folder_dialog: Option<Promise<Option<PathBuf>>>,
+    folder_dialog: Option<Job<Option<PathBuf>>>,
     screenshot: Option<ScreenshotJob>,
     thumbnails: model_view::ThumbnailCache,
     /// `--head`: show only this head once the model's shape is known.
@@ -94,6 +97,8 @@ pub struct BertscopeApp {
     /// Start-up requests whose answers a screenshot waits for.
     awaiting_tuned: bool,
     awaiting_preview: bool,
+    /// Closing the window while a run trains asks first.
+    pub close: CloseGuard,
 }
 
 impl BertscopeApp {
@@ -146,8 +151,7 @@ impl BertscopeApp {
             analysis: None,
             analysis_error: None,
             worker,
-            generation: 0,
-            answered: 0,
+            thread_error: None,
             dirty_since: None,
             hover: None,
             pinned: None,
@@ -167,6 +171,7 @@ impl BertscopeApp {
             pending_preview: options.train_data.is_some(),
             awaiting_tuned: options.tuned.is_some(),
             awaiting_preview: options.train_data.is_some(),
+            close: CloseGuard::default(),
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
@@ -183,9 +188,25 @@ impl BertscopeApp {
     }
 
     pub fn busy(&self) -> bool {
-        matches!(self.status, ModelStatus::Loading(_))
-            || self.answered < self.generation
-            || self.dirty_since.is_some()
+        match self.status {
+            ModelStatus::Loading(_) => true,
+            ModelStatus::Ready(_) => {
+                self.worker.waiting(Slot::Analyze) || self.dirty_since.is_some()
+            }
+            ModelStatus::None | ModelStatus::Failed { .. } => false,
+        }
+    }
+
+    /// Tests only: make the model worker panic, or end its thread.
+    #[doc(hidden)]
+    pub fn inject_worker_fault(&mut self, fault: Fault) {
+        self.worker.send(Request::InjectFault(fault));
+    }
+
+    /// Show a new analysis (or none).
+    fn set_analysis(&mut self, analysis: Option<Analysis>) {
+        self.analysis = analysis;
+        self.thumbnails.data_changed();
     }
 
     fn load_model(&mut self, spec: String) {
@@ -199,11 +220,9 @@ impl BertscopeApp {
         if !matches!(self.status, ModelStatus::Ready(_)) {
             return;
         }
-        self.generation += 1;
         let s = &self.settings;
         let b = s.text_b.trim();
         self.worker.send(Request::Analyze(AnalyzeRequest {
-            generation: self.generation,
             text_a: s.text_a.clone(),
             text_b: (!b.is_empty()).then(|| s.text_b.clone()),
             masked: s.masked.clone(),
@@ -236,11 +255,14 @@ impl BertscopeApp {
                 }
             }
             if ui.button("Open folder…").clicked() && self.folder_dialog.is_none() {
-                self.folder_dialog = Some(Promise::spawn_thread("folder-dialog", || {
+                let ctx = self.repaint.clone();
+                let pick = || {
                     rfd::FileDialog::new()
                         .set_title("Open a BERT model folder")
                         .pick_folder()
-                }));
+                };
+                let notify = move || ctx.request_repaint();
+                self.folder_dialog = Some(Job::spawn("folder dialog", pick, notify));
             }
             ui.separator();
             match &self.status {
@@ -268,6 +290,16 @@ impl BertscopeApp {
                 ui.add(egui::Spinner::new()).on_hover_text("working");
             }
         });
+        if let Some(error) = &self.thread_error {
+            let mut dismiss = false;
+            ui.horizontal(|ui| {
+                ui.colored_label(Color32::from_rgb(200, 40, 40), error);
+                dismiss = ui.button("Dismiss").clicked();
+            });
+            if dismiss {
+                self.thread_error = None;
+            }
+        }
     }
 
     fn welcome(&mut self, ui: &mut egui::Ui) {
@@ -318,7 +350,7 @@ impl BertscopeApp {
                 preview_error: self.tuning.preview_error.as_deref(),
                 run: &self.tuning.run,
                 tuned: self.tuning.tuned.as_ref(),
-                message: self.tuning.message.as_deref(),
+                message: self.tuning.note(),
                 model_ready: matches!(self.status, ModelStatus::Ready(_)),
             };
             intents.extend(
@@ -411,6 +443,25 @@ impl BertscopeApp {
         intents
     }
 
+    /// A close of the window during a run is held back and asked about.
+    fn guard_close(&mut self, ctx: &egui::Context) {
+        let training = self.tuning.training();
+        if ctx.input(|i| i.viewport().close_requested()) && self.close.close_requested(training) {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+        }
+        let mut close = self.close.tick(training);
+        if let Some(choice) = self.close.show(ctx) {
+            match self.close.choose(choice) {
+                CloseAction::Nothing => {}
+                CloseAction::CancelRun => self.tuning.cancel_run(),
+                CloseAction::Close => close = true,
+            }
+        }
+        if close {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+    }
+
     fn receive_files(&mut self, ctx: &egui::Context) {
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
@@ -425,7 +476,7 @@ impl BertscopeApp {
                 self.settings.train.data_path = path.display().to_string();
                 self.settings.view = View::Train;
                 self.tuning
-                    .load_data(&self.settings.train, &self.worker, true);
+                    .load_data(&self.settings.train, &mut self.worker, true);
                 return;
             }
             let dir = if path.is_file() {
@@ -435,12 +486,13 @@ impl BertscopeApp {
             };
             self.load_model(dir.display().to_string());
         }
-        if let Some(dialog) = &self.folder_dialog {
-            if let Some(choice) = dialog.ready() {
-                if let Some(dir) = choice.clone() {
-                    self.load_model(dir.display().to_string());
-                }
-                self.folder_dialog = None;
+        let chosen = self.folder_dialog.as_ref().and_then(Job::poll);
+        if let Some(choice) = chosen {
+            self.folder_dialog = None;
+            match choice {
+                Ok(Some(dir)) => self.load_model(dir.display().to_string()),
+                Ok(None) => {}
+                Err(e) => self.thread_error = Some(e),
             }
         }
     }
@@ -452,7 +504,11 @@ impl eframe::App for BertscopeApp {
         for response in self.worker.poll() {
             self.handle(response);
         }
-        self.tuning.poll(&mut self.settings.train, &self.worker);
+        self.tuning.poll(&mut self.settings.train, &mut self.worker);
+        if let Some(after) = self.tuning.repaint_after() {
+            ctx.request_repaint_after(after);
+        }
+        self.guard_close(&ctx);
         self.receive_files(&ctx);
         if let Some(since) = self.dirty_since {
             let left = DEBOUNCE.saturating_sub(since.elapsed());

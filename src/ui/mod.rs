@@ -3,6 +3,7 @@
 //! thread owns the models and runs every forward pass.
 
 pub mod app;
+pub mod close_guard;
 pub mod compare_view;
 pub mod controls;
 pub mod examples;
@@ -10,6 +11,7 @@ pub mod fonts;
 pub mod head_view;
 pub mod input_panel;
 pub mod intent;
+pub mod job;
 pub mod lines;
 pub mod matrix_view;
 pub mod mlm_panel;

@@ -14,7 +14,8 @@ const THUMB: f32 = 84.0;
 /// What the thumbnails were computed for.
 #[derive(Debug, Clone, PartialEq)]
 struct CacheKey {
-    data: (usize, usize),
+    /// The cache's data generation (see [`ThumbnailCache::data_changed`]).
+    generation: u64,
     filter: crate::ui::selection::SentenceFilter,
     hide_special: bool,
     renormalize: bool,
@@ -23,10 +24,61 @@ struct CacheKey {
 
 /// The links of every thumbnail (query row, key row, weight), kept between
 /// frames: walking 144 heads × 512² weights every frame would cost ~35 ms.
+/// Keyed by a generation number its owner bumps with every new analysis (an
+/// allocation's address can be reused by the next analysis).
 #[derive(Default)]
 pub struct ThumbnailCache {
+    generation: u64,
     key: Option<CacheKey>,
     links: Vec<Vec<(u16, u16, f32)>>,
+}
+
+impl ThumbnailCache {
+    /// The attention maps drawn from now on are new: recompute the links.
+    pub fn data_changed(&mut self) {
+        self.generation += 1;
+    }
+
+    /// The links of every head for these maps and filters, computed when the
+    /// data or the filters changed since the last call.
+    fn links(
+        &mut self,
+        maps: &crate::AttentionMaps,
+        visible: &crate::ui::selection::VisibleTokens,
+        sel: &Selection,
+        focus: Option<TokenFocus>,
+        min_weight: f32,
+    ) -> &[Vec<(u16, u16, f32)>] {
+        let key = CacheKey {
+            generation: self.generation,
+            filter: sel.filter,
+            hide_special: sel.hide_special,
+            renormalize: sel.renormalize,
+            focus,
+        };
+        if self.key.as_ref() == Some(&key) {
+            return &self.links;
+        }
+        let renorm = sel.hide_special && sel.renormalize;
+        self.links = (0..maps.layers * maps.heads)
+            .map(|i| {
+                let mut links = Vec::new();
+                for_each_link(
+                    maps,
+                    i / maps.heads,
+                    i % maps.heads,
+                    visible,
+                    renorm,
+                    focus,
+                    min_weight,
+                    |qi, ki, w| links.push((qi as u16, ki as u16, w)),
+                );
+                links
+            })
+            .collect();
+        self.key = Some(key);
+        &self.links
+    }
 }
 
 pub fn show(
@@ -43,35 +95,7 @@ pub fn show(
     let rows = visible.queries.len().max(visible.keys.len()).max(1);
     // Fewer, stronger lines when there are many tokens keep thumbnails readable and fast.
     let min_weight = if rows > 128 { 0.1 } else { 0.02 };
-    let renorm = sel.hide_special && sel.renormalize;
-    let key = CacheKey {
-        data: (maps.data.as_ptr() as usize, maps.data.len()),
-        filter: sel.filter,
-        hide_special: sel.hide_special,
-        renormalize: sel.renormalize,
-        focus,
-    };
-    if cache.key.as_ref() != Some(&key) {
-        cache.links = (0..maps.layers * maps.heads)
-            .map(|i| {
-                let mut links = Vec::new();
-                for_each_link(
-                    maps,
-                    i / maps.heads,
-                    i % maps.heads,
-                    &visible,
-                    renorm,
-                    focus,
-                    min_weight,
-                    |qi, ki, w| {
-                        links.push((qi as u16, ki as u16, w));
-                    },
-                );
-                links
-            })
-            .collect();
-        cache.key = Some(key);
-    }
+    let all_links = cache.links(maps, &visible, sel, focus, min_weight);
     ui.label(match focus {
         Some(TokenFocus::Query(t)) | Some(TokenFocus::Key(t)) => format!(
             "Showing only the lines of \"{}\" (pinned or hovered in the head view); the frame marks layer {}, head {}.",
@@ -118,7 +142,7 @@ pub fn show(
                             let y = |i: usize| rect.top() + 4.0 + (i as f32 + 0.5) * row_h;
                             let color = head_color(head);
                             let mut lines = LineBatch::new(rect);
-                            let links = cache.links.get(layer * maps.heads + head);
+                            let links = all_links.get(layer * maps.heads + head);
                             for &(qi, ki, w) in links.into_iter().flatten() {
                                 lines.add(
                                     Pos2::new(lx, y(qi as usize)),
@@ -156,4 +180,32 @@ pub fn show(
                 });
         });
     intents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::selection::{token_infos, visible_tokens};
+    use crate::AttentionMaps;
+
+    #[test]
+    fn new_weights_in_the_same_allocation_are_not_served_from_the_cache() {
+        let tokens: Vec<String> = vec!["a".into(), "b".into()];
+        let sel = Selection::default();
+        let visible = visible_tokens(&token_infos(&tokens, &[0, 0]), sel.filter, false);
+        let mut maps = AttentionMaps::new(1, 1, 2, vec![1.0, 0.0, 0.0, 1.0]);
+        let mut cache = ThumbnailCache::default();
+        let before = cache.links(&maps, &visible, &sel, None, 0.02).to_vec();
+        assert_eq!(before, vec![vec![(0, 0, 1.0), (1, 1, 1.0)]]);
+
+        // The next analysis lands in the same allocation (same address and length).
+        maps.data.copy_from_slice(&[0.0, 1.0, 1.0, 0.0]);
+        cache.data_changed();
+        let after = cache.links(&maps, &visible, &sel, None, 0.02).to_vec();
+        assert_eq!(after, vec![vec![(0, 1, 1.0), (1, 0, 1.0)]]);
+
+        // Same generation and filters: the cached links, not a new walk.
+        maps.data.copy_from_slice(&[1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(cache.links(&maps, &visible, &sel, None, 0.02), &after[..]);
+    }
 }

@@ -117,6 +117,9 @@ impl RunState {
                 self.examples_per_s = examples_per_s;
                 self.eta_s = eta_s;
             }
+            TrainMsg::Event(Event::Warning(message)) => {
+                self.log.push(format!("warning: {message}"))
+            }
             TrainMsg::Event(Event::Epoch {
                 epoch,
                 train_loss,
@@ -146,6 +149,15 @@ impl RunState {
                 self.best_epoch = report.best_epoch;
                 self.status = RunStatus::Done(report.outcome.clone());
                 self.output = Some(dir);
+            }
+            TrainMsg::NothingKept { report } => {
+                self.log.push(format!(
+                    "cancelled before the first epoch ended: nothing kept (at step {})",
+                    report.steps
+                ));
+                self.best_epoch = None;
+                self.status = RunStatus::Done(report.outcome.clone());
+                self.output = None;
             }
             TrainMsg::Failed(error) => {
                 self.log.push(format!("failed: {error}"));

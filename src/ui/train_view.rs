@@ -36,8 +36,21 @@ pub struct TrainViewState<'a> {
     pub preview_error: Option<&'a str>,
     pub run: &'a RunState,
     pub tuned: Option<&'a TunedInfo>,
-    pub message: Option<&'a str>,
+    /// Under the tuned model's buttons.
+    pub message: Option<Note<'a>>,
     pub model_ready: bool,
+}
+
+/// What the tuned-model section says under its buttons.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Note<'a> {
+    /// The last save/open outcome.
+    Message(&'a str),
+    /// *Save as…* is copying on its own thread.
+    Saving {
+        target: &'a str,
+        elapsed: std::time::Duration,
+    },
 }
 
 /// Rows of the preview table on screen.
@@ -295,6 +308,10 @@ fn status_text(run: &RunState) -> (String, Color32) {
         RunStatus::Running => ("Training…".into(), Color32::from_rgb(40, 120, 200)),
         RunStatus::Cancelling => ("Cancelling…".into(), Color32::from_rgb(180, 120, 0)),
         RunStatus::Done(Outcome::Finished) => ("Finished".into(), Color32::from_rgb(40, 150, 60)),
+        RunStatus::Done(Outcome::Cancelled) if run.output.is_none() => (
+            "Cancelled before the first epoch ended: nothing kept".into(),
+            Color32::from_rgb(180, 120, 0),
+        ),
         RunStatus::Done(Outcome::Cancelled) => ("Cancelled".into(), Color32::from_rgb(180, 120, 0)),
         RunStatus::Done(Outcome::Diverged { step }) => (format!("Diverged at step {step}"), ERROR),
         RunStatus::Failed(e) => (format!("Failed: {e}"), ERROR),
@@ -537,8 +554,12 @@ fn tuned_section(
         {
             actions.push(TrainAction::BrowseSave);
         }
+        let saving = matches!(state.message, Some(Note::Saving { .. }));
         if ui
-            .add_enabled(state.tuned.is_some(), egui::Button::new("Save as…"))
+            .add_enabled(
+                state.tuned.is_some() && !saving,
+                egui::Button::new("Save as…"),
+            )
             .clicked()
         {
             actions.push(TrainAction::SaveAs);
@@ -562,7 +583,19 @@ fn tuned_section(
             actions.push(TrainAction::OpenTuned);
         }
     });
-    if let Some(m) = state.message {
-        ui.label(m);
+    match state.message {
+        Some(Note::Message(m)) => {
+            ui.label(m);
+        }
+        Some(Note::Saving { target, elapsed }) => {
+            ui.horizontal(|ui| {
+                ui.add(egui::Spinner::new());
+                ui.label(format!(
+                    "saving the tuned model to {target}… {}",
+                    format_eta(elapsed.as_secs_f64())
+                ));
+            });
+        }
+        None => {}
     }
 }

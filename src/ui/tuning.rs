@@ -1,19 +1,20 @@
 //! The app's fine-tuning side: the data preview, the run on the training
 //! worker, the tuned model and what the compare view needs. Plain data and
-//! handles; the views draw it.
+//! handles; the views draw it. File dialogs and *Save as…* run on their own
+//! threads, so the UI thread never waits on a copy.
 
 use std::path::{Path, PathBuf};
-
-use poll_promise::Promise;
+use std::time::Duration;
 
 use crate::compare::{Comparison, HeadChanges};
 use crate::train::preview::DataPreview;
 use crate::train::save;
+use crate::ui::job::Job;
 use crate::ui::run_state::{RunState, RunStatus};
 use crate::ui::state::View;
 use crate::ui::train_form::TrainForm;
-use crate::ui::train_view::TrainAction;
-use crate::ui::trainer::{run_dir, TrainJob, TrainerHandle};
+use crate::ui::train_view::{Note, TrainAction};
+use crate::ui::trainer::{run_dir, TrainJob, TrainMsg, TrainerHandle};
 use crate::ui::worker::{Request, TunedInfo, WorkerHandle};
 
 /// Rows of the data file the change map averages over.
@@ -40,8 +41,16 @@ pub struct Tuning {
     pub use_mean: bool,
     /// The last save/open outcome, shown under the buttons.
     pub message: Option<String>,
-    dialog: Option<(DialogTarget, Promise<Option<PathBuf>>)>,
+    dialog: Option<(DialogTarget, Job<Option<PathBuf>>)>,
+    /// *Save as…* copying in the background.
+    saving: Option<SaveJob>,
     runs_dir: PathBuf,
+}
+
+/// A *Save as…* copy under way.
+struct SaveJob {
+    target: String,
+    copy: Job<Result<(), String>>,
 }
 
 impl Tuning {
@@ -57,6 +66,7 @@ impl Tuning {
             use_mean: false,
             message: None,
             dialog: None,
+            saving: None,
             runs_dir,
         }
     }
@@ -65,49 +75,105 @@ impl Tuning {
         self.run.is_active()
     }
 
-    /// Take the training worker's messages and finished file dialogs.
-    pub fn poll(&mut self, form: &mut TrainForm, worker: &WorkerHandle) {
-        let messages = self.trainer.as_ref().map(TrainerHandle::poll);
+    /// Take the training worker's messages and finished background jobs.
+    pub fn poll(&mut self, form: &mut TrainForm, worker: &mut WorkerHandle) {
+        let messages = self.trainer.as_mut().map(TrainerHandle::poll);
         for msg in messages.into_iter().flatten() {
-            {
-                let finished = match &msg {
-                    crate::ui::trainer::TrainMsg::Finished { dir, .. } => Some(dir.clone()),
-                    _ => None,
-                };
-                self.run.apply(msg);
-                if let Some(dir) = finished {
-                    self.open_tuned(dir, worker);
-                }
+            let finished = match &msg {
+                TrainMsg::Finished { dir, .. } => Some(dir.clone()),
+                _ => None,
+            };
+            self.run.apply(msg);
+            if let Some(dir) = finished {
+                self.open_tuned(dir, worker);
             }
         }
         if self.trainer.is_some() && !self.run.is_active() {
             self.trainer = None;
         }
-        let done = self
+        self.poll_save();
+        self.poll_dialog(form, worker);
+    }
+
+    fn poll_save(&mut self) {
+        let Some(job) = &self.saving else {
+            return;
+        };
+        let Some(result) = job.copy.poll() else {
+            return;
+        };
+        self.message = Some(match result.and_then(|r| r) {
+            Ok(()) => format!("saved the tuned model to {}", job.target),
+            Err(e) => format!("not saved: {e}"),
+        });
+        self.saving = None;
+    }
+
+    fn poll_dialog(&mut self, form: &mut TrainForm, worker: &mut WorkerHandle) {
+        let Some(done) = self
             .dialog
             .as_ref()
-            .and_then(|(target, p)| p.ready().map(|choice| (*target, choice.clone())));
-        if let Some((target, choice)) = done {
-            self.dialog = None;
-            if let Some(path) = choice {
-                let text = path.display().to_string();
-                match target {
-                    DialogTarget::Data => {
-                        form.data_path = text;
-                        self.load_data(form, worker, true);
-                    }
-                    DialogTarget::Dev => form.dev_path = text,
-                    DialogTarget::Save => form.save_path = text,
-                    DialogTarget::Tuned => {
-                        form.tuned_path = text;
-                        self.open_tuned(path, worker);
-                    }
-                }
+            .and_then(|(t, job)| Some((*t, job.poll()?)))
+        else {
+            return;
+        };
+        self.dialog = None;
+        let path = match done.1 {
+            Ok(Some(path)) => path,
+            Ok(None) => return,
+            Err(e) => {
+                self.message = Some(e);
+                return;
+            }
+        };
+        let text = path.display().to_string();
+        match done.0 {
+            DialogTarget::Data => {
+                form.data_path = text;
+                self.load_data(form, worker, true);
+            }
+            DialogTarget::Dev => form.dev_path = text,
+            DialogTarget::Save => form.save_path = text,
+            DialogTarget::Tuned => {
+                form.tuned_path = text;
+                self.open_tuned(path, worker);
             }
         }
     }
 
-    fn open_tuned(&mut self, dir: PathBuf, worker: &WorkerHandle) {
+    /// Whether *Save as…* is copying.
+    pub fn saving(&self) -> bool {
+        self.saving.is_some()
+    }
+
+    /// What the tuned-model section says under its buttons.
+    pub fn note(&self) -> Option<Note<'_>> {
+        match &self.saving {
+            Some(job) => Some(Note::Saving {
+                target: &job.target,
+                elapsed: job.copy.elapsed(),
+            }),
+            None => self.message.as_deref().map(Note::Message),
+        }
+    }
+
+    /// How soon the UI must be drawn again for a background job's elapsed time.
+    pub fn repaint_after(&self) -> Option<Duration> {
+        self.saving.as_ref().map(|_| Duration::from_millis(250))
+    }
+
+    /// Stop the run; it keeps the best checkpoint so far.
+    pub fn cancel_run(&mut self) {
+        if let Some(t) = &self.trainer {
+            if !t.cancelling() {
+                t.cancel();
+                self.run.status = RunStatus::Cancelling;
+                self.run.log.push("cancelling…".into());
+            }
+        }
+    }
+
+    fn open_tuned(&mut self, dir: PathBuf, worker: &mut WorkerHandle) {
         self.comparison = None;
         self.mean_changes = None;
         self.use_mean = false;
@@ -122,7 +188,7 @@ impl Tuning {
             })
     }
 
-    pub fn load_data(&mut self, form: &TrainForm, worker: &WorkerHandle, guess: bool) {
+    pub fn load_data(&mut self, form: &TrainForm, worker: &mut WorkerHandle, guess: bool) {
         let path = form.data_path.trim();
         if path.is_empty() {
             self.preview_error = Some("type or choose a training file first".into());
@@ -136,29 +202,24 @@ impl Tuning {
     }
 
     /// Carry out a training-view action; returns a view to switch to.
+    /// `notify` wakes the UI when the work started here is done.
     pub fn act(
         &mut self,
         action: TrainAction,
         form: &mut TrainForm,
-        worker: &WorkerHandle,
+        worker: &mut WorkerHandle,
         base_dir: Option<&Path>,
         notify: impl Fn() + Send + 'static,
     ) -> Option<View> {
         match action {
             TrainAction::LoadData { guess } => self.load_data(form, worker, guess),
-            TrainAction::BrowseData => self.browse(DialogTarget::Data, false),
-            TrainAction::BrowseDev => self.browse(DialogTarget::Dev, false),
-            TrainAction::BrowseSave => self.browse(DialogTarget::Save, true),
-            TrainAction::BrowseTuned => self.browse(DialogTarget::Tuned, true),
+            TrainAction::BrowseData => self.browse(DialogTarget::Data, false, notify),
+            TrainAction::BrowseDev => self.browse(DialogTarget::Dev, false, notify),
+            TrainAction::BrowseSave => self.browse(DialogTarget::Save, true, notify),
+            TrainAction::BrowseTuned => self.browse(DialogTarget::Tuned, true, notify),
             TrainAction::Start => self.start(form, base_dir, notify),
-            TrainAction::Cancel => {
-                if let Some(t) = &self.trainer {
-                    t.cancel();
-                    self.run.status = RunStatus::Cancelling;
-                    self.run.log.push("cancelling…".into());
-                }
-            }
-            TrainAction::SaveAs => self.save_as(form, base_dir),
+            TrainAction::Cancel => self.cancel_run(),
+            TrainAction::SaveAs => self.save_as(form, base_dir, notify),
             TrainAction::OpenTuned => {
                 let path = form.tuned_path.trim();
                 if path.is_empty() {
@@ -174,11 +235,11 @@ impl Tuning {
         None
     }
 
-    fn browse(&mut self, target: DialogTarget, folder: bool) {
+    fn browse(&mut self, target: DialogTarget, folder: bool, notify: impl Fn() + Send + 'static) {
         if self.dialog.is_some() {
             return;
         }
-        let promise = Promise::spawn_thread("file-dialog", move || {
+        let pick = move || {
             let dialog = rfd::FileDialog::new();
             if folder {
                 dialog.set_title("Choose a directory").pick_folder()
@@ -188,8 +249,8 @@ impl Tuning {
                     .add_filter("TSV / CSV", &["tsv", "csv", "txt"])
                     .pick_file()
             }
-        });
-        self.dialog = Some((target, promise));
+        };
+        self.dialog = Some((target, Job::spawn("file dialog", pick, notify)));
     }
 
     fn start(
@@ -221,26 +282,35 @@ impl Tuning {
         self.trainer = Some(TrainerHandle::start(job, notify));
     }
 
-    fn save_as(&mut self, form: &TrainForm, base_dir: Option<&Path>) {
-        let Some(tuned) = &self.tuned else {
+    /// Copy the tuned model to the save path on a background thread.
+    fn save_as(
+        &mut self,
+        form: &TrainForm,
+        base_dir: Option<&Path>,
+        notify: impl Fn() + Send + 'static,
+    ) {
+        let (Some(tuned), None) = (&self.tuned, &self.saving) else {
             return;
         };
-        let target = form.save_path.trim();
+        let target = form.save_path.trim().to_string();
         if target.is_empty() {
             self.message = Some("type or choose where to save first".into());
             return;
         }
+        let from = tuned.dir.clone();
+        let to = PathBuf::from(&target);
         let base = base_dir.map(Path::to_path_buf).unwrap_or_default();
-        self.message = Some(
-            match save::copy_checkpoint(&tuned.dir, Path::new(target), &base, false) {
-                Ok(()) => format!("saved the tuned model to {target}"),
-                Err(e) => format!("not saved: {e}"),
-            },
-        );
+        let copy =
+            move || save::copy_checkpoint(&from, &to, &base, false).map_err(|e| e.to_string());
+        self.message = None;
+        self.saving = Some(SaveJob {
+            target,
+            copy: Job::spawn("copy", copy, notify),
+        });
     }
 
     /// Ask the worker for the change map averaged over the data file.
-    pub fn request_mean_changes(&mut self, form: &TrainForm, worker: &WorkerHandle) {
+    pub fn request_mean_changes(&mut self, form: &TrainForm, worker: &mut WorkerHandle) {
         let dev = form.dev_path.trim();
         let path = if dev.is_empty() {
             form.data_path.trim()

@@ -1,9 +1,14 @@
 //! The model worker: one thread owns the loaded models and the device and runs
 //! every forward pass; the UI sends requests and receives plain-data results.
+//! Every request carries an id and its answer the same id, so the UI drops
+//! answers to requests it has since replaced (`handle.rs`). A panic while
+//! serving a request becomes that request's error; the worker keeps serving.
 
+mod handle;
+
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
-use std::thread;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 
 use candle_core::Device;
 
@@ -14,6 +19,12 @@ use crate::engine::{Analysis, LoadedModel};
 use crate::train::preview::DataPreview;
 use crate::train::save::epoch_checkpoints;
 use crate::train::Report;
+use crate::ui::job;
+
+pub use handle::WorkerHandle;
+
+/// Numbers the requests of one handle, from 1; answers nobody asked for carry 0.
+pub type RequestId = u64;
 
 /// A request from the UI.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,12 +52,79 @@ pub enum Request {
         columns: Columns,
         limit: usize,
     },
+    /// Tests only: make the worker panic, or end its thread as if it had died.
+    #[doc(hidden)]
+    InjectFault(Fault),
+}
+
+/// A fault a test injects into the worker.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Panic,
+    /// The thread ends without a word, as a thread killed by a bug would.
+    Exit,
+}
+
+/// Which answer a request waits for: a newer request with the same slot makes
+/// the answers to older ones stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Load,
+    Analyze,
+    /// Opening a tuned run, or showing one of its epochs.
+    Tuned,
+    Preview,
+    MeanChanges,
+}
+
+impl Request {
+    /// The slot of its answer; `None`: no answer is awaited.
+    pub fn slot(&self) -> Option<Slot> {
+        match self {
+            Request::Load { .. } => Some(Slot::Load),
+            Request::Analyze(_) => Some(Slot::Analyze),
+            Request::LoadTuned { .. } | Request::ShowEpoch { .. } => Some(Slot::Tuned),
+            Request::Preview { .. } => Some(Slot::Preview),
+            Request::MeanChanges { .. } => Some(Slot::MeanChanges),
+            Request::InjectFault(_) => None,
+        }
+    }
+
+    /// The answer that says this request failed with `error` (where the UI
+    /// shows that request's errors), if it has one.
+    fn failure(&self, error: String) -> Option<Response> {
+        Some(match self {
+            Request::Load { spec } => Response::LoadFailed {
+                spec: spec.clone(),
+                error,
+            },
+            Request::Analyze(_) => Response::AnalysisFailed { error },
+            Request::LoadTuned { dir: Some(dir) } => Response::TunedFailed {
+                dir: dir.clone(),
+                error,
+            },
+            Request::Preview { path, .. } => Response::PreviewFailed {
+                path: path.clone(),
+                error,
+            },
+            Request::MeanChanges { path, limit, .. } => Response::MeanChanges {
+                source: mean_source(path, *limit),
+                changes: Err(error),
+            },
+            Request::LoadTuned { dir: None }
+            | Request::ShowEpoch { .. }
+            | Request::InjectFault(_) => return None,
+        })
+    }
+}
+
+fn mean_source(path: &std::path::Path, limit: usize) -> String {
+    format!("the first {limit} rows of {}", path.display())
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzeRequest {
-    /// Increases with every request; answers to older ones are stale.
-    pub generation: u64,
     pub text_a: String,
     pub text_b: Option<String>,
     pub masked: Vec<usize>,
@@ -75,13 +153,11 @@ pub enum Response {
         error: String,
     },
     Analysis {
-        generation: u64,
         analysis: Box<Analysis>,
         /// The tuned model on the same input, when one is loaded.
         comparison: Option<Box<Comparison>>,
     },
     AnalysisFailed {
-        generation: u64,
         error: String,
     },
     /// Models found on this machine that have a masked-LM head.
@@ -91,6 +167,8 @@ pub enum Response {
         dir: PathBuf,
         error: String,
     },
+    /// The tuned model was forgotten (`LoadTuned { dir: None }`).
+    TunedCleared,
     Preview(Box<DataPreview>),
     PreviewFailed {
         path: PathBuf,
@@ -100,6 +178,43 @@ pub enum Response {
         source: String,
         changes: Result<HeadChanges, String>,
     },
+    /// A request panicked; the worker goes on with the models it had.
+    Crashed {
+        message: String,
+    },
+    /// The worker's thread was gone and a fresh one started, with no model:
+    /// whatever was loaded must be loaded again.
+    Restarted {
+        message: String,
+    },
+}
+
+impl Response {
+    /// The slot this answers; `None`: always delivered.
+    pub fn slot(&self) -> Option<Slot> {
+        match self {
+            Response::Loaded(_) | Response::LoadFailed { .. } => Some(Slot::Load),
+            Response::Analysis { .. } | Response::AnalysisFailed { .. } => Some(Slot::Analyze),
+            Response::TunedLoaded(_) | Response::TunedFailed { .. } | Response::TunedCleared => {
+                Some(Slot::Tuned)
+            }
+            Response::Preview(_) | Response::PreviewFailed { .. } => Some(Slot::Preview),
+            Response::MeanChanges { .. } => Some(Slot::MeanChanges),
+            Response::MlmModels(_) | Response::Crashed { .. } | Response::Restarted { .. } => None,
+        }
+    }
+}
+
+/// A request on its way to the worker.
+struct Envelope {
+    id: RequestId,
+    request: Request,
+}
+
+/// An answer on its way back: `id` is its request's.
+struct Reply {
+    id: RequestId,
+    response: Response,
 }
 
 /// The tuned side of the compare view.
@@ -144,40 +259,46 @@ impl TunedRun {
     }
 }
 
-/// The UI's end of the worker.
-pub struct WorkerHandle {
-    requests: Sender<Request>,
-    responses: Receiver<Response>,
+/// Start a worker thread; `notify` is called after each answer (repaint the UI).
+/// The thread ends when the UI's end of a channel goes away.
+fn start_thread(
+    device: Device,
+    examples: Vec<(String, Option<String>)>,
+    notify: impl Fn() + Send + 'static,
+) -> (Sender<Envelope>, Receiver<Reply>) {
+    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    let (resp_tx, resp_rx) = std::sync::mpsc::channel();
+    // A failed spawn drops the closure and with it the channels' far ends:
+    // the handle sees them disconnected, as for any thread that is gone.
+    let _ = std::thread::Builder::new()
+        .name("bertscope-worker".into())
+        .spawn(move || Worker::new(device, examples, resp_tx, notify).serve(req_rx));
+    (req_tx, resp_rx)
 }
 
-impl WorkerHandle {
-    /// Start the worker; `notify` is called after each response (repaint the UI).
-    pub fn spawn(
-        device: Device,
-        examples: Vec<(String, Option<String>)>,
-        notify: impl Fn() + Send + 'static,
-    ) -> Self {
-        let (req_tx, req_rx) = channel();
-        let (resp_tx, resp_rx) = channel();
-        thread::Builder::new()
-            .name("bertscope-worker".into())
-            .spawn(move || Worker::new(device, examples, resp_tx, notify).run(req_rx))
-            .ok();
-        WorkerHandle {
-            requests: req_tx,
-            responses: resp_rx,
+/// Of everything queued, only the latest load and the latest analysis matter
+/// (older analyses are stale, and a load makes the analyses before it moot);
+/// other requests run in order, after the load and before the analysis.
+/// `None`: the UI is gone.
+fn next_batch(requests: &Receiver<Envelope>) -> Option<Vec<Envelope>> {
+    let mut next = Some(requests.recv().ok()?);
+    let (mut load, mut analyze, mut others) = (None, None, Vec::new());
+    while let Some(envelope) = next.take() {
+        match envelope.request {
+            Request::Load { .. } => {
+                load = Some(envelope);
+                analyze = None;
+            }
+            Request::Analyze(_) => analyze = Some(envelope),
+            _ => others.push(envelope),
+        }
+        match requests.try_recv() {
+            Ok(e) => next = Some(e),
+            Err(TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => return None,
         }
     }
-
-    /// Send a request; false when the worker has gone away.
-    pub fn send(&self, request: Request) -> bool {
-        self.requests.send(request).is_ok()
-    }
-
-    /// Every response received so far.
-    pub fn poll(&self) -> Vec<Response> {
-        self.responses.try_iter().collect()
-    }
+    Some(load.into_iter().chain(others).chain(analyze).collect())
 }
 
 struct Worker<F> {
@@ -185,7 +306,7 @@ struct Worker<F> {
     examples: Vec<(String, Option<String>)>,
     model: Option<LoadedModel>,
     tuned: Option<TunedRun>,
-    out: Sender<Response>,
+    out: Sender<Reply>,
     notify: F,
 }
 
@@ -193,7 +314,7 @@ impl<F: Fn()> Worker<F> {
     fn new(
         device: Device,
         examples: Vec<(String, Option<String>)>,
-        out: Sender<Response>,
+        out: Sender<Reply>,
         notify: F,
     ) -> Self {
         Worker {
@@ -206,92 +327,87 @@ impl<F: Fn()> Worker<F> {
         }
     }
 
-    fn send(&self, response: Response) -> bool {
-        let ok = self.out.send(response).is_ok();
+    /// Answer request `id`; false when the UI has gone away.
+    fn reply(&self, id: RequestId, response: Response) -> bool {
+        let ok = self.out.send(Reply { id, response }).is_ok();
         (self.notify)();
         ok
     }
 
-    fn run(mut self, requests: Receiver<Request>) {
+    fn serve(mut self, requests: Receiver<Envelope>) {
         let mlm_models = catalog::scan()
             .0
             .into_iter()
             .filter(|m| m.has_mlm_head)
             .map(|m| m.name)
             .collect();
-        if !self.send(Response::MlmModels(mlm_models)) {
+        if !self.reply(0, Response::MlmModels(mlm_models)) {
             return;
         }
-        while let Ok(first) = requests.recv() {
-            // Coalesce: of everything queued, only the latest load and the latest
-            // analysis matter; older analyses are stale. Other requests run in order.
-            let mut load = None;
-            let mut analyze = None;
-            let mut others = Vec::new();
-            let mut next = Some(first);
-            loop {
-                match next.take() {
-                    Some(Request::Load { spec }) => {
-                        load = Some(spec);
-                        analyze = None;
-                    }
-                    Some(Request::Analyze(req)) => analyze = Some(req),
-                    Some(other) => others.push(other),
-                    None => {}
-                }
-                match requests.try_recv() {
-                    Ok(r) => next = Some(r),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Disconnected) => return,
-                }
-            }
-            if let Some(spec) = load {
-                if !self.load(spec) {
-                    return;
-                }
-            }
-            for request in others {
-                if !self.other(request) {
-                    return;
-                }
-            }
-            if let Some(req) = analyze {
-                if !self.analyze(req) {
+        while let Some(batch) = next_batch(&requests) {
+            for Envelope { id, request } in batch {
+                if !self.serve_one(id, request) {
                     return;
                 }
             }
         }
     }
 
-    /// Requests other than loading the base model and analysing input.
-    fn other(&mut self, request: Request) -> bool {
+    /// Serve one request, turning a panic into its error; false when the
+    /// thread should end.
+    fn serve_one(&mut self, id: RequestId, request: Request) -> bool {
+        let copy = request.clone();
+        // A request changes the worker's state only by assigning a fully built
+        // value once its work is done (a model, a tuned run, the epoch shown),
+        // and the models have no interior mutability: a request that unwinds
+        // leaves the state as it was before, so going on with it is sound.
+        let outcome = job::catch(AssertUnwindSafe(|| self.handle(id, request)));
+        match outcome {
+            Ok(alive) => alive,
+            Err(panic) => {
+                let message = format!("the model worker crashed: {panic}; restarted");
+                let failed = match copy.failure(message.clone()) {
+                    Some(failure) => self.reply(id, failure),
+                    None => true,
+                };
+                failed && self.reply(0, Response::Crashed { message })
+            }
+        }
+    }
+
+    /// One request; false when the thread should end.
+    fn handle(&mut self, id: RequestId, request: Request) -> bool {
         match request {
+            Request::Load { spec } => self.load(id, spec),
+            Request::Analyze(req) => self.analyze(id, req),
             Request::LoadTuned { dir: None } => {
                 self.tuned = None;
-                true
+                self.reply(id, Response::TunedCleared)
             }
-            Request::LoadTuned { dir: Some(dir) } => self.load_tuned(dir),
-            Request::ShowEpoch { epoch } => self.show_epoch(epoch),
+            Request::LoadTuned { dir: Some(dir) } => self.load_tuned(id, dir),
+            Request::ShowEpoch { epoch } => self.show_epoch(id, epoch),
             Request::Preview { path, columns } => {
                 let tokenizer = self.model.as_ref().map(|m| &m.tokenizer);
-                match crate::train::preview::preview(&path, columns, tokenizer) {
-                    Ok(p) => self.send(Response::Preview(Box::new(p))),
-                    Err(e) => self.send(Response::PreviewFailed {
+                let response = match crate::train::preview::preview(&path, columns, tokenizer) {
+                    Ok(p) => Response::Preview(Box::new(p)),
+                    Err(e) => Response::PreviewFailed {
                         path,
                         error: e.to_string(),
-                    }),
-                }
+                    },
+                };
+                self.reply(id, response)
             }
             Request::MeanChanges {
                 path,
                 columns,
                 limit,
             } => {
-                let source = format!("the first {limit} rows of {}", path.display());
                 let changes = self.mean_changes(&path, columns, limit);
-                self.send(Response::MeanChanges { source, changes })
+                let source = mean_source(&path, limit);
+                self.reply(id, Response::MeanChanges { source, changes })
             }
-            Request::Load { .. } | Request::Analyze(_) => true,
+            Request::InjectFault(Fault::Panic) => panic!("a fault injected by a test"),
+            Request::InjectFault(Fault::Exit) => false,
         }
     }
 
@@ -321,7 +437,7 @@ impl<F: Fn()> Worker<F> {
             .ok_or_else(|| "no row that both models tokenise alike".into())
     }
 
-    fn load_tuned(&mut self, dir: PathBuf) -> bool {
+    fn load_tuned(&mut self, id: RequestId, dir: PathBuf) -> bool {
         let load =
             |d: &std::path::Path| LoadedModel::load_dir(&d.display().to_string(), d, &self.device);
         let result = load(&dir).and_then(|saved| {
@@ -344,47 +460,58 @@ impl<F: Fn()> Worker<F> {
             Ok(run) => {
                 let info = run.info();
                 self.tuned = Some(run);
-                self.send(Response::TunedLoaded(info))
+                self.reply(id, Response::TunedLoaded(info))
             }
-            Err(e) => self.send(Response::TunedFailed {
-                dir,
-                error: e.to_string(),
-            }),
+            Err(e) => self.reply(
+                id,
+                Response::TunedFailed {
+                    dir,
+                    error: e.to_string(),
+                },
+            ),
         }
     }
 
-    fn show_epoch(&mut self, epoch: Option<usize>) -> bool {
-        let Some(run) = &mut self.tuned else {
+    fn show_epoch(&mut self, id: RequestId, epoch: Option<usize>) -> bool {
+        let Some(run) = &self.tuned else {
             return true;
         };
         let target = epoch.and_then(|e| run.epochs.iter().find(|x| x.0 == e).cloned());
-        run.shown = None;
-        if let Some((e, dir)) = target {
-            match LoadedModel::load_dir(&dir.display().to_string(), &dir, &self.device) {
-                Ok(m) => run.shown = Some((e, m)),
-                Err(err) => {
-                    return self.send(Response::TunedFailed {
-                        dir,
-                        error: err.to_string(),
-                    })
+        // Load first, assign after: a failure (or a panic) leaves the run as it was.
+        let shown = match target {
+            Some((e, dir)) => {
+                match LoadedModel::load_dir(&dir.display().to_string(), &dir, &self.device) {
+                    Ok(m) => Some((e, m)),
+                    Err(err) => {
+                        let error = err.to_string();
+                        return self.reply(id, Response::TunedFailed { dir, error });
+                    }
                 }
             }
-        }
+            None => None,
+        };
+        let Some(run) = &mut self.tuned else {
+            return true;
+        };
+        run.shown = shown;
         let info = run.info();
-        self.send(Response::TunedLoaded(info))
+        self.reply(id, Response::TunedLoaded(info))
     }
 
-    fn load(&mut self, spec: String) -> bool {
+    fn load(&mut self, id: RequestId, spec: String) -> bool {
         match LoadedModel::load(&spec, &self.device) {
             Ok(model) => {
                 let info = self.describe(&spec, &model);
                 self.model = Some(model);
-                self.send(Response::Loaded(info))
+                self.reply(id, Response::Loaded(info))
             }
-            Err(e) => self.send(Response::LoadFailed {
-                spec,
-                error: e.to_string(),
-            }),
+            Err(e) => self.reply(
+                id,
+                Response::LoadFailed {
+                    spec,
+                    error: e.to_string(),
+                },
+            ),
         }
     }
 
@@ -406,12 +533,10 @@ impl<F: Fn()> Worker<F> {
         }
     }
 
-    fn analyze(&mut self, req: AnalyzeRequest) -> bool {
+    fn analyze(&mut self, id: RequestId, req: AnalyzeRequest) -> bool {
         let Some(model) = &self.model else {
-            return self.send(Response::AnalysisFailed {
-                generation: req.generation,
-                error: "no model loaded".into(),
-            });
+            let error = "no model loaded".into();
+            return self.reply(id, Response::AnalysisFailed { error });
         };
         let b = req.text_b.as_deref().filter(|b| !b.trim().is_empty());
         let top_k = req.top_k.max(1);
@@ -431,17 +556,16 @@ impl<F: Fn()> Worker<F> {
                 };
                 Ok((analysis, comparison))
             });
-        match result {
-            Ok((analysis, comparison)) => self.send(Response::Analysis {
-                generation: req.generation,
+        let response = match result {
+            Ok((analysis, comparison)) => Response::Analysis {
                 analysis: Box::new(analysis),
                 comparison,
-            }),
-            Err(e) => self.send(Response::AnalysisFailed {
-                generation: req.generation,
+            },
+            Err(e) => Response::AnalysisFailed {
                 error: e.to_string(),
-            }),
-        }
+            },
+        };
+        self.reply(id, response)
     }
 }
 

@@ -62,7 +62,7 @@ impl BertscopeApp {
                 self.tuning.use_mean = on;
                 if on && self.tuning.mean_changes.is_none() {
                     self.tuning
-                        .request_mean_changes(&self.settings.train, &self.worker);
+                        .request_mean_changes(&self.settings.train, &mut self.worker);
                 }
             }
             Intent::Train(action) => {
@@ -71,7 +71,7 @@ impl BertscopeApp {
                 if let Some(view) = self.tuning.act(
                     action,
                     &mut self.settings.train,
-                    &self.worker,
+                    &mut self.worker,
                     base.as_deref(),
                     move || ctx.request_repaint(),
                 ) {

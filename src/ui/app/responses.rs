@@ -1,8 +1,9 @@
-//! The model worker's answers, applied to the app's state.
+//! The model worker's answers, applied to the app's state. The handle has
+//! already dropped answers to requests that newer ones replaced.
 
 use crate::ui::app::{BertscopeApp, ModelStatus};
 use crate::ui::run_state::RunState;
-use crate::ui::worker::{Request, Response};
+use crate::ui::worker::{Request, Response, TunedInfo};
 
 impl BertscopeApp {
     pub(super) fn handle(&mut self, response: Response) {
@@ -16,38 +17,29 @@ impl BertscopeApp {
                     sel.isolate_head(head.min(info.heads.saturating_sub(1)));
                 }
                 self.status = ModelStatus::Ready(info);
-                self.analysis = None;
+                self.set_analysis(None);
                 if let Some(dir) = self.pending_tuned.take() {
                     self.worker.send(Request::LoadTuned { dir: Some(dir) });
                 }
                 if std::mem::take(&mut self.pending_preview) {
                     self.tuning
-                        .load_data(&self.settings.train, &self.worker, true);
+                        .load_data(&self.settings.train, &mut self.worker, true);
                 }
                 self.request_analysis();
             }
             Response::LoadFailed { spec, error } => {
                 self.status = ModelStatus::Failed { spec, error };
-                self.analysis = None;
+                self.set_analysis(None);
             }
             Response::Analysis {
-                generation,
                 analysis,
                 comparison,
             } => {
-                self.answered = self.answered.max(generation);
-                if generation == self.generation {
-                    self.analysis = Some(*analysis);
-                    self.analysis_error = None;
-                    self.tuning.comparison = comparison.map(|c| *c);
-                }
+                self.set_analysis(Some(*analysis));
+                self.analysis_error = None;
+                self.tuning.comparison = comparison.map(|c| *c);
             }
-            Response::AnalysisFailed { generation, error } => {
-                self.answered = self.answered.max(generation);
-                if generation == self.generation {
-                    self.analysis_error = Some(error);
-                }
-            }
+            Response::AnalysisFailed { error } => self.analysis_error = Some(error),
             Response::MlmModels(models) => self.mlm_models = models,
             Response::Preview(preview) => {
                 self.awaiting_preview = false;
@@ -60,20 +52,7 @@ impl BertscopeApp {
                 self.tuning.preview = None;
                 self.tuning.preview_error = Some(error);
             }
-            Response::TunedLoaded(info) => {
-                self.awaiting_tuned = false;
-                let t = &mut self.tuning;
-                let new_dir = t.tuned.as_ref().is_none_or(|old| old.dir != info.dir);
-                if new_dir && !t.training() {
-                    if let Some(report) = &info.report {
-                        t.run = RunState::from_report(report, info.dir.clone());
-                    }
-                }
-                t.message = Some(format!("tuned model: {}", info.dir.display()));
-                self.settings.train.tuned_path = info.dir.display().to_string();
-                t.tuned = Some(info);
-                self.request_analysis();
-            }
+            Response::TunedLoaded(info) => self.tuned_loaded(info),
             Response::TunedFailed { dir, error } => {
                 self.awaiting_tuned = false;
                 self.tuning.message = Some(format!(
@@ -81,9 +60,47 @@ impl BertscopeApp {
                     dir.display()
                 ));
             }
+            Response::TunedCleared => {
+                self.tuning.tuned = None;
+                self.tuning.comparison = None;
+            }
             Response::MeanChanges { source, changes } => {
                 self.tuning.mean_changes = Some((source, changes));
             }
+            Response::Crashed { message } => self.thread_error = Some(message),
+            Response::Restarted { message } => self.worker_restarted(message),
         }
+    }
+
+    fn tuned_loaded(&mut self, info: TunedInfo) {
+        self.awaiting_tuned = false;
+        let t = &mut self.tuning;
+        let new_dir = t.tuned.as_ref().is_none_or(|old| old.dir != info.dir);
+        // The run just watched keeps its live curves and totals; another
+        // directory shows the run its report describes.
+        let watched = t.run.output.as_ref() == Some(&info.dir);
+        if new_dir && !t.training() && !watched {
+            if let Some(report) = &info.report {
+                t.run = RunState::from_report(report, info.dir.clone());
+            }
+        }
+        t.message = Some(format!("tuned model: {}", info.dir.display()));
+        self.settings.train.tuned_path = info.dir.display().to_string();
+        t.tuned = Some(info);
+        self.request_analysis();
+    }
+
+    /// A fresh worker has no model: load again what was loaded (or loading).
+    fn worker_restarted(&mut self, message: String) {
+        self.thread_error = Some(message);
+        let spec = match &self.status {
+            ModelStatus::Ready(info) => info.spec.clone(),
+            ModelStatus::Loading(spec) => spec.clone(),
+            ModelStatus::None | ModelStatus::Failed { .. } => return,
+        };
+        if let Some(tuned) = &self.tuning.tuned {
+            self.pending_tuned = Some(tuned.dir.clone());
+        }
+        self.load_model(spec);
     }
 }
