@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{Device, D};
+use candle_core::Device;
 use serde::Serialize;
 
 use crate::attention_maps::AttentionMaps;
 use crate::config::BertConfig;
 use crate::error::{BertError, Result};
 use crate::hub;
+use crate::model::ops::softmax;
 use crate::model::{BertModel, EncoderOutput, ModelInput};
 use crate::tokenize::{BertTokenizer, Encoded};
 
@@ -106,7 +107,7 @@ impl LoadedModel {
 
     fn run(&self, encoded: &Encoded) -> Result<EncoderOutput> {
         let input = ModelInput::single(encoded);
-        self.model.encode(&input, self.model.default_compute())
+        self.model.encode(&input)
     }
 
     /// Every layer's and head's attention for one input.
@@ -181,10 +182,8 @@ impl LoadedModel {
         if positions.is_empty() {
             return Ok(vec![]);
         }
-        let logits = self
-            .model
-            .mlm_logits(out, &positions, self.model.default_compute())?;
-        let probs = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+        let logits = self.model.mlm_logits(out, &positions)?;
+        let probs = softmax(&logits)?.to_vec2::<f32>()?;
         positions
             .iter()
             .zip(probs)
@@ -277,12 +276,12 @@ impl LoadedModel {
             return Ok(vec![]);
         }
         let input = ModelInput::batch(rows, self.tokenizer.pad_id());
-        let out = self.model.encode(&input, self.model.default_compute())?;
+        let out = self.model.encode(&input)?;
         let logits = self.model.classify_logits(&out, &input.mask)?;
         let scores = if self.config().uses_sigmoid(self.config().labels.len()) {
             candle_nn::ops::sigmoid(&logits)?
         } else {
-            candle_nn::ops::softmax(&logits, D::Minus1)?
+            softmax(&logits)?
         };
         Ok(scores.to_vec2::<f32>()?)
     }
@@ -299,10 +298,9 @@ impl LoadedModel {
             }
             let encoded = self.synthetic_input(len)?;
             let input = ModelInput::single(&encoded);
-            let compute = self.model.default_compute();
             let time_once = || -> Result<f64> {
                 let start = Instant::now();
-                let out = self.model.encode(&input, compute)?;
+                let out = self.model.encode(&input)?;
                 // Bring the attentions back as plain data, as every caller does.
                 let _maps = out.attentions.into_maps(0)?;
                 Ok(start.elapsed().as_secs_f64() * 1e3)

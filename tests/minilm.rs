@@ -57,7 +57,7 @@ fn minilm_padded_batch_matches_transformers() {
     let input = ModelInput::batch(&rows, model.tokenizer.pad_id());
     let want = floats(&batch["attentions"]);
     for compute in [Compute::FusedCpu, Compute::Differentiable] {
-        let out = model.model.encode(&input, compute).unwrap();
+        let out = built_for(&model, compute).encode(&input).unwrap();
         let got = out.attentions.to_flat().unwrap();
         let diff = max_abs_diff(&got, &want);
         assert!(diff < 1e-5, "{compute:?}: batch max diff {diff}");

@@ -49,6 +49,7 @@ fn tokens_match_transformers() {
 fn attentions_match_transformers_on_both_paths() {
     for name in FIXTURE_MODELS {
         let model = load(name);
+        let differentiable = built_for(&model, Compute::Differentiable);
         for case in expected(name)["cases"].as_array().unwrap() {
             let a = case["text_a"].as_str().unwrap();
             let want = floats(&case["attentions"]);
@@ -66,9 +67,8 @@ fn attentions_match_transformers_on_both_paths() {
             assert!(diff < ATTENTION_TOL, "{name} fused: {a}: max diff {diff}");
 
             let encoded = model.encode(a, text_b(case)).unwrap();
-            let out = model
-                .model
-                .encode(&ModelInput::single(&encoded), Compute::Differentiable)
+            let out = differentiable
+                .encode(&ModelInput::single(&encoded))
                 .unwrap();
             let maps = out.attentions.into_maps(0).unwrap();
             let diff = max_abs_diff(&maps.data, &want);
@@ -100,7 +100,9 @@ fn padded_batch_matches_transformers() {
         assert_eq!(input.input_ids, want_ids, "{name}");
         let want = floats(&batch["attentions"]); // [layers, batch, heads, q, k]
         for compute in [Compute::FusedCpu, Compute::Differentiable] {
-            let out = model.model.encode(&input, compute).unwrap();
+            let built = built_for(&model, compute);
+            assert_eq!(built.compute(), compute);
+            let out = built.encode(&input).unwrap();
             let got = out.attentions.to_flat().unwrap();
             let diff = max_abs_diff(&got, &want);
             assert!(
@@ -108,7 +110,7 @@ fn padded_batch_matches_transformers() {
                 "{name} {compute:?}: batch max diff {diff}"
             );
             if let Some(probs) = batch.get("probabilities") {
-                let logits = model.model.classify_logits(&out, &input.mask).unwrap();
+                let logits = built.classify_logits(&out, &input.mask).unwrap();
                 let got = candle_nn::ops::softmax_last_dim(&logits).unwrap();
                 let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
                 let want: Vec<f32> = probs.as_array().unwrap().iter().flat_map(floats).collect();

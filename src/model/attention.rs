@@ -2,31 +2,20 @@
 //! output projection with residual LayerNorm (`BertSelfOutput`).
 //! Returns the post-softmax attention probabilities of every head.
 
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 use crate::checkpoint::Weights;
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::model::dropout::{maybe, TrainDropout};
-use crate::model::ops::{Compute, LayerNorm, Linear};
+use crate::model::ops::{softmax, Compute, LayerNorm, Linear};
 use crate::model::BatchMask;
-
-/// The query, key and value projections.
-#[derive(Debug, Clone)]
-pub enum Projections {
-    /// As in the checkpoint (`self.query`, `self.key`, `self.value`): for training.
-    Separate {
-        query: Linear,
-        key: Linear,
-        value: Linear,
-    },
-    /// Stacked `[query; key; value]` for one GEMM at inference.
-    Fused(Linear),
-}
 
 #[derive(Debug, Clone)]
 pub struct BertAttention {
-    pub projections: Projections,
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
     pub output_dense: Linear,
     pub output_layer_norm: LayerNorm,
     heads: usize,
@@ -34,26 +23,13 @@ pub struct BertAttention {
 }
 
 impl BertAttention {
-    pub fn load(ckpt: &dyn Weights, config: &BertConfig, prefix: &str, fuse: bool) -> Result<Self> {
+    pub fn load(ckpt: &dyn Weights, config: &BertConfig, prefix: &str) -> Result<Self> {
         let h = config.hidden_size();
-        let query = Linear::load(ckpt, &format!("{prefix}.self.query"), h, h)?;
-        let key = Linear::load(ckpt, &format!("{prefix}.self.key"), h, h)?;
-        let value = Linear::load(ckpt, &format!("{prefix}.self.value"), h, h)?;
-        let mut output_dense = Linear::load(ckpt, &format!("{prefix}.output.dense"), h, h)?;
-        let projections = if fuse {
-            output_dense = output_dense.for_inference()?;
-            let weights = [query.weight()?, key.weight()?, value.weight()?];
-            let stacked = Linear::new(
-                Tensor::cat(&weights, 0)?,
-                Tensor::cat(&[&query.bias, &key.bias, &value.bias], 0)?,
-            );
-            Projections::Fused(stacked.for_inference()?)
-        } else {
-            Projections::Separate { query, key, value }
-        };
         Ok(BertAttention {
-            projections,
-            output_dense,
+            query: Linear::load(ckpt, &format!("{prefix}.self.query"), h, h)?,
+            key: Linear::load(ckpt, &format!("{prefix}.self.key"), h, h)?,
+            value: Linear::load(ckpt, &format!("{prefix}.self.value"), h, h)?,
+            output_dense: Linear::load(ckpt, &format!("{prefix}.output.dense"), h, h)?,
             output_layer_norm: LayerNorm::load(
                 ckpt,
                 &format!("{prefix}.output.LayerNorm"),
@@ -91,27 +67,15 @@ impl BertAttention {
         let split = |t: Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, s, nh, d))?.transpose(1, 2)?.contiguous()?)
         };
-        let (q, k, v) = match &self.projections {
-            Projections::Separate { query, key, value } => {
-                (query.forward(x)?, key.forward(x)?, value.forward(x)?)
-            }
-            Projections::Fused(stacked) => {
-                let qkv = stacked.forward(x)?;
-                let h = nh * d;
-                (
-                    qkv.narrow(1, 0, h)?,
-                    qkv.narrow(1, h, h)?,
-                    qkv.narrow(1, 2 * h, h)?,
-                )
-            }
-        };
+        let (q, k, v) = (
+            self.query.forward(x)?,
+            self.key.forward(x)?,
+            self.value.forward(x)?,
+        );
         let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (d as f64).sqrt()))?;
         let scores = scores.broadcast_add(&mask.additive(x.device())?)?;
-        // softmax over the last dim built from differentiable ops.
-        let max = scores.max_keepdim(D::Minus1)?.detach();
-        let exp = scores.broadcast_sub(&max)?.exp()?;
-        let probs = exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)?;
+        let probs = softmax(&scores)?;
         let dropped = maybe(dropout, probs.clone(), |d| d.attention)?;
         let context = dropped
             .matmul(&v)?
@@ -119,15 +83,5 @@ impl BertAttention {
             .contiguous()?
             .reshape((b * s, nh * d))?;
         Ok((context, probs))
-    }
-}
-
-impl BertAttention {
-    /// The stacked query/key/value projection, when built for fused inference.
-    pub fn fused_qkv(&self) -> Option<&Linear> {
-        match &self.projections {
-            Projections::Fused(stacked) => Some(stacked),
-            Projections::Separate { .. } => None,
-        }
     }
 }

@@ -139,14 +139,23 @@ pub fn add_layer_norm(x: &mut [f32], residual: &[f32], weight: &[f32], bias: &[f
     let dim = weight.len();
     x.par_chunks_mut(dim)
         .zip(residual.par_chunks(dim))
-        .for_each(|(row, res)| add_norm_row(row, res, weight, bias, eps));
+        .for_each(|(row, res)| {
+            for (v, r) in row.iter_mut().zip(res) {
+                *v += r;
+            }
+            norm_row(row, weight, bias, eps)
+        });
 }
 
-fn add_norm_row(row: &mut [f32], res: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
-    with_simd!(add_norm_row, fn(row: &mut [f32], res: &[f32], weight: &[f32], bias: &[f32], eps: f32) {
-        for (v, r) in row.iter_mut().zip(res) {
-            *v += r;
-        }
+/// `x = LayerNorm(x)` over rows of `dim`, in place: the fused path's one
+/// layer norm (the differentiable path's is `ops::LayerNorm`).
+pub fn layer_norm(x: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
+    x.par_chunks_mut(weight.len())
+        .for_each(|row| norm_row(row, weight, bias, eps));
+}
+
+fn norm_row(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
+    with_simd!(norm_row, fn(row: &mut [f32], weight: &[f32], bias: &[f32], eps: f32) {
         let n = row.len() as f32;
         let mean = lane_sum(row, |v| v) / n;
         let var = lane_sum(row, |v| (v - mean) * (v - mean)) / n;

@@ -21,19 +21,13 @@ pub struct BertLayer {
 }
 
 impl BertLayer {
-    pub fn load(ckpt: &dyn Weights, config: &BertConfig, index: usize, fuse: bool) -> Result<Self> {
+    pub fn load(ckpt: &dyn Weights, config: &BertConfig, index: usize) -> Result<Self> {
         let p = format!("encoder.layer.{index}");
         let (h, i) = (config.hidden_size(), config.raw.intermediate_size);
-        let mut intermediate = Linear::load(ckpt, &format!("{p}.intermediate.dense"), i, h)?;
-        let mut output = Linear::load(ckpt, &format!("{p}.output.dense"), h, i)?;
-        if fuse {
-            intermediate = intermediate.for_inference()?;
-            output = output.for_inference()?;
-        }
         Ok(BertLayer {
-            attention: BertAttention::load(ckpt, config, &format!("{p}.attention"), fuse)?,
-            intermediate,
-            output,
+            attention: BertAttention::load(ckpt, config, &format!("{p}.attention"))?,
+            intermediate: Linear::load(ckpt, &format!("{p}.intermediate.dense"), i, h)?,
+            output: Linear::load(ckpt, &format!("{p}.output.dense"), h, i)?,
             output_layer_norm: LayerNorm::load(
                 ckpt,
                 &format!("{p}.output.LayerNorm"),

@@ -2,9 +2,9 @@
 //! attention) and returns every layer's attention probabilities.
 
 pub mod attention;
-mod cpu_forward;
 pub mod dropout;
 pub mod embeddings;
+pub mod fused_encoder;
 pub mod heads;
 pub mod kernels;
 pub mod layer;
@@ -21,6 +21,7 @@ use crate::error::{BertError, Result};
 use crate::tokenize::Encoded;
 use dropout::TrainDropout;
 use embeddings::BertEmbeddings;
+use fused_encoder::FusedEncoder;
 use heads::{BertPooler, MlmHead};
 use layer::BertLayer;
 pub use ops::Compute;
@@ -159,11 +160,19 @@ pub struct EncoderOutput {
     pub attentions: AttentionProbs,
 }
 
+/// The encoder layers, in the form of the model's one compute path.
+pub enum Encoder {
+    /// Fused CPU inference (no gradients).
+    Fused(FusedEncoder),
+    /// Candle ops that carry gradients, on any device (training, CUDA).
+    Differentiable(Vec<BertLayer>),
+}
+
 /// `BertModel` plus whichever heads the checkpoint carries.
 pub struct BertModel {
     pub config: BertConfig,
     pub embeddings: BertEmbeddings,
-    pub layers: Vec<BertLayer>,
+    pub encoder: Encoder,
     pub pooler: Option<BertPooler>,
     pub mlm: Option<MlmHead>,
     pub classifier: Option<Linear>,
@@ -171,29 +180,57 @@ pub struct BertModel {
 }
 
 impl BertModel {
-    /// Load the weights of `dir` for inference (fused projections on the CPU).
+    /// Load the weights of `dir` for inference: the fused encoder on the CPU,
+    /// the differentiable one elsewhere.
     pub fn load(dir: &Path, config: BertConfig, device: &Device) -> Result<Self> {
-        let ckpt = Checkpoint::open(dir, device)?;
-        Self::from_checkpoint(&ckpt, config, device, device.is_cpu())
+        let compute = if device.is_cpu() {
+            Compute::FusedCpu
+        } else {
+            Compute::Differentiable
+        };
+        Self::load_with(dir, config, device, compute)
     }
 
-    pub fn from_checkpoint(
+    /// Load the weights of `dir` for the given compute path.
+    pub fn load_with(
+        dir: &Path,
+        config: BertConfig,
+        device: &Device,
+        compute: Compute,
+    ) -> Result<Self> {
+        let ckpt = Checkpoint::open(dir, device)?;
+        Self::build(&ckpt, config, device, compute)
+    }
+
+    /// Build the model for one compute path. The fused path needs the CPU.
+    pub fn build(
         ckpt: &dyn Weights,
         config: BertConfig,
         device: &Device,
-        fuse: bool,
+        compute: Compute,
     ) -> Result<Self> {
         let embeddings = BertEmbeddings::load(ckpt, &config)?;
         let layers = (0..config.num_layers())
-            .map(|i| BertLayer::load(ckpt, &config, i, fuse))
+            .map(|i| BertLayer::load(ckpt, &config, i))
             .collect::<Result<Vec<_>>>()?;
+        let encoder = match compute {
+            Compute::FusedCpu if device.is_cpu() => {
+                Encoder::Fused(FusedEncoder::new(&layers, config.num_heads())?)
+            }
+            Compute::FusedCpu => {
+                return Err(BertError::Unsupported(
+                    "the fused encoder runs on the CPU only".into(),
+                ))
+            }
+            Compute::Differentiable => Encoder::Differentiable(layers),
+        };
         let pooler = BertPooler::load(ckpt, &config)?;
         let mlm = MlmHead::load(ckpt, &config, &embeddings.word_embeddings)?;
         let classifier = heads::load_classifier(ckpt, &config)?;
         Ok(BertModel {
             config,
             embeddings,
-            layers,
+            encoder,
             pooler,
             mlm,
             classifier,
@@ -205,17 +242,11 @@ impl BertModel {
         &self.device
     }
 
-    /// The computation this model's device allows by default.
-    pub fn default_compute(&self) -> Compute {
-        if self.device.is_cpu()
-            && self
-                .layers
-                .iter()
-                .all(|l| l.attention.fused_qkv().is_some())
-        {
-            Compute::FusedCpu
-        } else {
-            Compute::Differentiable
+    /// The compute path this model was built for.
+    pub fn compute(&self) -> Compute {
+        match self.encoder {
+            Encoder::Fused(_) => Compute::FusedCpu,
+            Encoder::Differentiable(_) => Compute::Differentiable,
         }
     }
 
@@ -251,24 +282,28 @@ impl BertModel {
         Ok(())
     }
 
-    /// Run embeddings and every encoder layer.
-    pub fn encode(&self, input: &ModelInput, compute: Compute) -> Result<EncoderOutput> {
-        self.encode_with(input, compute, None)
+    /// Run embeddings and every encoder layer (no dropout).
+    pub fn encode(&self, input: &ModelInput) -> Result<EncoderOutput> {
+        self.encode_with(input, None)
     }
 
-    /// The differentiable forward of training, with dropout.
+    /// The forward of training, with dropout: the differentiable path only.
     pub fn encode_train(
         &self,
         input: &ModelInput,
         dropout: Option<&TrainDropout>,
     ) -> Result<EncoderOutput> {
-        self.encode_with(input, Compute::Differentiable, dropout)
+        if self.compute() != Compute::Differentiable {
+            return Err(BertError::Unsupported(
+                "training needs a model built for the differentiable path".into(),
+            ));
+        }
+        self.encode_with(input, dropout)
     }
 
     fn encode_with(
         &self,
         input: &ModelInput,
-        compute: Compute,
         dropout: Option<&TrainDropout>,
     ) -> Result<EncoderOutput> {
         self.check_input(input)?;
@@ -278,30 +313,30 @@ impl BertModel {
         let types = Tensor::from_slice(&input.token_type_ids, b * s, dev)?;
         let positions: Vec<u32> = (0..b).flat_map(|_| 0..s as u32).collect();
         let positions = Tensor::from_vec(positions, b * s, dev)?;
+        let compute = self.compute();
         let mut hidden = self.embeddings.forward(&ids, &types, &positions, compute)?;
-        if compute == Compute::FusedCpu {
-            let width = self.config.hidden_size();
-            let host = hidden.flatten_all()?.to_vec1::<f32>()?;
-            let (host, attentions) = cpu_forward::encode_layers(
-                &self.layers,
-                host,
-                &input.mask,
-                self.config.num_heads(),
-            )?;
-            let hidden = Tensor::from_vec(host, (b * s, width), dev)?;
-            return Ok(EncoderOutput { hidden, attentions });
+        match &self.encoder {
+            Encoder::Fused(encoder) => {
+                let width = self.config.hidden_size();
+                let host = hidden.flatten_all()?.to_vec1::<f32>()?;
+                let (host, attentions) = encoder.forward(host, &input.mask)?;
+                let hidden = Tensor::from_vec(host, (b * s, width), dev)?;
+                Ok(EncoderOutput { hidden, attentions })
+            }
+            Encoder::Differentiable(layers) => {
+                hidden = dropout::maybe(dropout, hidden, |d| d.hidden)?;
+                let mut attentions = Vec::with_capacity(layers.len());
+                for layer in layers {
+                    let (next, probs) = layer.forward(&hidden, &input.mask, dropout)?;
+                    hidden = next;
+                    attentions.push(probs);
+                }
+                Ok(EncoderOutput {
+                    hidden,
+                    attentions: AttentionProbs::Tensors(attentions),
+                })
+            }
         }
-        hidden = dropout::maybe(dropout, hidden, |d| d.hidden)?;
-        let mut attentions = Vec::with_capacity(self.layers.len());
-        for layer in &self.layers {
-            let (next, probs) = layer.forward(&hidden, &input.mask, dropout)?;
-            hidden = next;
-            attentions.push(probs);
-        }
-        Ok(EncoderOutput {
-            hidden,
-            attentions: AttentionProbs::Tensors(attentions),
-        })
     }
 
     /// Rows of `[CLS]` hidden states, `[batch, hidden]`.
@@ -348,12 +383,7 @@ impl BertModel {
     }
 
     /// Masked-LM logits `[positions.len(), vocab]` at the given flat row indices.
-    pub fn mlm_logits(
-        &self,
-        out: &EncoderOutput,
-        rows: &[u32],
-        compute: Compute,
-    ) -> Result<Tensor> {
+    pub fn mlm_logits(&self, out: &EncoderOutput, rows: &[u32]) -> Result<Tensor> {
         let head = self.mlm.as_ref().ok_or_else(|| {
             BertError::Unsupported(format!(
                 "{}: this checkpoint has no masked-LM head (no `cls.predictions.*` weights)",
@@ -365,6 +395,6 @@ impl BertModel {
             ))
         })?;
         let index = Tensor::from_slice(rows, rows.len(), &self.device)?;
-        head.forward(&out.hidden.index_select(&index, 0)?, compute)
+        head.forward(&out.hidden.index_select(&index, 0)?, self.compute())
     }
 }

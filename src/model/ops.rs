@@ -6,34 +6,30 @@ use candle_core::{Tensor, D};
 use crate::checkpoint::Weights;
 use crate::config::Activation;
 use crate::error::Result;
+use crate::model::kernels;
 
-/// How a forward pass may compute: fused CPU kernels (no gradients), or plain
-/// candle ops that carry gradients and run on any device.
+/// Which of the two forward paths a model was built for: the fused CPU
+/// encoder (inference only, no gradients) or plain candle ops that carry
+/// gradients and run on any device (training, CUDA). Chosen once, when the
+/// model is built; see `BertModel::build`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compute {
     FusedCpu,
     Differentiable,
 }
 
-/// `nn.Linear`: `y = x Wᵀ + b`, on a 2-D input `[rows, in]`.
-///
-/// The weight is kept as the checkpoint stores it (`[out, in]`, what training
-/// updates and saving writes) or, for inference, transposed once to a
-/// contiguous `[in, out]` so the GEMM streams it without strided packing.
+/// `nn.Linear`: `y = x Wᵀ + b` on a 2-D input `[rows, in]`, the weight as the
+/// checkpoint stores it (`[out, in]`, what training updates and saving writes).
+/// The fused encoder keeps its own transposed copy (`fused_encoder::FusedLinear`).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Tensor,
+    pub weight: Tensor,
     pub bias: Tensor,
-    transposed: bool,
 }
 
 impl Linear {
     pub fn new(weight: Tensor, bias: Tensor) -> Self {
-        Linear {
-            weight,
-            bias,
-            transposed: false,
-        }
+        Linear { weight, bias }
     }
 
     pub fn load(ckpt: &dyn Weights, prefix: &str, out_dim: usize, in_dim: usize) -> Result<Self> {
@@ -43,39 +39,8 @@ impl Linear {
         ))
     }
 
-    /// The weight as `[out, in]` (a view when stored transposed).
-    pub fn weight(&self) -> Result<Tensor> {
-        Ok(if self.transposed {
-            self.weight.t()?
-        } else {
-            self.weight.clone()
-        })
-    }
-
-    /// The weight as contiguous `[in, out]` data, when stored for inference.
-    pub fn weight_in_out(&self) -> Option<&Tensor> {
-        self.transposed.then_some(&self.weight)
-    }
-
-    /// Store the weight transposed for fast inference.
-    pub fn for_inference(self) -> Result<Self> {
-        if self.transposed {
-            return Ok(self);
-        }
-        Ok(Linear {
-            weight: self.weight.t()?.contiguous()?,
-            bias: self.bias,
-            transposed: true,
-        })
-    }
-
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = if self.transposed {
-            self.weight.clone()
-        } else {
-            self.weight.t()?
-        };
-        Ok(x.matmul(&w)?.broadcast_add(&self.bias)?)
+        Ok(x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?)
     }
 }
 
@@ -96,16 +61,19 @@ impl LayerNorm {
         })
     }
 
+    /// The model's path decides the implementation: the fused kernel on host
+    /// data (`kernels::layer_norm`), or differentiable candle ops (candle's own
+    /// fused `layer_norm` has no backward pass, so it is spelled out).
     pub fn forward(&self, x: &Tensor, compute: Compute) -> Result<Tensor> {
         match compute {
-            Compute::FusedCpu => Ok(candle_nn::ops::layer_norm(
-                x,
-                &self.weight,
-                &self.bias,
-                self.eps as f32,
-            )?),
+            Compute::FusedCpu => {
+                let mut host = x.flatten_all()?.to_vec1::<f32>()?;
+                let weight = self.weight.to_vec1::<f32>()?;
+                let bias = self.bias.to_vec1::<f32>()?;
+                kernels::layer_norm(&mut host, &weight, &bias, self.eps as f32);
+                Ok(Tensor::from_vec(host, x.shape(), x.device())?)
+            }
             Compute::Differentiable => {
-                // candle's fused layer_norm has no backward pass: spell it out.
                 let mean = x.mean_keepdim(D::Minus1)?;
                 let centered = x.broadcast_sub(&mean)?;
                 let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
@@ -118,8 +86,18 @@ impl LayerNorm {
     }
 }
 
-/// Apply the configured activation (the differentiable candle ops; the fused
-/// CPU path applies activations in `kernels::activate`).
+/// Softmax over the last dimension from differentiable ops (candle's
+/// `softmax_last_dim` has no backward): the differentiable path's one softmax,
+/// for attention and for output probabilities. The fused path's is
+/// `kernels::softmax_masked`.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    let max = x.max_keepdim(D::Minus1)?.detach();
+    let exp = x.broadcast_sub(&max)?.exp()?;
+    Ok(exp.broadcast_div(&exp.sum_keepdim(D::Minus1)?)?)
+}
+
+/// Apply the configured activation: the differentiable path's one GELU/ReLU/SiLU
+/// (the fused path's are `kernels::activate`).
 pub fn activate(x: &Tensor, act: Activation) -> Result<Tensor> {
     Ok(match act {
         Activation::Gelu => x.gelu_erf()?,

@@ -10,7 +10,7 @@ use crate::checkpoint::{Checkpoint, Weights};
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::model::dropout::TrainDropout;
-use crate::model::{BertModel, ModelInput};
+use crate::model::{BertModel, Compute, ModelInput};
 use crate::train::metrics::DevMetrics;
 use crate::train::weights::{self, TrainableWeights};
 use crate::train::{masking, Encodings, TrainConfig, Trainable};
@@ -42,7 +42,7 @@ pub fn build(base_dir: &Path, seed: u64, device: &Device) -> Result<Trainable> {
         trainable.insert("cls.predictions.bias", weights::zeros(&[v], device)?);
     }
     let labels = config.labels.clone();
-    let model = BertModel::from_checkpoint(&trainable, config, device, false)?;
+    let model = BertModel::build(&trainable, config, device, Compute::Differentiable)?;
     let all_vars = trainable.into_vars();
     // The pooler and a classifier get no gradient from the MLM loss.
     let vars = all_vars
@@ -67,11 +67,7 @@ pub fn mlm_loss(
 ) -> Result<(Tensor, usize)> {
     let input = ModelInput::batch(&batch.rows, pad_id);
     let out = model.encode_train(&input, dropout)?;
-    let logits = model.mlm_logits(
-        &out,
-        &batch.positions,
-        crate::model::Compute::Differentiable,
-    )?;
+    let logits = model.mlm_logits(&out, &batch.positions)?;
     let targets = Tensor::from_slice(&batch.targets, batch.targets.len(), model.device())?;
     let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
     let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;

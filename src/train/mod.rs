@@ -28,7 +28,7 @@ use crate::config::BertConfig;
 use crate::data::Dataset;
 use crate::error::{BertError, Op, Result};
 use crate::model::dropout::TrainDropout;
-use crate::model::BertModel;
+use crate::model::{BertModel, Compute};
 use crate::tokenize::BertTokenizer;
 pub use data_prep::{encode, split_dev, DataSummary, Encodings};
 pub(crate) use data_prep::{percentile, summarize};
@@ -268,7 +268,7 @@ pub fn build(
         trainable.insert("pooler.dense.bias", weights::zeros(&[h], device)?);
     }
     config.labels = labels.to_vec();
-    let model = BertModel::from_checkpoint(&trainable, config, device, false)?;
+    let model = BertModel::build(&trainable, config, device, Compute::Differentiable)?;
     let all_vars = trainable.into_vars();
     let vars = all_vars
         .iter()

@@ -85,3 +85,18 @@ pub fn flatten_numbers(v: &Value, out: &mut Vec<f32>) {
         other => panic!("unexpected {other}"),
     }
 }
+
+/// The model of `loaded` built again for one compute path (the fused CPU
+/// encoder or the differentiable one), to test both against the same numbers.
+pub fn built_for(
+    loaded: &bertscope::LoadedModel,
+    compute: bertscope::model::Compute,
+) -> bertscope::model::BertModel {
+    bertscope::model::BertModel::load_with(
+        &loaded.dir,
+        loaded.model.config.clone(),
+        &candle_core::Device::Cpu,
+        compute,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", loaded.dir.display()))
+}

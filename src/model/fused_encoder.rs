@@ -1,0 +1,189 @@
+//! The fused CPU encoder, a type of its own built from the loaded layers:
+//! query/key/value stacked into one GEMM, every weight stored transposed
+//! (`[in, out]`, contiguous) so the GEMM streams it, the fused attention
+//! kernel, and buffers reused across layers — no per-op tensor allocation or
+//! thread hand-off. Inference only: it carries no gradients.
+
+use candle_core::{CpuStorage, Storage, StorageRef, Tensor};
+
+use crate::config::Activation;
+use crate::error::{BertError, Result};
+use crate::model::kernels::{self, AttentionShape};
+use crate::model::layer::BertLayer;
+use crate::model::ops::{LayerNorm, Linear};
+use crate::model::{AttentionProbs, BatchMask};
+
+/// Read access to a contiguous f32 CPU tensor's data.
+struct HostSlice<'a> {
+    guard: StorageRef<'a>,
+    start: usize,
+    len: usize,
+}
+
+impl<'a> HostSlice<'a> {
+    fn new(t: &'a Tensor) -> Result<Self> {
+        let (guard, layout) = t.storage_and_layout();
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            return Err(BertError::Unsupported(
+                "fused CPU path needs contiguous weights".into(),
+            ));
+        };
+        if !matches!(&*guard, Storage::Cpu(CpuStorage::F32(_))) {
+            return Err(BertError::Unsupported(
+                "fused CPU path needs f32 weights on the CPU".into(),
+            ));
+        }
+        Ok(HostSlice {
+            guard,
+            start,
+            len: end - start,
+        })
+    }
+
+    fn get(&self) -> &[f32] {
+        match &*self.guard {
+            Storage::Cpu(CpuStorage::F32(v)) => &v[self.start..self.start + self.len],
+            _ => &[],
+        }
+    }
+}
+
+/// A linear layer stored for the fused path: the weight transposed to a
+/// contiguous `[in, out]`.
+#[derive(Debug, Clone)]
+pub struct FusedLinear {
+    weight_in_out: Tensor,
+    bias: Tensor,
+}
+
+impl FusedLinear {
+    fn new(l: &Linear) -> Result<Self> {
+        Ok(FusedLinear {
+            weight_in_out: l.weight.t()?.contiguous()?,
+            bias: l.bias.clone(),
+        })
+    }
+
+    /// `[query; key; value]` stacked: one GEMM for the three projections.
+    fn stacked(parts: [&Linear; 3]) -> Result<Self> {
+        let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight).collect();
+        let biases: Vec<&Tensor> = parts.iter().map(|l| &l.bias).collect();
+        FusedLinear::new(&Linear::new(
+            Tensor::cat(&weights, 0)?,
+            Tensor::cat(&biases, 0)?,
+        ))
+    }
+
+    fn apply(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<()> {
+        let (weight, bias) = (
+            HostSlice::new(&self.weight_in_out)?,
+            HostSlice::new(&self.bias)?,
+        );
+        out.resize(rows * bias.len, 0.0);
+        kernels::linear(x, rows, weight.get(), bias.get(), out);
+        Ok(())
+    }
+}
+
+/// One `BertLayer` in fused form.
+#[derive(Debug, Clone)]
+pub struct FusedLayer {
+    qkv: FusedLinear,
+    attention_output: FusedLinear,
+    attention_norm: LayerNorm,
+    intermediate: FusedLinear,
+    output: FusedLinear,
+    output_norm: LayerNorm,
+    activation: Activation,
+}
+
+impl FusedLayer {
+    fn new(layer: &BertLayer) -> Result<Self> {
+        let att = &layer.attention;
+        Ok(FusedLayer {
+            qkv: FusedLinear::stacked([&att.query, &att.key, &att.value])?,
+            attention_output: FusedLinear::new(&att.output_dense)?,
+            attention_norm: att.output_layer_norm.clone(),
+            intermediate: FusedLinear::new(&layer.intermediate)?,
+            output: FusedLinear::new(&layer.output)?,
+            output_norm: layer.output_layer_norm.clone(),
+            activation: layer.activation(),
+        })
+    }
+}
+
+/// Every layer of the encoder in fused form.
+#[derive(Debug, Clone)]
+pub struct FusedEncoder {
+    layers: Vec<FusedLayer>,
+    heads: usize,
+}
+
+fn add_norm(x: &mut [f32], residual: &[f32], ln: &LayerNorm) -> Result<()> {
+    let (w, b) = (HostSlice::new(&ln.weight)?, HostSlice::new(&ln.bias)?);
+    kernels::add_layer_norm(x, residual, w.get(), b.get(), ln.eps as f32);
+    Ok(())
+}
+
+impl FusedEncoder {
+    /// Build from the loaded (differentiable) layers, which can then be dropped.
+    pub fn new(layers: &[BertLayer], heads: usize) -> Result<Self> {
+        Ok(FusedEncoder {
+            layers: layers.iter().map(FusedLayer::new).collect::<Result<_>>()?,
+            heads,
+        })
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Run every layer on `hidden` (`[batch·seq, hidden]` host data after the embeddings).
+    pub fn forward(
+        &self,
+        mut hidden: Vec<f32>,
+        mask: &BatchMask,
+    ) -> Result<(Vec<f32>, AttentionProbs)> {
+        let heads = self.heads;
+        let rows = mask.batch * mask.seq;
+        let width = hidden.len() / rows.max(1);
+        let shape = AttentionShape {
+            batch: mask.batch,
+            seq: mask.seq,
+            heads,
+            head_dim: width / heads,
+        };
+        let per_layer = mask.batch * heads * mask.seq * mask.seq;
+        let mut probs = vec![0f32; self.layers.len() * per_layer];
+        let (mut qkv, mut context, mut attended, mut inner, mut out) = (
+            Vec::new(),
+            vec![0f32; rows * width],
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (layer, layer_probs) in self.layers.iter().zip(probs.chunks_mut(per_layer.max(1))) {
+            layer.qkv.apply(&hidden, rows, &mut qkv)?;
+            kernels::attention(&qkv, &mask.keep, shape, &mut context, layer_probs);
+            layer
+                .attention_output
+                .apply(&context, rows, &mut attended)?;
+            add_norm(&mut attended, &hidden, &layer.attention_norm)?;
+            layer.intermediate.apply(&attended, rows, &mut inner)?;
+            kernels::activate(&mut inner, layer.activation);
+            layer.output.apply(&inner, rows, &mut out)?;
+            add_norm(&mut out, &attended, &layer.output_norm)?;
+            std::mem::swap(&mut hidden, &mut out);
+        }
+        Ok((
+            hidden,
+            AttentionProbs::Host {
+                data: probs,
+                layers: self.layers.len(),
+                batch: mask.batch,
+                heads,
+                seq: mask.seq,
+            },
+        ))
+    }
+}
