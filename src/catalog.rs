@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::checkpoint::{Checkpoint, Weights};
+use crate::checkpoint::weight_keys;
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::hub;
@@ -24,10 +24,11 @@ pub struct ModelSummary {
     pub classifier_labels: Option<Vec<String>>,
 }
 
-/// Summarise one model directory without reading its weights' data.
+/// Summarise one model directory from `config.json` and the weights' tensor
+/// names, without reading any tensor data.
 pub fn summarize(name: &str, dir: &Path) -> Result<ModelSummary> {
     let config = BertConfig::load(&dir.join("config.json"))?;
-    let ckpt = Checkpoint::open(dir, &candle_core::Device::Cpu)?;
+    let keys = weight_keys(dir)?;
     Ok(ModelSummary {
         name: name.to_string(),
         path: dir.to_path_buf(),
@@ -35,9 +36,10 @@ pub fn summarize(name: &str, dir: &Path) -> Result<ModelSummary> {
         heads: config.num_heads(),
         hidden_size: config.hidden_size(),
         vocab_size: config.raw.vocab_size,
-        has_mlm_head: ckpt.has_prefix("cls.predictions."),
-        classifier_labels: ckpt
-            .contains("classifier.weight")
+        has_mlm_head: keys.iter().any(|k| k.starts_with("cls.predictions.")),
+        classifier_labels: keys
+            .iter()
+            .any(|k| k == "classifier.weight")
             .then(|| config.labels.clone()),
     })
 }

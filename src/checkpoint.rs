@@ -1,6 +1,10 @@
 //! Checkpoint weights on disk: `model.safetensors` (memory-mapped, optionally
 //! sharded) or `pytorch_model.bin`, with the key variants real BERT checkpoints use
-//! normalised to the names of `transformers.BertModel`.
+//! normalised to the names of `transformers.BertModel`. Sizes a file claims are
+//! checked against the file before anything is allocated for them.
+
+mod pickle_guard;
+mod pth;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -8,7 +12,11 @@ use std::path::{Path, PathBuf};
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
 
-use crate::error::{read_to_string, BertError, Result};
+use crate::config::read_text_at_most;
+use crate::error::{BertError, Result};
+
+/// Largest shard index read (a `weight_map` of a few thousand names: ~100 KB).
+const MAX_INDEX_BYTES: u64 = 16 << 20;
 
 enum Store {
     /// One memory map per file; tensors are read when asked for.
@@ -79,7 +87,7 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     struct Index {
         weight_map: HashMap<String, String>,
     }
-    let text = read_to_string(index)?;
+    let text = read_text_at_most(index, MAX_INDEX_BYTES)?;
     let parsed: Index = serde_json::from_str(&text).map_err(|e| BertError::json(index, &e))?;
     let dir = index.parent().unwrap_or(Path::new("."));
     let files: BTreeSet<&String> = parsed.weight_map.values().collect();
@@ -98,6 +106,44 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
         paths.push(path);
     }
     Ok(paths)
+}
+
+/// The normalised key names of a directory's weights, sorted, read from the
+/// safetensors headers or the pickle's tensor list: no tensor data is read.
+pub fn weight_keys(dir: &Path) -> Result<Vec<String>> {
+    let mut keys = BTreeSet::new();
+    for file in weight_files(dir)? {
+        let names = if is_pickle(&file) {
+            pth::list(&file, |name| normalize(name).is_some())?
+                .into_iter()
+                .map(|t| t.name)
+                .collect()
+        } else {
+            let map = map_safetensors(&file)?;
+            map.tensors()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect::<Vec<_>>()
+        };
+        keys.extend(names.iter().filter_map(|name| normalize(name)));
+    }
+    Ok(keys.into_iter().collect())
+}
+
+fn is_pickle(file: &Path) -> bool {
+    file.extension().is_some_and(|e| e == "bin")
+}
+
+/// Map one safetensors file; its header is checked against the file's length.
+fn map_safetensors(file: &Path) -> Result<MmapedSafetensors> {
+    // SAFETY: the map is read-only; a checkpoint modified while we run is the
+    // user's business, as with every mmap-based loader (transformers included).
+    unsafe { MmapedSafetensors::new(file) }.map_err(|e| {
+        BertError::file(
+            file,
+            format!("not a valid safetensors file (truncated or corrupt): {e}"),
+        )
+    })
 }
 
 /// Map a checkpoint key to the `BertModel` naming; `None` for keys we ignore.
@@ -124,10 +170,7 @@ impl Checkpoint {
     /// Open the weights of a model directory on `device`.
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
         let files = weight_files(dir)?;
-        let is_pickle = files
-            .iter()
-            .any(|f| f.extension().is_some_and(|e| e == "bin"));
-        if is_pickle {
+        if files.iter().any(|f| is_pickle(f)) {
             Self::open_pickle(&files, device)
         } else {
             Self::open_safetensors(&files, device)
@@ -137,14 +180,7 @@ impl Checkpoint {
     fn open_safetensors(files: &[PathBuf], device: &Device) -> Result<Self> {
         let mut entries = HashMap::new();
         for file in files {
-            // SAFETY: the map is read-only; a checkpoint modified while we run is the
-            // user's business, as with every mmap-based loader (transformers included).
-            let single = unsafe { MmapedSafetensors::new(file) }.map_err(|e| {
-                BertError::file(
-                    file,
-                    format!("not a valid safetensors file (truncated or corrupt): {e}"),
-                )
-            })?;
+            let single = map_safetensors(file)?;
             for (name, _) in single.tensors() {
                 if let Some(key) = normalize(&name) {
                     entries.insert(
@@ -157,7 +193,7 @@ impl Checkpoint {
                 }
             }
         }
-        // SAFETY: as above.
+        // SAFETY: as in `map_safetensors`.
         let store = unsafe { MmapedSafetensors::multi(files) }
             .map_err(|e| BertError::file(&files[0], format!("cannot map weights: {e}")))?;
         Ok(Checkpoint {
@@ -167,19 +203,13 @@ impl Checkpoint {
         })
     }
 
+    /// Read a pickle checkpoint's tensors, after checking every size it claims.
     fn open_pickle(files: &[PathBuf], device: &Device) -> Result<Self> {
         let mut entries = HashMap::new();
         let mut tensors = HashMap::new();
         for file in files {
-            let loaded = candle_core::pickle::read_all(file).map_err(|e| {
-                BertError::file(
-                    file,
-                    format!(
-                        "cannot read PyTorch checkpoint (only the zip format of torch >= 1.6 is supported): {e}"
-                    ),
-                )
-            })?;
-            for (name, tensor) in loaded {
+            let listed = pth::list(file, |name| normalize(name).is_some())?;
+            for (name, tensor) in pth::read(file, &listed)? {
                 if let Some(key) = normalize(&name) {
                     tensors.insert(name.clone(), tensor);
                     entries.insert(

@@ -1,11 +1,29 @@
 //! `config.json` of a BERT checkpoint, with the defaults of `transformers.BertConfig`.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{read_to_string, BertError, Result};
+use crate::error::{BertError, Op, Result};
+
+/// Largest `config.json` read (a real one is 1 KB; 65 536 labels make ~2 MB).
+const MAX_CONFIG_BYTES: u64 = 16 << 20;
+
+/// Upper bounds far above any published BERT (the largest: 4096 hidden, 48
+/// layers, 64 heads, 16 384 intermediate, a 250k vocabulary, 8192 positions), so
+/// that a corrupt or hostile `config.json` is refused before it sizes anything.
+const MAX_HIDDEN_SIZE: usize = 1 << 16;
+const MAX_HEADS: usize = 1 << 10;
+const MAX_LAYERS: usize = 1 << 10;
+const MAX_INTERMEDIATE_SIZE: usize = 1 << 18;
+const MAX_VOCAB_SIZE: usize = 1 << 22;
+const MAX_POSITIONS: usize = 1 << 17;
+const MAX_TYPE_VOCAB_SIZE: usize = 1 << 10;
+const MAX_LABELS: usize = 1 << 16;
+/// Most parameters the dimensions may imply together: 8.6 billion, 34 GB as f32.
+const MAX_PARAMETERS: u128 = 1 << 33;
 
 /// Activation used in the feed-forward block and the MLM transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +146,7 @@ impl BertConfig {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = read_to_string(path)?;
+        let text = read_text_at_most(path, MAX_CONFIG_BYTES)?;
         Self::parse(path, &text)
     }
 
@@ -163,17 +181,42 @@ impl BertConfig {
                 ),
             )
         })?;
-        for (field, value) in [
-            ("hidden_size", raw.hidden_size),
-            ("num_attention_heads", raw.num_attention_heads),
-            ("num_hidden_layers", raw.num_hidden_layers),
-            ("intermediate_size", raw.intermediate_size),
-            ("vocab_size", raw.vocab_size),
-            ("max_position_embeddings", raw.max_position_embeddings),
-            ("type_vocab_size", raw.type_vocab_size),
+        let too_large = |field: &str, value: usize, limit: usize| {
+            field_error(
+                field,
+                format!("{value} is larger than any BERT ({limit} at most); is the file corrupt?"),
+            )
+        };
+        for (field, value, limit) in [
+            ("hidden_size", raw.hidden_size, MAX_HIDDEN_SIZE),
+            ("num_attention_heads", raw.num_attention_heads, MAX_HEADS),
+            ("num_hidden_layers", raw.num_hidden_layers, MAX_LAYERS),
+            (
+                "intermediate_size",
+                raw.intermediate_size,
+                MAX_INTERMEDIATE_SIZE,
+            ),
+            ("vocab_size", raw.vocab_size, MAX_VOCAB_SIZE),
+            (
+                "max_position_embeddings",
+                raw.max_position_embeddings,
+                MAX_POSITIONS,
+            ),
+            ("type_vocab_size", raw.type_vocab_size, MAX_TYPE_VOCAB_SIZE),
         ] {
             if value == 0 {
                 return Err(field_error(field, "must be greater than 0".into()));
+            }
+            if value > limit {
+                return Err(too_large(field, value, limit));
+            }
+        }
+        for (field, value) in [
+            ("num_labels", raw.num_labels.unwrap_or(0)),
+            ("id2label", raw.id2label.as_ref().map_or(0, BTreeMap::len)),
+        ] {
+            if value > MAX_LABELS {
+                return Err(too_large(field, value, MAX_LABELS));
             }
         }
         if !raw.hidden_size.is_multiple_of(raw.num_attention_heads) {
@@ -182,6 +225,15 @@ impl BertConfig {
                 format!(
                     "hidden_size {} is not a multiple of num_attention_heads {}",
                     raw.hidden_size, raw.num_attention_heads
+                ),
+            ));
+        }
+        let parameters = parameter_count(&raw);
+        if parameters > MAX_PARAMETERS {
+            return Err(BertError::file(
+                path,
+                format!(
+                    "the dimensions imply {parameters} parameters, more than the {MAX_PARAMETERS} this program can hold; is the file corrupt?"
                 ),
             ));
         }
@@ -201,6 +253,25 @@ impl BertConfig {
             path: path.to_path_buf(),
         })
     }
+}
+
+/// Parameters of the model the dimensions describe, with both heads (biases and
+/// layer norms included, roughly).
+fn parameter_count(raw: &RawConfig) -> u128 {
+    let [hidden, inter, layers, vocab, positions, types, labels] = [
+        raw.hidden_size,
+        raw.intermediate_size,
+        raw.num_hidden_layers,
+        raw.vocab_size,
+        raw.max_position_embeddings,
+        raw.type_vocab_size,
+        raw.num_labels.unwrap_or(2),
+    ]
+    .map(|n| n as u128);
+    let embeddings = (vocab + positions + types + 2) * hidden;
+    let layer = 4 * hidden * hidden + 2 * hidden * inter + 9 * hidden + inter;
+    let heads = 2 * hidden * hidden + (labels + 4) * hidden + vocab + labels;
+    embeddings + layers * layer + heads
 }
 
 fn labels_from(raw: &RawConfig) -> std::result::Result<Vec<String>, String> {
@@ -226,6 +297,34 @@ fn labels_from(raw: &RawConfig) -> std::result::Result<Vec<String>, String> {
             .map(|i| format!("LABEL_{i}"))
             .collect()),
     }
+}
+
+/// Read a UTF-8 text file of at most `limit` bytes; a larger one is refused
+/// before it is read, and reading stops at the limit should it grow meanwhile.
+pub(crate) fn read_text_at_most(path: &Path, limit: u64) -> Result<String> {
+    let io_error = |e: std::io::Error| BertError::io(Op::Read, path, &e);
+    let too_large = |len: u64| {
+        BertError::file(
+            path,
+            format!(
+                "file is {len} bytes, larger than the {} MiB such a file can sensibly be",
+                limit >> 20
+            ),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let len = file.metadata().map_err(io_error)?.len();
+    if len > limit {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|_| BertError::file(path, "not valid UTF-8"))
 }
 
 /// 1-based line of the first `"field"` key in a JSON text, to point at the culprit.
@@ -256,6 +355,23 @@ mod tests {
             err.to_string(),
             "m/config.json: line 2: field `hidden_act`: unsupported activation \"mish\" (supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu)"
         );
+    }
+
+    #[test]
+    fn absurd_dimensions_name_the_field() {
+        let text = "{\n  \"vocab_size\": 1000000000000\n}";
+        let err = BertConfig::parse(Path::new("m/config.json"), text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m/config.json: line 2: field `vocab_size`: 1000000000000 is larger than any BERT (4194304 at most); is the file corrupt?"
+        );
+    }
+
+    #[test]
+    fn bert_large_is_within_bounds() {
+        let text = r#"{"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16,
+            "intermediate_size": 4096, "vocab_size": 250002, "max_position_embeddings": 8192}"#;
+        assert!(BertConfig::parse(Path::new("config.json"), text).is_ok());
     }
 
     #[test]

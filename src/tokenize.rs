@@ -11,11 +11,17 @@ use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{
-    AddedToken, EncodeInput, ModelWrapper, Tokenizer, TruncationDirection, TruncationParams,
-    TruncationStrategy,
+    AddedToken, EncodeInput, Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
-use crate::error::{read_to_string, BertError, Result};
+use crate::config::read_text_at_most;
+use crate::error::{BertError, Result};
+
+/// Largest `tokenizer.json` or `vocab.txt` read: a 4-million-token vocabulary
+/// (the most `config.json` may declare) fits; BERT's own is under 1 MB.
+const MAX_VOCAB_FILE_BYTES: u64 = 128 << 20;
+/// Largest `tokenizer_config.json` / `special_tokens_map.json` read.
+const MAX_OPTIONS_FILE_BYTES: u64 = 16 << 20;
 
 /// One encoded input: `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +176,7 @@ fn read_json_opt(path: &Path) -> Result<Option<Value>> {
     if !path.is_file() {
         return Ok(None);
     }
-    let text = read_to_string(path)?;
+    let text = read_text_at_most(path, MAX_OPTIONS_FILE_BYTES)?;
     serde_json::from_str(&text)
         .map(Some)
         .map_err(|e| BertError::json(path, &e))
@@ -209,23 +215,45 @@ fn vocab_options(config: Option<&Value>) -> VocabOptions {
     }
 }
 
-/// The WordPiece vocabulary of a `tokenizer.json`.
+/// The parts of a `tokenizer.json` we use: its model's type and vocabulary.
+#[derive(serde::Deserialize)]
+struct TokenizerFile {
+    model: TokenizerModel,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenizerModel {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    vocab: HashMap<String, u32>,
+    merges: Option<serde::de::IgnoredAny>,
+}
+
+/// The WordPiece vocabulary of a `tokenizer.json`. Only the vocabulary is read
+/// (see [`BertTokenizer::load`]); deserialising the whole file with `tokenizers`
+/// would also panic on some truncated files (its decoder reader `expect`s).
 fn vocab_from_json(path: &Path) -> Result<HashMap<String, u32>> {
-    let tok = Tokenizer::from_file(path)
-        .map_err(|e| BertError::file(path, format!("invalid tokenizer: {e}")))?;
-    match tok.get_model() {
-        ModelWrapper::WordPiece(wp) => Ok(tokenizers::Model::get_vocab(wp).into_iter().collect()),
-        _ => Err(BertError::file(
+    let text = read_text_at_most(path, MAX_VOCAB_FILE_BYTES)?;
+    let file: TokenizerFile = serde_json::from_str(&text).map_err(|e| BertError::json(path, &e))?;
+    let model = file.model;
+    let word_piece = match model.kind.as_deref() {
+        Some(kind) => kind == "WordPiece",
+        // Files written before `type` was recorded: BPE is the one with merges.
+        None => model.merges.is_none(),
+    };
+    if !word_piece {
+        return Err(BertError::file(
             path,
             "field `model.type`: not a WordPiece tokenizer (BERT uses WordPiece)",
-        )),
+        ));
     }
+    Ok(model.vocab)
 }
 
 /// `vocab.txt`: one token a line, its id the line number (as `load_vocab` reads it:
 /// a later duplicate wins).
 fn vocab_from_txt(path: &Path) -> Result<HashMap<String, u32>> {
-    let text = read_to_string(path)?;
+    let text = read_text_at_most(path, MAX_VOCAB_FILE_BYTES)?;
     Ok(text
         .lines()
         .enumerate()
