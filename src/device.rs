@@ -21,11 +21,11 @@ pub fn select(choice: DeviceChoice) -> Result<Device> {
         DeviceChoice::Cuda => {
             if !candle_core::utils::cuda_is_available() {
                 return Err(BertError::Unsupported(
-                    "--device cuda: this build has no CUDA support (rebuild with `--features cuda`)".into(),
+                    "CUDA: this build has no CUDA support (rebuild with `cargo build --features cuda`)".into(),
                 ));
             }
             Device::new_cuda(0)
-                .map_err(|e| BertError::Unsupported(format!("--device cuda: no usable GPU: {e}")))
+                .map_err(|e| BertError::Unsupported(format!("CUDA: no usable GPU: {e}")))
         }
     }
 }

@@ -167,7 +167,9 @@ impl LoadedModel {
         top_k: usize,
     ) -> Result<Vec<MaskResult>> {
         if top_k == 0 {
-            return Err(BertError::Input("--top-k must be at least 1".into()));
+            return Err(BertError::Input(
+                "the number of predictions per mask (top k) must be at least 1".into(),
+            ));
         }
         let Some(mask_id) = self.tokenizer.mask_id() else {
             return Ok(vec![]);
@@ -293,7 +295,7 @@ impl LoadedModel {
             let max = self.config().raw.max_position_embeddings;
             if len < 2 || len > max {
                 return Err(BertError::Input(format!(
-                    "--seq {len}: lengths must be between 2 and {max} (max_position_embeddings)"
+                    "sequence length {len}: must be between 2 and {max} (max_position_embeddings)"
                 )));
             }
             let encoded = self.synthetic_input(len)?;

@@ -1,6 +1,7 @@
 //! The real all-MiniLM-L6-v2 (fetched by `scripts/fetch-demo-model.sh`) against
 //! `transformers`: tokens and every attention map, single inputs and a padded batch.
-//! Skipped with a notice when the model is absent, except under CI (`CI` set).
+//! The model is part of the test set-up (the README's first command, and
+//! `.ci/run`, fetch it): without it these tests fail, saying how to get it.
 
 mod common;
 
@@ -12,26 +13,19 @@ use candle_core::Device;
 use common::*;
 use serde_json::Value;
 
-fn demo_model() -> Option<LoadedModel> {
+fn demo_model() -> LoadedModel {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
-    if !dir.join("model.safetensors").is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{} is missing: run scripts/fetch-demo-model.sh",
-            dir.display()
-        );
-        eprintln!(
-            "skipping: {} missing (run scripts/fetch-demo-model.sh)",
-            dir.display()
-        );
-        return None;
-    }
-    Some(LoadedModel::load_dir("all-MiniLM-L6-v2", &dir, &Device::Cpu).expect("load MiniLM"))
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{} is missing: run `bash scripts/fetch-demo-model.sh` first (the README's first command does)",
+        dir.display()
+    );
+    LoadedModel::load_dir("all-MiniLM-L6-v2", &dir, &Device::Cpu).expect("load MiniLM")
 }
 
 #[test]
 fn minilm_matches_transformers() {
-    let Some(model) = demo_model() else { return };
+    let model = demo_model();
     let expected = read_json(&fixtures().join("minilm_expected.json"));
     for case in expected["cases"].as_array().unwrap() {
         let a = case["text_a"].as_str().unwrap();
@@ -47,7 +41,7 @@ fn minilm_matches_transformers() {
 
 #[test]
 fn minilm_padded_batch_matches_transformers() {
-    let Some(model) = demo_model() else { return };
+    let model = demo_model();
     let expected = read_json(&fixtures().join("minilm_expected.json"));
     let batch = &expected["batch"];
     let rows: Vec<_> = strings(&batch["texts"])

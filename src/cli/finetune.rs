@@ -14,7 +14,7 @@ use bertscope::train::run_dir;
 use bertscope::write_guard::{self, Protected};
 
 use bertscope::data::{self, Columns, Dataset, ReadOptions};
-use bertscope::device::{self, DeviceChoice};
+use bertscope::device::DeviceChoice;
 use bertscope::train::{self, Event, Task, TrainConfig};
 
 /// Where the text, label and id columns are, and how to read the files.
@@ -119,9 +119,9 @@ pub struct FinetuneArgs {
     /// Every other setting comes from the run; --device may be given.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "train", "dev", "dev_fraction", "output"])]
     resume: Option<PathBuf>,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = super::at_least::<1>)]
     epochs: usize,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = super::at_least::<1>)]
     batch_size: usize,
     #[arg(long, default_value_t = 2e-5)]
     lr: f64,
@@ -289,7 +289,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     if !resuming {
         start_run(&plan, &run, &protected, args.overwrite)?;
     }
-    let device = device::select(args.device)?;
+    let device = super::select_device(args.device)?;
     let result = train_and_save(&plan, &run, resuming, &protected, &device, args.json);
     if let Err(e) = &result {
         if run_dir::latest_state(&run).is_some() {
@@ -546,7 +546,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         .with("the input file", &args.input)
         .with("the model", &model_dir);
     write_guard::check_output_file(&args.output, &protected)?;
-    let device = device::select(args.device)?;
+    let device = super::select_device(args.device)?;
     let model = bertscope::LoadedModel::load(&args.model, &device)?;
     if model.model.classifier.is_none() {
         bail!(

@@ -32,7 +32,7 @@ enum Command {
         #[command(flatten)]
         input: InputArgs,
         /// How many candidates to show per mask.
-        #[arg(long, default_value_t = 5)]
+        #[arg(long, default_value_t = 5, value_parser = at_least::<1>)]
         top_k: usize,
     },
     /// Label probabilities from a classification checkpoint.
@@ -52,13 +52,13 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Sequence lengths, comma separated (with --train: the first one).
-        #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+        #[arg(long, value_delimiter = ',', default_value = "16,64,256", value_parser = at_least::<2>)]
         seq: Vec<usize>,
         /// Measure training steps (forward, backward, AdamW) instead.
         #[arg(long)]
         train: bool,
         /// Batch size for --train.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 32, value_parser = at_least::<1>)]
         batch_size: usize,
         /// Timed runs per length (after 3 warm-up runs); the median is reported.
         #[arg(long, default_value_t = 20)]
@@ -125,9 +125,23 @@ struct InputArgs {
     json: bool,
 }
 
+/// A clap value parser for integers of at least `MIN`.
+pub(crate) fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= MIN => Ok(n),
+        Ok(n) => Err(format!("{n} is less than {MIN}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The device, with the flag named when it is not available.
+pub(crate) fn select_device(choice: DeviceChoice) -> Result<candle_core::Device> {
+    device::select(choice).map_err(|e| anyhow::anyhow!("--device: {e}"))
+}
+
 impl ModelArgs {
     fn load(&self) -> Result<LoadedModel> {
-        let device = device::select(self.device)?;
+        let device = select_device(self.device)?;
         Ok(LoadedModel::load(&self.model, &device)?)
     }
 }
@@ -164,7 +178,7 @@ fn gui(args: GuiArgs) -> Result<()> {
         head: args.head,
         fresh: args.screenshot.is_some(),
         screenshot: args.screenshot,
-        device: Some(device::select(args.device)?),
+        device: Some(select_device(args.device)?),
         tuned: args.tuned,
         train_data: args.train_data,
         ..Default::default()
@@ -242,7 +256,7 @@ pub fn run() -> Result<()> {
             json,
         } => {
             let dir = bertscope::hub::resolve(&model.model)?;
-            let device = device::select(model.device)?;
+            let device = select_device(model.device)?;
             let seq = seq.first().copied().unwrap_or(64);
             let rate = bertscope::train::bench::train_examples_per_s(
                 &dir, batch_size, seq, runs, &device,
@@ -265,6 +279,12 @@ pub fn run() -> Result<()> {
             let start = std::time::Instant::now();
             let loaded = model.load()?;
             let load_ms = start.elapsed().as_secs_f64() * 1e3;
+            let max = loaded.config().raw.max_position_embeddings;
+            if let Some(len) = seq.iter().find(|&&len| len > max) {
+                anyhow::bail!(
+                    "--seq {len}: longer than the model allows (max_position_embeddings = {max})"
+                );
+            }
             let times = loaded.bench_forward(&seq, runs)?;
             if json {
                 let forward: serde_json::Map<String, serde_json::Value> = times

@@ -21,7 +21,7 @@ pub fn train_examples_per_s(
 ) -> Result<f64> {
     if batch == 0 || seq < 2 {
         return Err(BertError::Input(
-            "--batch-size must be ≥ 1 and --seq ≥ 2".into(),
+            format!("batch size {batch} and sequence length {seq}: need a batch of at least 1 and a length of at least 2"),
         ));
     }
     let tokenizer = BertTokenizer::load(base)?;

@@ -140,8 +140,7 @@ impl Optim {
         }
         let counters = [adam_step as u32, self.step as u32];
         tensors.insert("step".into(), Tensor::from_slice(&counters, 2, &cpu)?);
-        candle_core::safetensors::save(&tensors, path)
-            .map_err(|e| BertError::file(path, format!("cannot write: {e}")))
+        crate::train::save::write_safetensors(&tensors, path)
     }
 
     /// Restore what [`Optim::save_state`] wrote.

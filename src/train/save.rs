@@ -248,8 +248,7 @@ fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) 
         })
         .collect::<Result<_>>()?;
     let weights = dir.join("model.safetensors");
-    candle_core::safetensors::save(&tensors, &weights)
-        .map_err(|e| BertError::file(&weights, format!("cannot write: {e}")))?;
+    write_safetensors(&tensors, &weights)?;
 
     for file in TOKENIZER_FILES {
         let from = trained.base_dir.join(file);
@@ -272,6 +271,18 @@ fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) 
         obj.insert(MARKER_KEY.into(), json!(crate::train::run_dir::marker()));
     }
     write_json(&dir.join("training_args.json"), &args)
+}
+
+/// Write tensors as safetensors with the `{"format": "pt"}` metadata that
+/// `transformers`' `from_pretrained` reads (4.x fails on a file without it).
+pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let mut sorted: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    sorted.sort_by_key(|(name, _)| name.as_str());
+    safetensors::serialize_to_file(sorted, Some(metadata), path).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(io) => BertError::io(Op::Write, path, &io),
+        other => BertError::file(path, format!("cannot write: {other}")),
+    })
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
