@@ -359,10 +359,12 @@ pub fn remove_stale_staging(output: &Path) -> usize {
         };
         let pid = rest.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if pid.is_some_and(|pid| !alive(pid)) && is_dir && only_checkpoint_files(&entry.path()) {
-            if std::fs::remove_dir_all(entry.path()).is_ok() {
-                removed += 1;
-            }
+        if pid.is_some_and(|pid| !alive(pid))
+            && is_dir
+            && only_checkpoint_files(&entry.path())
+            && std::fs::remove_dir_all(entry.path()).is_ok()
+        {
+            removed += 1;
         }
     }
     removed
@@ -538,7 +540,10 @@ pub fn free_space(path: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled `stat`.
     let stat = unsafe { stat.assume_init() };
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+    // The field types differ between platforms (u32 on some 32-bit ones).
+    #[allow(clippy::unnecessary_cast)]
+    let (blocks, size) = (stat.f_bavail as u64, stat.f_frsize as u64);
+    Some(blocks * size)
 }
 
 #[cfg(test)]

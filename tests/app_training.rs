@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bertscope::train::Outcome;
 use bertscope::ui::close_guard::CloseGuard;
-use bertscope::ui::run_state::RunStatus;
+use bertscope::ui::training::run::RunStatus;
 use bertscope::ui::state::View;
 use bertscope::ui::{AppOptions, BertscopeApp};
 use common::*;

@@ -48,6 +48,13 @@ struct Slot {
     v: Vec<f32>,
 }
 
+/// One parameter's AdamW moments.
+pub struct Moments<'a> {
+    pub name: &'a str,
+    pub exp_avg: &'a [f32],
+    pub exp_avg_sq: &'a [f32],
+}
+
 pub struct FusedAdamW {
     slots: Vec<Slot>,
     step: i32,
@@ -71,25 +78,34 @@ impl FusedAdamW {
         FusedAdamW { slots, step: 0 }
     }
 
-    /// The step count and each parameter's moments (`exp_avg`, `exp_avg_sq`).
-    pub fn moments(&self) -> (i32, Vec<(&str, &[f32], &[f32])>) {
-        let slots = self
-            .slots
-            .iter()
-            .map(|s| (s.param.name.as_str(), s.m.as_slice(), s.v.as_slice()))
-            .collect();
-        (self.step, slots)
+    /// The step count.
+    pub fn steps(&self) -> i32 {
+        self.step
     }
 
-    /// Restore what [`FusedAdamW::moments`] returned; `lookup(name)` gives a
-    /// parameter's saved moments, which must have its element count.
+    /// Each parameter's moments (`exp_avg`, `exp_avg_sq`).
+    pub fn moments(&self) -> impl Iterator<Item = Moments<'_>> {
+        self.slots.iter().map(|s| Moments {
+            name: &s.param.name,
+            exp_avg: &s.m,
+            exp_avg_sq: &s.v,
+        })
+    }
+
+    /// Restore the step count and the moments; `saved` maps each parameter's
+    /// name to its moments, which must have its element count.
     pub fn restore(
         &mut self,
         step: i32,
-        lookup: &dyn Fn(&str) -> Result<(Vec<f32>, Vec<f32>)>,
+        saved: &mut std::collections::HashMap<String, (Vec<f32>, Vec<f32>)>,
     ) -> Result<()> {
         for slot in &mut self.slots {
-            let (m, v) = lookup(&slot.param.name)?;
+            let (m, v) = saved.remove(&slot.param.name).ok_or_else(|| {
+                crate::error::BertError::Input(format!(
+                    "the optimiser state has no moments for `{}`",
+                    slot.param.name
+                ))
+            })?;
             if m.len() != slot.m.len() || v.len() != slot.v.len() {
                 return Err(crate::error::BertError::Input(format!(
                     "optimiser state of `{}` has {} values, the parameter {}",

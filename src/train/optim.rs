@@ -125,17 +125,18 @@ impl Optim {
                 "saving the optimiser state is supported for runs on the CPU".into(),
             ));
         };
-        let (adam_step, slots) = adamw.moments();
+        let adam_step = adamw.steps();
         let cpu = Device::Cpu;
         let mut tensors = HashMap::new();
-        for (name, m, v) in slots {
+        for m in adamw.moments() {
+            let (a, b) = (m.exp_avg, m.exp_avg_sq);
             tensors.insert(
-                format!("{name}.exp_avg"),
-                Tensor::from_slice(m, m.len(), &cpu)?,
+                format!("{}.exp_avg", m.name),
+                Tensor::from_slice(a, a.len(), &cpu)?,
             );
             tensors.insert(
-                format!("{name}.exp_avg_sq"),
-                Tensor::from_slice(v, v.len(), &cpu)?,
+                format!("{}.exp_avg_sq", m.name),
+                Tensor::from_slice(b, b.len(), &cpu)?,
             );
         }
         let counters = [adam_step as u32, self.step as u32];
@@ -168,12 +169,16 @@ impl Optim {
         let [adam_step, step] = counters[..] else {
             return Err(BertError::weight(path, "step", "expected two counters"));
         };
-        adamw.restore(adam_step as i32, &|name| {
-            Ok((
+        let mut saved = HashMap::new();
+        for p in &self.params {
+            let name = &p.name;
+            let moments = (
                 read(&format!("{name}.exp_avg"))?,
                 read(&format!("{name}.exp_avg_sq"))?,
-            ))
-        })?;
+            );
+            saved.insert(name.clone(), moments);
+        }
+        adamw.restore(adam_step as i32, &mut saved)?;
         self.step = step as usize;
         Ok(())
     }

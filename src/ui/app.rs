@@ -17,15 +17,14 @@ use crate::engine::Analysis;
 use crate::ui::close_guard::{CloseAction, CloseGuard};
 use crate::ui::compare_view::{self, Changes, CompareInput};
 use crate::ui::intent::{Intent, TokenFocus};
-use crate::ui::job::Job;
-use crate::ui::screenshot::{ScreenshotJob, ScreenshotSink};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
-use crate::ui::train_view::{self, TrainViewState};
-use crate::ui::tuning::Tuning;
+use crate::ui::support::fonts;
+use crate::ui::support::job::Job;
+use crate::ui::support::screenshot::{ScreenshotJob, ScreenshotSink};
+use crate::ui::training::view::{self as train_view, TrainViewState};
+use crate::ui::training::Tuning;
 use crate::ui::worker::{AnalyzeRequest, Fault, ModelInfo, Request, Slot, WorkerHandle};
-use crate::ui::{
-    controls, examples, fonts, head_view, input_panel, matrix_view, mlm_panel, model_view,
-};
+use crate::ui::{controls, examples, head_view, input_panel, matrix_view, mlm_panel, model_view};
 
 /// Typing pauses this long before the model runs.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -164,7 +163,7 @@ impl BertscopeApp {
             tuning: Tuning::new(
                 options
                     .runs_dir
-                    .unwrap_or_else(crate::ui::trainer::default_runs_dir),
+                    .unwrap_or_else(crate::ui::training::worker::default_runs_dir),
             ),
             repaint: cc.egui_ctx.clone(),
             pending_tuned: tuned,

@@ -10,8 +10,8 @@ use crate::engine::{AttentionResult, ClassifyResult, MaskResult};
 use crate::ui::head_view::{self, Panel};
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::matrix_view;
-use crate::ui::palette::head_color;
 use crate::ui::selection::{token_infos, visible_tokens, Selection};
+use crate::ui::support::palette::head_color;
 use crate::ui::worker::TunedInfo;
 
 /// What the change map shows.

@@ -4,8 +4,8 @@
 use egui::{Color32, RichText, Sense, Stroke, Vec2};
 
 use crate::ui::intent::Intent;
-use crate::ui::palette::head_color;
 use crate::ui::selection::{Selection, SentenceFilter};
+use crate::ui::support::palette::head_color;
 
 /// Layer picker, head swatches, filter and options. `has_pair`: sentence B exists.
 pub fn show(

@@ -6,9 +6,9 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
-use crate::ui::lines::LineBatch;
-use crate::ui::palette::{head_color, with_weight};
 use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
+use crate::ui::support::lines::LineBatch;
+use crate::ui::support::palette::{head_color, with_weight};
 
 pub const ROW_HEIGHT: f32 = 22.0;
 const COLUMN_WIDTH: f32 = 150.0;

@@ -2,7 +2,7 @@
 
 use crate::ui::selection::SentenceFilter;
 use crate::ui::state::View;
-use crate::ui::train_view::TrainAction;
+use crate::ui::training::view::TrainAction;
 
 /// A token the pointer is on (or that was clicked), on the query or key side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,8 @@ use egui::{Align2, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::Intent;
-use crate::ui::palette::{head_color, heat};
 use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection, VisibleTokens};
+use crate::ui::support::palette::{head_color, heat};
 
 const LABEL_SPACE: f32 = 110.0;
 

@@ -2,30 +2,26 @@
 //! (tokens, `AttentionMaps`, predictions) and never touches a tensor: a worker
 //! thread owns the models and runs every forward pass.
 
+// The frame and its state.
 pub mod app;
 pub mod close_guard;
+pub mod intent;
+pub mod selection;
+pub mod state;
+// One file per view, and the panels around them.
 pub mod compare_view;
 pub mod controls;
 pub mod examples;
-pub mod fonts;
 pub mod head_view;
 pub mod input_panel;
-pub mod intent;
-pub mod job;
-pub mod lines;
 pub mod matrix_view;
 pub mod mlm_panel;
 pub mod model_view;
-pub mod palette;
-pub mod run_state;
-pub mod screenshot;
-pub mod selection;
-pub mod state;
-pub mod train_form;
-pub mod train_view;
-pub mod trainer;
-pub mod tuning;
+// Multi-file capabilities, one folder each.
+pub mod training;
 pub mod worker;
+// Drawing and window helpers.
+pub mod support;
 
 pub use app::{AppOptions, BertscopeApp};
 
@@ -34,7 +30,7 @@ pub use app::{AppOptions, BertscopeApp};
 pub fn run(
     mut options: AppOptions,
 ) -> Result<Option<Result<std::path::PathBuf, String>>, eframe::Error> {
-    let sink = screenshot::ScreenshotSink::default();
+    let sink = support::screenshot::ScreenshotSink::default();
     options.screenshot_sink = sink.clone();
     let size = if options.screenshot.is_some() {
         [1440.0, 900.0]

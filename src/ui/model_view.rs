@@ -5,9 +5,9 @@ use egui::{Color32, Pos2, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
-use crate::ui::lines::LineBatch;
-use crate::ui::palette::{head_color, with_weight};
 use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
+use crate::ui::support::lines::LineBatch;
+use crate::ui::support::palette::{head_color, with_weight};
 
 const THUMB: f32 = 84.0;
 

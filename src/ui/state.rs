@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ui::selection::Selection;
-use crate::ui::train_form::TrainForm;
+use crate::ui::training::form::TrainForm;
 
 /// The views of the main panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -19,7 +19,7 @@ use crate::engine::{Analysis, LoadedModel};
 use crate::train::preview::DataPreview;
 use crate::train::save::epoch_checkpoints;
 use crate::train::Report;
-use crate::ui::job;
+use crate::ui::support::job;
 
 pub use handle::WorkerHandle;
 

@@ -2,7 +2,7 @@
 //! already dropped answers to requests that newer ones replaced.
 
 use crate::ui::app::{BertscopeApp, ModelStatus};
-use crate::ui::run_state::RunState;
+use crate::ui::training::run::RunState;
 use crate::ui::worker::{Request, Response, TunedInfo};
 
 impl BertscopeApp {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Columns;
 use crate::device::DeviceChoice;
 use crate::train::{Task, TrainConfig};
-use crate::ui::trainer::DevSource;
+use crate::ui::training::worker::DevSource;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use crate::train::{DataSummary, EpochSummary, Event, Outcome, Report};
-use crate::ui::trainer::TrainMsg;
+use crate::ui::training::worker::TrainMsg;
 
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -19,7 +19,7 @@ const CJK_FONTS: [&str; 8] = [
     "C:\\Windows\\Fonts\\msyh.ttc",
 ];
 
-const BUNDLED_CJK: &[u8] = include_bytes!("../../assets/fonts/cjk-subset.ttf");
+const BUNDLED_CJK: &[u8] = include_bytes!("../../../assets/fonts/cjk-subset.ttf");
 
 /// Which CJK font was installed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,18 +3,23 @@
 //! handles; the views draw it. File dialogs and *Save as…* run on their own
 //! threads, so the UI thread never waits on a copy.
 
+pub mod form;
+pub mod run;
+pub mod view;
+pub mod worker;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::compare::{Comparison, HeadChanges};
 use crate::train::preview::DataPreview;
 use crate::train::save;
-use crate::ui::job::Job;
-use crate::ui::run_state::{RunState, RunStatus};
 use crate::ui::state::View;
-use crate::ui::train_form::TrainForm;
-use crate::ui::train_view::{Note, TrainAction};
-use crate::ui::trainer::{run_dir, TrainJob, TrainMsg, TrainerHandle};
+use crate::ui::support::job::Job;
+use crate::ui::training::form::TrainForm;
+use crate::ui::training::run::{RunState, RunStatus};
+use crate::ui::training::view::{Note, TrainAction};
+use crate::ui::training::worker::{run_dir, TrainJob, TrainMsg, TrainerHandle};
 use crate::ui::worker::{Request, TunedInfo, WorkerHandle};
 
 /// Rows of the data file the change map averages over.

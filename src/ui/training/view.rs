@@ -7,9 +7,9 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 
 use crate::train::preview::DataPreview;
 use crate::train::{Outcome, Task};
-use crate::ui::palette::heat;
-use crate::ui::run_state::{RunState, RunStatus};
-use crate::ui::train_form::{combo, TrainForm};
+use crate::ui::support::palette::heat;
+use crate::ui::training::form::{combo, TrainForm};
+use crate::ui::training::run::{RunState, RunStatus};
 use crate::ui::worker::TunedInfo;
 
 /// What the training view asks the app to do.

@@ -14,7 +14,7 @@ use std::thread;
 use crate::data::{self, Columns, ReadOptions};
 use crate::device::{self, DeviceChoice};
 use crate::train::{self, Event, Outcome, Report, TrainConfig};
-use crate::ui::job;
+use crate::ui::support::job;
 
 /// Where the dev data comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,7 +271,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::ui::run_state::{RunState, RunStatus};
+    use crate::ui::training::run::{RunState, RunStatus};
 
     /// Apply the handle's messages until the run is no longer active.
     fn finish(handle: &mut TrainerHandle, run: &mut RunState) {
