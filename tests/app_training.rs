@@ -1,17 +1,21 @@
 //! The training view and the compare view driven through egui_kittest on the
 //! tiny fixture model and a tiny TSV: load data, see the preview and its
 //! problems, start, see progress, cancel, finish, compare, save; closing the
-//! window during a run.
+//! window during a run; the runs panel (open with the run's hyperparameters,
+//! compare, delete, prune to the budget) and a run whose save fails on a full
+//! disk, kept and resumed.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bertscope::train::Outcome;
+use bertscope::data::{self, Columns, Dataset, ReadOptions};
+use bertscope::train::{self, run_dir, save, Event, Outcome, TrainConfig};
 use bertscope::ui::close_guard::CloseGuard;
-use bertscope::ui::training::run::RunStatus;
 use bertscope::ui::state::View;
+use bertscope::ui::training::run::RunStatus;
 use bertscope::ui::{AppOptions, BertscopeApp};
 use common::*;
 use egui_kittest::kittest::Queryable;
@@ -167,12 +171,19 @@ fn train_cancel_finish_compare_and_save() {
     let dir = tempfile::tempdir().unwrap();
     let data = write_tsv(dir.path());
     let mut h = app(dir.path());
-    eprintln!("tmp {}", dir.path().display());
+    load_and_preview(&mut h, &data);
+    cancel_before_the_first_epoch(&mut h, dir.path());
+    train_two_epochs(&mut h, &data);
+    compare_with_base(&mut h);
+    save_as_and_refuse_the_base(&mut h, dir.path());
+}
 
+/// Load the data and see its preview.
+fn load_and_preview(h: &mut Harness<'static, BertscopeApp>, data: &Path) {
     // Load the data: columns guessed from the header, the bad row listed with its line.
-    type_into(&mut h, "Training data", &data.display().to_string());
-    click(&mut h, "Load data");
-    wait_until(&mut h, "the preview", |app| app.tuning.preview.is_some());
+    type_into(h, "Training data", &data.display().to_string());
+    click(h, "Load data");
+    wait_until(h, "the preview", |app| app.tuning.preview.is_some());
     {
         let p = h.state().tuning.preview.as_ref().unwrap();
         assert_eq!(p.columns.text_a, "title1_en");
@@ -187,20 +198,23 @@ fn train_cancel_finish_compare_and_save() {
         .is_some());
     assert!(h.query_by_label_contains("pairs.tsv:6:").is_some());
     assert!(h.query_by_label("the woman went to buy a book").is_some());
+}
 
+/// A run cancelled before its first epoch ended keeps nothing.
+fn cancel_before_the_first_epoch(h: &mut Harness<'static, BertscopeApp>, dir: &Path) {
     // A long run (1600 steps an epoch), cancelled before its first epoch ends:
     // nothing is kept, and the progress line keeps the run's real totals.
-    let many = write_many(dir.path(), 4000);
+    let many = write_many(dir, 4000);
     h.state_mut().settings.train.data_path = many.display().to_string();
     h.state_mut().settings.train.epochs = 10_000;
     h.state_mut().settings.train.batch_size = 2;
     h.state_mut().settings.train.dev_fraction = 0.2;
-    click(&mut h, "Start training");
-    wait_until(&mut h, "progress", |app| app.tuning.run.step >= 3);
+    click(h, "Start training");
+    wait_until(h, "progress", |app| app.tuning.run.step >= 3);
     assert!(h.query_by_label_contains("examples/s").is_some());
-    click(&mut h, "Cancel");
-    wait_until(&mut h, "the cancelled run", |app| !app.tuning.training());
-    settle(&mut h, Duration::from_secs(1)); // time to (wrongly) open it as the tuned model
+    click(h, "Cancel");
+    wait_until(h, "the cancelled run", |app| !app.tuning.training());
+    settle(h, Duration::from_secs(1)); // time to (wrongly) open it as the tuned model
     let step = {
         let run = &h.state().tuning.run;
         assert_eq!(run.status, RunStatus::Done(Outcome::Cancelled));
@@ -224,15 +238,18 @@ fn train_cancel_finish_compare_and_save() {
     assert!(h
         .query_by_label_contains(&format!("step {step}/16000000 · epoch 1/10000 ·"))
         .is_some());
-    let runs = std::fs::read_dir(dir.path().join("runs")).map_or(0, |d| d.count());
+    let runs = std::fs::read_dir(dir.join("runs")).map_or(0, |d| d.count());
     assert_eq!(runs, 0, "nothing written, scratch removed");
+}
 
+/// A full run becomes the tuned model, with its epochs.
+fn train_two_epochs(h: &mut Harness<'static, BertscopeApp>, data: &Path) {
     // A full run: 2 epochs of 4 steps (8 training rows, batch 2).
     h.state_mut().settings.train.data_path = data.display().to_string();
     h.state_mut().settings.train.epochs = 2;
     h.state_mut().settings.train.lr = 1e-3;
-    click(&mut h, "Start training");
-    wait_until(&mut h, "the finished run", |app| {
+    click(h, "Start training");
+    wait_until(h, "the finished run", |app| {
         app.tuning.run.status == RunStatus::Done(Outcome::Finished)
             && app
                 .tuning
@@ -256,12 +273,13 @@ fn train_cancel_finish_compare_and_save() {
     assert_eq!(tuned.labels, vec!["agreed", "unrelated"]);
     assert!(run_dir.join("model.safetensors").is_file());
     assert!(run_dir.join("epochs/epoch-0/model.safetensors").is_file());
+}
 
+/// The compare view on the run just trained.
+fn compare_with_base(h: &mut Harness<'static, BertscopeApp>) {
     // Compare: both models on the current input, the change map and the ranking.
-    click(&mut h, "Compare with base");
-    wait_until(&mut h, "the comparison", |app| {
-        app.tuning.comparison.is_some()
-    });
+    click(h, "Compare with base");
+    wait_until(h, "the comparison", |app| app.tuning.comparison.is_some());
     assert_eq!(h.state().settings.view, View::Compare);
     {
         let cmp = h.state().tuning.comparison.as_ref().unwrap();
@@ -282,7 +300,7 @@ fn train_cancel_finish_compare_and_save() {
         .as_ref()
         .unwrap()
         .ranked()[0];
-    click_contains(&mut h, "1. layer");
+    click_contains(h, "1. layer");
     h.run_steps(3);
     let sel = &h.state().settings.selection;
     assert_eq!((sel.layer, sel.focus_head), (layer, head));
@@ -292,22 +310,25 @@ fn train_cancel_finish_compare_and_save() {
         .is_some());
 
     // Averaged over the data file.
-    click_contains(&mut h, "Average over");
-    wait_until(&mut h, "the averaged changes", |app| {
+    click_contains(h, "Average over");
+    wait_until(h, "the averaged changes", |app| {
         app.tuning.mean_changes.is_some()
     });
     let (_, mean) = h.state().tuning.mean_changes.clone().unwrap();
     // Every row with text counts, the unlabelled one (line 6) included.
     assert_eq!(mean.unwrap().inputs, 11);
+}
 
+/// *Save as…* copies the tuned model, never over the base model.
+fn save_as_and_refuse_the_base(h: &mut Harness<'static, BertscopeApp>, dir: &Path) {
     // Save as…: a copy that loads as a classifier; the base model's directory is refused.
-    click(&mut h, "Training");
+    click(h, "Training");
     h.run_steps(3);
-    let saved = dir.path().join("saved-model");
-    type_into(&mut h, "Save path", &saved.display().to_string());
-    click(&mut h, "Save as…");
+    let saved = dir.join("saved-model");
+    type_into(h, "Save path", &saved.display().to_string());
+    click(h, "Save as…");
     assert!(h.state().tuning.saving(), "the copy runs on its own thread");
-    wait_until(&mut h, "the copy", |app| !app.tuning.saving());
+    wait_until(h, "the copy", |app| !app.tuning.saving());
     assert!(h.query_by_label_contains("saved the tuned model").is_some());
     let model =
         bertscope::LoadedModel::load_dir("saved", &saved, &candle_core::Device::Cpu).unwrap();
@@ -317,9 +338,9 @@ fn train_cancel_finish_compare_and_save() {
 
     let base = fixture_model("mlm-safetensors").display().to_string();
     h.state_mut().settings.train.save_path.clear();
-    type_into(&mut h, "Save path", &base);
-    click(&mut h, "Save as…");
-    wait_until(&mut h, "the refused copy", |app| !app.tuning.saving());
+    type_into(h, "Save path", &base);
+    click(h, "Save as…");
+    wait_until(h, "the refused copy", |app| !app.tuning.saving());
     assert!(h.query_by_label_contains("not saved").is_some());
     assert!(fixture_model("mlm-safetensors")
         .join("expected.json")
@@ -457,4 +478,387 @@ fn closing_the_window_during_a_run_asks_first() {
 
     // A close while idle goes through.
     assert!(!request_close(&mut h));
+}
+
+/// The pair file as the app reads it (bad rows skipped), split as a dev
+/// fraction of 0.2 is.
+fn read_pairs(path: &Path, seed: u64) -> (Dataset, Dataset) {
+    let options = ReadOptions {
+        delimiter: None,
+        columns: Columns {
+            text_a: "title1_en".into(),
+            text_b: Some("title2_en".into()),
+            label: "label".into(),
+            id: "id".into(),
+        },
+        require_label: true,
+        skip_bad_rows: true,
+    };
+    let mut train_data = data::read(path, &options).unwrap();
+    let dev = train::split_dev(&mut train_data, 0.2, seed);
+    (train_data, dev)
+}
+
+/// Train with the engine; `stop_after`: cancel once that epoch has ended.
+fn train_with(cfg: &TrainConfig, data: &Path, stop_after: Option<usize>) -> train::Trained {
+    let (train_data, dev) = read_pairs(data, cfg.seed);
+    let cancel = AtomicBool::new(false);
+    let mut on_event = |e: Event| {
+        if let (Event::Epoch { epoch, .. }, Some(stop)) = (&e, stop_after) {
+            if *epoch == stop {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    train::train(
+        &fixture_model("mlm-safetensors"),
+        &train_data,
+        Some(&dev),
+        cfg,
+        &candle_core::Device::Cpu,
+        &mut on_event,
+        &cancel,
+    )
+    .unwrap()
+}
+
+/// A run saved by the engine in `runs/NAME`, with its epoch checkpoints.
+fn saved_run(dir: &Path, name: &str, cfg: TrainConfig, data: &Path) -> PathBuf {
+    let cfg = TrainConfig {
+        epochs_dir: Some(dir.join(format!("epochs-of-{name}"))),
+        ..cfg
+    };
+    let trained = train_with(&cfg, data, None);
+    save::save(&trained, &cfg, &dir.join("runs").join(name), false).unwrap()
+}
+
+fn epochs_of(dir: &Path) -> Vec<usize> {
+    save::epoch_checkpoints(dir).iter().map(|e| e.0).collect()
+}
+
+fn wait_for_runs(h: &mut Harness<'static, BertscopeApp>, count: usize) {
+    wait_until(h, "the runs panel", |app| {
+        let runs = &app.tuning.runs;
+        runs.scanned && !runs.busy() && runs.entries.len() == count
+    });
+}
+
+#[test]
+fn runs_panel_opens_compares_prunes_and_deletes_only_bertscope_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let [old, new, mine] = runs_in(dir.path());
+    let mut h = app(dir.path());
+    runs_are_listed(&mut h, &old);
+    opening_a_run_puts_its_hyperparameters_in_the_form(&mut h, &old, &new);
+    epochs_are_pruned_to_the_budget(&mut h, &old, &new);
+    delete_asks_first_and_removes_only_bertscope_runs(&mut h, &old, &new, &mine);
+}
+
+/// Two runs saved by the engine (`old-run` written a day before `new-run`)
+/// and a folder of the user's, in `dir/runs`.
+fn runs_in(dir: &Path) -> [PathBuf; 3] {
+    let data = write_tsv(dir);
+    let cfg = |epochs, lr, seed| TrainConfig {
+        epochs,
+        batch_size: 2,
+        lr,
+        seed,
+        ..TrainConfig::default()
+    };
+    let old = saved_run(dir, "old-run", cfg(2, 1e-3, 7), &data);
+    let new = saved_run(dir, "new-run", cfg(2, 5e-4, 11), &data);
+    // `old-run` was written a day earlier.
+    let day_ago = std::time::SystemTime::now() - Duration::from_secs(86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(old.join("training_args.json"))
+        .unwrap()
+        .set_modified(day_ago)
+        .unwrap();
+    let mine = dir.join("runs/my-notes");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("todo.txt"), "keep me").unwrap();
+    [old, new, mine]
+}
+
+/// Listed with model, task and best metric; the user's folder without a Delete.
+fn runs_are_listed(h: &mut Harness<'static, BertscopeApp>, old: &Path) {
+    wait_for_runs(h, 3);
+    let names: Vec<String> = h
+        .state()
+        .tuning
+        .runs
+        .entries
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(names, ["my-notes", "new-run", "old-run"], "newest first");
+    let report = train::Report::load(old).unwrap().unwrap();
+    let best = report.best_epoch.unwrap();
+    let accuracy = report.epochs[best - 1].dev.as_ref().unwrap().accuracy;
+    let metric = format!("accuracy {:.1}% (epoch {best})", accuracy * 100.0);
+    assert!(h.query_by_label(&metric).is_some(), "{metric}");
+    assert!(h.query_all_by_label("mlm-safetensors").count() >= 2);
+    assert!(h.query_by_label("Delete old-run").is_some());
+    assert!(h.query_by_label("Delete my-notes").is_none());
+    assert!(h.query_by_label_contains("not a bertscope run").is_some());
+}
+
+/// *Open* puts the run's hyperparameters in the form; *Compare* opens it in the compare view.
+fn opening_a_run_puts_its_hyperparameters_in_the_form(
+    h: &mut Harness<'static, BertscopeApp>,
+    old: &Path,
+    new: &Path,
+) {
+    assert_eq!(
+        (h.state().settings.train.lr, h.state().settings.train.seed),
+        (2e-5, 42)
+    );
+    click(h, "Open old-run");
+    wait_until(h, "old-run's hyperparameters", |app| {
+        app.tuning.opened.shown().is_some_and(|o| o.dir == *old)
+    });
+    let form = &h.state().settings.train;
+    assert_eq!(
+        (form.epochs, form.batch_size, form.lr, form.seed),
+        (2, 2, 1e-3, 7)
+    );
+    assert!(h.query_by_label("The hyperparameters of old-run").is_some());
+    assert!(h.query_by_label("Train again with these").is_some());
+    click(h, "Restore my settings");
+    assert_eq!(
+        (h.state().settings.train.lr, h.state().settings.train.seed),
+        (2e-5, 42)
+    );
+
+    // Compare: the run opened and the compare view shown.
+    click(h, "Compare new-run");
+    assert_eq!(h.state().settings.view, View::Compare);
+    wait_until(h, "new-run as the tuned model", |app| {
+        app.tuning.tuned.as_ref().is_some_and(|t| t.dir == *new)
+    });
+    assert_eq!(h.state().settings.train.lr, 5e-4);
+    click(h, "Training");
+    h.run_steps(3);
+}
+
+/// A tiny budget prunes the older run's epoch checkpoints first.
+fn epochs_are_pruned_to_the_budget(h: &mut Harness<'static, BertscopeApp>, old: &Path, new: &Path) {
+    // A budget for two epoch checkpoints and a half: the older run loses its
+    // epochs 0 and 1 (not 2, its last); the newer (also the tuned model) none.
+    let one = bertscope::ui::training::disk::dir_size(&old.join("epochs/epoch-0"));
+    h.state_mut().settings.train.epochs_budget_gb = (one * 5 / 2) as f64 / 1e9;
+    click(h, "Refresh");
+    wait_for_runs(h, 3);
+    assert_eq!(epochs_of(old), vec![2]);
+    assert_eq!(epochs_of(new), vec![0, 1, 2]);
+    assert!(old.join("model.safetensors").is_file());
+    assert!(h
+        .query_by_label_contains("removed 2 old epoch checkpoints")
+        .is_some());
+}
+
+/// *Delete* asks first, removes that run only, and refuses what is not only bertscope's.
+fn delete_asks_first_and_removes_only_bertscope_runs(
+    h: &mut Harness<'static, BertscopeApp>,
+    old: &Path,
+    new: &Path,
+    mine: &Path,
+) {
+    // Delete asks first, then removes that run only.
+    click(h, "Delete old-run");
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Delete old-run (").is_some());
+    click(h, "Keep it");
+    h.run_steps(2);
+    assert!(old.is_dir() && h.query_by_label("Delete for good").is_none());
+    click(h, "Delete old-run");
+    h.run_steps(2);
+    click(h, "Delete for good");
+    wait_for_runs(h, 2);
+    assert!(!old.exists());
+    assert!(new.join("model.safetensors").is_file());
+    assert!(mine.join("todo.txt").is_file());
+
+    // A run the user has put a file into since it was listed is not deleted.
+    std::fs::write(new.join("notes.txt"), "mine now").unwrap();
+    click(h, "Delete new-run");
+    h.run_steps(2);
+    click(h, "Delete for good");
+    wait_until(h, "the refusal", |app| {
+        app.tuning
+            .runs
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("not deleted"))
+    });
+    assert!(new.join("model.safetensors").is_file() && new.join("notes.txt").is_file());
+    assert!(h.query_by_label_contains("not deleted").is_some());
+}
+
+/// An interrupted run made by the engine: `runs/tiny-1.partial`, 3 epochs
+/// planned, stopped after the first, with the `run.json` the app (and the
+/// CLI) restart it from.
+fn interrupted_run(dir: &Path, data: &Path) -> (PathBuf, PathBuf) {
+    let output = dir.join("runs/tiny-1");
+    std::fs::create_dir_all(dir.join("runs")).unwrap();
+    let partial = run_dir::partial_path(&output);
+    let config = TrainConfig {
+        epochs: 3,
+        batch_size: 2,
+        lr: 1e-3,
+        ..TrainConfig::default()
+    };
+    let info = serde_json::json!({
+        "base_model": fixture_model("mlm-safetensors"),
+        "train": data,
+        "dev": null,
+        "dev_fraction": 0.2,
+        "output": output,
+        "overwrite": false,
+        "keep_epochs": true,
+        "config": config,
+        "data": {
+            "text_a_column": "title1_en", "text_b_column": "title2_en",
+            "label_column": "label", "id_column": "id",
+            "delimiter": null, "skip_bad_rows": true
+        }
+    });
+    run_dir::create(&partial, &info).unwrap();
+    let cfg = TrainConfig {
+        run_dir: Some(partial.clone()),
+        epochs_dir: Some(partial.join("epochs")),
+        ..config
+    };
+    let trained = train_with(&cfg, data, Some(1));
+    assert_eq!(trained.report.outcome, Outcome::Cancelled);
+    (output, partial)
+}
+
+/// Set by [`a_failed_save_keeps_the_run_and_resume_saves_it`] for the child
+/// process it runs [`resume_on_a_full_disk`] in.
+const CHILD_DIR: &str = "BERTSCOPE_TEST_FULL_DISK_DIR";
+
+#[test]
+fn a_failed_save_keeps_the_run_and_resume_saves_it() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = write_tsv(dir.path());
+    let (output, partial) = interrupted_run(dir.path(), &data);
+
+    // Resumed in a process whose files cannot grow past 60 kB (a full disk):
+    // checkpoints fail while it trains, then the final save.
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+    child
+        .args([
+            "resume_on_a_full_disk",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir.path());
+    // SAFETY: setrlimit and signal are async-signal-safe; nothing else runs
+    // between fork and exec.
+    unsafe {
+        child.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            let limit = libc::rlimit {
+                rlim_cur: 60_000,
+                rlim_max: 60_000,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = child.output().unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the full-disk run:\n{log}");
+    assert!(
+        log.contains("1 passed"),
+        "the child test did not run:\n{log}"
+    );
+    assert!(run_dir::ours(&partial).is_ok());
+    assert!(run_dir::latest_state(&partial).is_some());
+    assert!(!output.exists());
+
+    // With room again, Resume finishes the run and it becomes the tuned model.
+    let mut h = app(dir.path());
+    wait_for_runs(&mut h, 1);
+    assert!(h
+        .query_by_label_contains("interrupted after epoch 1 of 3")
+        .is_some());
+    click(&mut h, "Resume tiny-1.partial");
+    wait_until(&mut h, "the resumed run as the tuned model", |app| {
+        app.tuning.tuned.as_ref().is_some_and(|t| t.dir == output)
+    });
+    let run = &h.state().tuning.run;
+    assert_eq!(
+        run.status,
+        RunStatus::Done(Outcome::Finished),
+        "{:?}",
+        run.log
+    );
+    assert_eq!(
+        run.epochs.len(),
+        3,
+        "epoch 1 from before the resume, then 2 and 3"
+    );
+    assert_eq!(run.partial, None);
+    assert!(!partial.exists(), "the run's state is removed once saved");
+    assert!(bertscope::write_guard::ours(&output).is_ok());
+    assert_eq!(
+        h.state().tuning.tuned.as_ref().unwrap().epochs,
+        vec![0, 1, 2, 3]
+    );
+    wait_for_runs(&mut h, 1);
+    assert!(h.query_by_label("Open tiny-1").is_some());
+}
+
+/// The child of [`a_failed_save_keeps_the_run_and_resume_saves_it`]: under a
+/// file-size limit, Resume trains on with warnings in the window, then cannot
+/// save and says why; the run stays resumable.
+#[test]
+#[ignore = "run by a_failed_save_keeps_the_run_and_resume_saves_it, under a file-size limit"]
+fn resume_on_a_full_disk() {
+    let Some(dir) = std::env::var_os(CHILD_DIR).map(PathBuf::from) else {
+        return;
+    };
+    let partial = dir.join("runs/tiny-1.partial");
+    let mut h = app(&dir);
+    wait_for_runs(&mut h, 1);
+    click(&mut h, "Resume tiny-1.partial");
+    wait_until(&mut h, "the run's end", |app| {
+        !app.tuning.training() && app.tuning.run.status != RunStatus::Idle
+    });
+    let run = &h.state().tuning.run;
+    let RunStatus::NotSaved(error) = &run.status else {
+        panic!("{:?}\n{:?}", run.status, run.log)
+    };
+    assert!(
+        error.contains("model.safetensors: cannot write: File too large"),
+        "{error}"
+    );
+    assert_eq!(run.partial.as_ref(), Some(&partial));
+    assert_eq!(
+        run.epochs.len(),
+        3,
+        "training went on past the failed checkpoints"
+    );
+    assert!(run
+        .warnings
+        .iter()
+        .any(|w| w.contains("epoch 2's checkpoint was not saved")));
+    // Shown in the window, not only in the log.
+    assert!(h.query_by_label(&format!("not saved: {error}")).is_some());
+    let warning = run
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("epoch 2's"))
+        .unwrap();
+    assert!(h.query_by_label(&format!("Warning: {warning}")).is_some());
+    assert!(h.query_by_label("Resume").is_some());
+    assert!(h.state().tuning.tuned.is_none());
 }

@@ -1,5 +1,6 @@
-//! The training view's form: data files, column mapping and hyperparameters
-//! (the engine's defaults), remembered across restarts.
+//! The training view's form: data files, column mapping, hyperparameters
+//! (the engine's defaults) and the budget for the runs' epoch checkpoints,
+//! remembered across restarts.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,9 @@ pub struct TrainForm {
     /// "Save as…" / "Open tuned…" path fields.
     pub save_path: String,
     pub tuned_path: String,
+    /// Gigabytes the saved runs' per-epoch checkpoints may take; beyond it
+    /// the oldest runs' are removed.
+    pub epochs_budget_gb: f64,
 }
 
 impl Default for TrainForm {
@@ -60,6 +64,7 @@ impl Default for TrainForm {
             use_gpu: false,
             save_path: String::new(),
             tuned_path: String::new(),
+            epochs_budget_gb: crate::ui::training::disk::DEFAULT_BUDGET_GB,
         }
     }
 }
@@ -79,6 +84,28 @@ impl TrainForm {
             max_steps: (self.max_steps > 0).then_some(self.max_steps),
             ..TrainConfig::default()
         }
+    }
+
+    /// Put a run's hyperparameters in the form (data, device and the
+    /// settings the form has no field for are left as they are).
+    pub fn set_hyperparameters(&mut self, c: &TrainConfig) {
+        self.task = c.task;
+        self.epochs = c.epochs;
+        self.batch_size = c.batch_size;
+        self.lr = c.lr;
+        self.weight_decay = c.weight_decay;
+        self.warmup_ratio = c.warmup_ratio;
+        self.max_grad_norm = c.max_grad_norm;
+        self.max_length = c.max_length;
+        self.seed = c.seed;
+        self.max_steps = c.max_steps.unwrap_or(0);
+    }
+
+    /// Whether the form's hyperparameters are `c`'s.
+    pub fn has_hyperparameters(&self, c: &TrainConfig) -> bool {
+        let mut same = self.clone();
+        same.set_hyperparameters(c);
+        same == *self
     }
 
     pub fn columns(&self) -> Columns {

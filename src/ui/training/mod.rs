@@ -1,10 +1,18 @@
 //! The app's fine-tuning side: the data preview, the run on the training
-//! worker, the tuned model and what the compare view needs. Plain data and
-//! handles; the views draw it. File dialogs and *Save as…* run on their own
-//! threads, so the UI thread never waits on a copy.
+//! worker, the tuned model and what the compare view needs, and the runs
+//! panel (saved and interrupted runs, the epoch-checkpoint budget). Plain data
+//! and handles; the views draw it. File dialogs, *Save as…*, reading the runs
+//! folder and reading a run's hyperparameters run on their own threads, so
+//! the UI thread never waits on the disk.
 
+pub mod disk;
 pub mod form;
+pub mod opened;
 pub mod run;
+pub mod run_info;
+pub mod runs;
+pub mod runs_view;
+pub mod save_as;
 pub mod view;
 pub mod worker;
 
@@ -13,17 +21,22 @@ use std::time::Duration;
 
 use crate::compare::{Comparison, HeadChanges};
 use crate::train::preview::DataPreview;
-use crate::train::save;
 use crate::ui::state::View;
 use crate::ui::support::job::Job;
 use crate::ui::training::form::TrainForm;
+use crate::ui::training::opened::Opened;
 use crate::ui::training::run::{RunState, RunStatus};
-use crate::ui::training::view::{Note, TrainAction};
+use crate::ui::training::runs::{RunsEvent, RunsPanel, ScanRules};
+use crate::ui::training::save_as::{SaveJob, SaveSource};
+use crate::ui::training::view::{Note, TrainAction, TuningView};
 use crate::ui::training::worker::{run_dir, TrainJob, TrainMsg, TrainerHandle};
 use crate::ui::worker::{Request, TunedInfo, WorkerHandle};
 
 /// Rows of the data file the change map averages over.
 pub const MEAN_CHANGE_ROWS: usize = 64;
+
+/// How often the UI looks at background jobs started without a waker.
+const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// Which path field a file dialog fills.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,13 +62,10 @@ pub struct Tuning {
     dialog: Option<(DialogTarget, Job<Option<PathBuf>>)>,
     /// *Save as…* copying in the background.
     saving: Option<SaveJob>,
-    runs_dir: PathBuf,
-}
-
-/// A *Save as…* copy under way.
-struct SaveJob {
-    target: String,
-    copy: Job<Result<(), String>>,
+    /// The runs folder: saved and interrupted runs.
+    pub runs: RunsPanel,
+    /// The tuned model's hyperparameters, put in the form.
+    pub opened: Opened,
 }
 
 impl Tuning {
@@ -72,7 +82,8 @@ impl Tuning {
             message: None,
             dialog: None,
             saving: None,
-            runs_dir,
+            runs: RunsPanel::new(runs_dir),
+            opened: Opened::default(),
         }
     }
 
@@ -95,19 +106,24 @@ impl Tuning {
         }
         if self.trainer.is_some() && !self.run.is_active() {
             self.trainer = None;
+            self.runs.request_scan();
         }
         self.poll_save();
         self.poll_dialog(form, worker);
+        self.poll_runs(worker);
+        self.opened
+            .poll(self.tuned.as_ref().map(|t| t.dir.as_path()), form);
+        self.runs.start_scan(self.scan_rules(form), || {});
     }
 
     fn poll_save(&mut self) {
         let Some(job) = &self.saving else {
             return;
         };
-        let Some(result) = job.copy.poll() else {
+        let Some(result) = job.poll() else {
             return;
         };
-        self.message = Some(match result.and_then(|r| r) {
+        self.message = Some(match result {
             Ok(()) => format!("saved the tuned model to {}", job.target),
             Err(e) => format!("not saved: {e}"),
         });
@@ -146,25 +162,69 @@ impl Tuning {
         }
     }
 
+    /// A deleted run that was the tuned model is forgotten.
+    fn poll_runs(&mut self, worker: &mut WorkerHandle) {
+        if let Some(RunsEvent::Deleted(path)) = self.runs.poll() {
+            if self.tuned.as_ref().is_some_and(|t| t.dir == path) {
+                worker.send(Request::LoadTuned { dir: None });
+            }
+            if self.run.partial.as_ref() == Some(&path) {
+                self.run.partial = None;
+            }
+        }
+    }
+
+    /// What a scan of the runs folder must leave alone.
+    fn scan_rules(&self, form: &TrainForm) -> ScanRules {
+        let active = self.active_run().map(Path::to_path_buf);
+        ScanRules {
+            budget: disk::gb(form.epochs_budget_gb),
+            keep: self.tuned.iter().map(|t| t.dir.clone()).collect(),
+            active,
+        }
+    }
+
+    /// The run directory being trained in.
+    fn active_run(&self) -> Option<&Path> {
+        self.run
+            .partial
+            .as_deref()
+            .filter(|_| self.trainer.is_some())
+    }
+
     /// Whether *Save as…* is copying.
     pub fn saving(&self) -> bool {
         self.saving.is_some()
     }
 
-    /// What the tuned-model section says under its buttons.
-    pub fn note(&self) -> Option<Note<'_>> {
-        match &self.saving {
-            Some(job) => Some(Note::Saving {
-                target: &job.target,
-                elapsed: job.copy.elapsed(),
-            }),
+    /// What the view shows besides the run: the note under the tuned
+    /// model's buttons, the runs panel, the opened run's hyperparameters.
+    pub fn note(&self) -> Option<TuningView<'_>> {
+        let note = match &self.saving {
+            Some(job) => {
+                let (copied, total) = job.progress();
+                Some(Note::Saving {
+                    target: &job.target,
+                    copied,
+                    total,
+                    elapsed: job.elapsed(),
+                })
+            }
             None => self.message.as_deref().map(Note::Message),
-        }
+        };
+        Some(TuningView {
+            note,
+            runs: &self.runs,
+            opened: self.opened.shown(),
+            active_run: self.active_run(),
+            tuned_dir: self.tuned.as_ref().map(|t| t.dir.as_path()),
+        })
     }
 
-    /// How soon the UI must be drawn again for a background job's elapsed time.
+    /// How soon the UI must be drawn again for background jobs.
     pub fn repaint_after(&self) -> Option<Duration> {
-        self.saving.as_ref().map(|_| Duration::from_millis(250))
+        let polling = self.saving.is_some() || self.runs.busy() || self.opened.reading();
+        polling.then_some(POLL_EVERY)
     }
 
     /// Stop the run; it keeps the best checkpoint so far.
@@ -225,19 +285,55 @@ impl Tuning {
             TrainAction::Start => self.start(form, base_dir, notify),
             TrainAction::Cancel => self.cancel_run(),
             TrainAction::SaveAs => self.save_as(form, base_dir, notify),
-            TrainAction::OpenTuned => {
-                let path = form.tuned_path.trim();
-                if path.is_empty() {
-                    self.message = Some("type or choose a fine-tuned directory first".into());
-                } else {
-                    let dir = PathBuf::from(path);
-                    self.message = None;
-                    self.open_tuned(dir, worker);
-                }
-            }
+            TrainAction::OpenTuned => self.open_typed(form, worker),
             TrainAction::Compare => return Some(View::Compare),
+            other => return self.act_on_runs(other, form, worker, base_dir, notify),
         }
         None
+    }
+
+    /// The runs panel's and the opened run's actions.
+    fn act_on_runs(
+        &mut self,
+        action: TrainAction,
+        form: &mut TrainForm,
+        worker: &mut WorkerHandle,
+        base_dir: Option<&Path>,
+        notify: impl Fn() + Send + 'static,
+    ) -> Option<View> {
+        match action {
+            TrainAction::Resume(partial) => self.resume(partial, form, notify),
+            TrainAction::OpenRun { dir, compare } => {
+                self.message = None;
+                self.open_tuned(dir, worker);
+                if compare {
+                    return Some(View::Compare);
+                }
+            }
+            TrainAction::AskDelete(path) => self.runs.ask_delete(path),
+            TrainAction::KeepRun => self.runs.confirm_delete = None,
+            TrainAction::ConfirmDelete => self.runs.delete(notify),
+            TrainAction::RefreshRuns => {
+                self.runs.message = None;
+                self.runs.request_scan();
+                self.runs.start_scan(self.scan_rules(form), notify);
+            }
+            TrainAction::TrainAgain => self.train_again(form, base_dir, notify),
+            TrainAction::RestoreForm => self.opened.restore(form),
+            _ => {}
+        }
+        None
+    }
+
+    fn open_typed(&mut self, form: &TrainForm, worker: &mut WorkerHandle) {
+        let path = form.tuned_path.trim();
+        if path.is_empty() {
+            self.message = Some("type or choose a fine-tuned directory first".into());
+        } else {
+            let dir = PathBuf::from(path);
+            self.message = None;
+            self.open_tuned(dir, worker);
+        }
     }
 
     fn browse(&mut self, target: DialogTarget, folder: bool, notify: impl Fn() + Send + 'static) {
@@ -276,25 +372,57 @@ impl Tuning {
             train_path: PathBuf::from(form.data_path.trim()),
             dev: form.dev(),
             columns: form.columns(),
+            delimiter: None,
             config: form.config(),
             device: form.device(),
-            output: run_dir(&self.runs_dir, base_dir),
+            output: run_dir(&self.runs.dir, base_dir),
+            keep_epochs: true,
+            resume: false,
         };
         self.run = RunState::running(form.epochs);
-        self.run
-            .log
-            .push(format!("writing the run to {}", job.output.display()));
+        self.run.log.push(format!(
+            "writing the run to {} (its state in {} until it is saved)",
+            job.output.display(),
+            job.partial().display()
+        ));
+        self.run.partial = Some(job.partial());
         self.trainer = Some(TrainerHandle::start(job, notify));
     }
 
-    /// Copy the tuned model to the save path on a background thread.
+    /// A new run with the opened run's hyperparameters.
+    fn train_again(
+        &mut self,
+        form: &mut TrainForm,
+        base_dir: Option<&Path>,
+        notify: impl Fn() + Send + 'static,
+    ) {
+        if self.opened.apply_to(form) {
+            self.start(form, base_dir, notify);
+        }
+    }
+
+    /// Continue the run kept in `partial` and save it.
+    fn resume(&mut self, partial: PathBuf, form: &TrainForm, notify: impl Fn() + Send + 'static) {
+        if self.run.is_active() {
+            return;
+        }
+        self.run = RunState::resuming(&partial);
+        self.run.partial = Some(partial.clone());
+        self.trainer = Some(TrainerHandle::resume(partial, form.device(), notify));
+    }
+
+    /// Copy the tuned model (or the best epoch of a run that could not be
+    /// saved) to the save path on a background thread.
     fn save_as(
         &mut self,
         form: &TrainForm,
         base_dir: Option<&Path>,
         notify: impl Fn() + Send + 'static,
     ) {
-        let (Some(tuned), None) = (&self.tuned, &self.saving) else {
+        if self.saving.is_some() {
+            return;
+        }
+        let Some(source) = self.save_source() else {
             return;
         };
         let target = form.save_path.trim().to_string();
@@ -302,16 +430,22 @@ impl Tuning {
             self.message = Some("type or choose where to save first".into());
             return;
         }
-        let from = tuned.dir.clone();
-        let to = PathBuf::from(&target);
         let base = base_dir.map(Path::to_path_buf).unwrap_or_default();
-        let copy =
-            move || save::copy_checkpoint(&from, &to, &base, false).map_err(|e| e.to_string());
         self.message = None;
-        self.saving = Some(SaveJob {
-            target,
-            copy: Job::spawn("copy", copy, notify),
-        });
+        self.saving = Some(SaveJob::start(source, PathBuf::from(target), base, notify));
+    }
+
+    /// What *Save as…* copies: an unsaved run's best epoch, else the tuned model.
+    pub fn save_source(&self) -> Option<SaveSource> {
+        match (&self.run.partial, &self.run.status) {
+            (Some(partial), RunStatus::NotSaved(_) | RunStatus::Failed(_)) => {
+                Some(SaveSource::RunState(partial.clone()))
+            }
+            _ => self
+                .tuned
+                .as_ref()
+                .map(|t| SaveSource::Checkpoint(t.dir.clone())),
+        }
     }
 
     /// Ask the worker for the change map averaged over the data file.

@@ -1,8 +1,11 @@
 //! What the training view shows about a run, built from the training
-//! worker's messages (or from a finished run's `metrics.json`): plain data.
+//! worker's messages (or from a finished run's `metrics.json`): plain data,
+//! with the warnings it raised and, when it was not saved, where its state
+//! is kept for *Resume*.
 
 use std::path::PathBuf;
 
+use crate::train::run_dir::Progress;
 use crate::train::{DataSummary, EpochSummary, Event, Outcome, Report};
 use crate::ui::training::worker::TrainMsg;
 
@@ -14,6 +17,9 @@ pub enum RunStatus {
     Running,
     Cancelling,
     Done(Outcome),
+    /// Trained, but the checkpoint could not be written (the reason, naming
+    /// the file); the state is kept for *Resume* (`RunState::partial`).
+    NotSaved(String),
     Failed(String),
 }
 
@@ -38,6 +44,11 @@ pub struct RunState {
     pub planned_epochs: Option<usize>,
     /// Where the finished run's checkpoint is.
     pub output: Option<PathBuf>,
+    /// Where an unsaved or failed run's state is kept (`NAME.partial/`), for *Resume*.
+    pub partial: Option<PathBuf>,
+    /// What went wrong without stopping the run (a checkpoint not written):
+    /// shown in the window, not only in the log.
+    pub warnings: Vec<String>,
     pub log: Vec<String>,
 }
 
@@ -47,6 +58,16 @@ impl RunState {
             status: RunStatus::Running,
             planned_epochs: Some(epochs),
             log: vec!["started".into()],
+            ..Default::default()
+        }
+    }
+
+    /// A run continued from its state in `partial` (its curves so far come
+    /// with [`TrainMsg::Resumed`]).
+    pub fn resuming(partial: &std::path::Path) -> Self {
+        RunState {
+            status: RunStatus::Running,
+            log: vec![format!("resuming the run in {}", partial.display())],
             ..Default::default()
         }
     }
@@ -117,8 +138,14 @@ impl RunState {
                 self.examples_per_s = examples_per_s;
                 self.eta_s = eta_s;
             }
+            TrainMsg::Note(line) => self.log.push(line),
+            TrainMsg::Resumed {
+                planned_epochs,
+                so_far,
+            } => self.resumed(planned_epochs, &so_far),
             TrainMsg::Event(Event::Warning(message)) => {
-                self.log.push(format!("warning: {message}"))
+                self.log.push(format!("warning: {message}"));
+                self.warnings.push(message);
             }
             TrainMsg::Event(Event::Epoch {
                 epoch,
@@ -133,23 +160,7 @@ impl RunState {
                 self.log.push(summary.describe());
                 self.epochs.push(summary);
             }
-            TrainMsg::Finished { dir, report } => {
-                self.log.push(match &report.outcome {
-                    Outcome::Finished => format!("finished; saved {}", dir.display()),
-                    Outcome::Cancelled => format!(
-                        "cancelled at step {}; saved the best checkpoint so far in {}",
-                        report.steps,
-                        dir.display()
-                    ),
-                    Outcome::Diverged { step } => format!(
-                        "the loss became NaN/inf at step {step}; saved the last good weights in {} (try a lower learning rate)",
-                        dir.display()
-                    ),
-                });
-                self.best_epoch = report.best_epoch;
-                self.status = RunStatus::Done(report.outcome.clone());
-                self.output = Some(dir);
-            }
+            TrainMsg::Finished { dir, report } => self.finished(dir, &report),
             TrainMsg::NothingKept { report } => {
                 self.log.push(format!(
                     "cancelled before the first epoch ended: nothing kept (at step {})",
@@ -159,11 +170,71 @@ impl RunState {
                 self.status = RunStatus::Done(report.outcome.clone());
                 self.output = None;
             }
-            TrainMsg::Failed(error) => {
+            TrainMsg::NotSaved {
+                partial,
+                error,
+                report,
+            } => self.not_saved(partial, error, &report),
+            TrainMsg::Failed { error, resumable } => {
                 self.log.push(format!("failed: {error}"));
+                if let Some(partial) = &resumable {
+                    self.log.push(format!(
+                        "its last finished epoch is kept in {}: Resume continues it",
+                        partial.display()
+                    ));
+                }
                 self.status = RunStatus::Failed(error);
+                self.partial = resumable;
             }
         }
+    }
+
+    fn finished(&mut self, dir: PathBuf, report: &Report) {
+        self.log.push(match &report.outcome {
+            Outcome::Finished => format!("finished; saved {}", dir.display()),
+            Outcome::Cancelled => format!(
+                "cancelled at step {}; saved the best checkpoint so far in {}",
+                report.steps,
+                dir.display()
+            ),
+            Outcome::Diverged { step } => format!(
+                "the loss became NaN/inf at step {step}; saved the last good weights in {} (try a lower learning rate)",
+                dir.display()
+            ),
+        });
+        self.best_epoch = report.best_epoch;
+        self.status = RunStatus::Done(report.outcome.clone());
+        self.output = Some(dir);
+        self.partial = None;
+    }
+
+    fn not_saved(&mut self, partial: PathBuf, error: String, report: &Report) {
+        self.log.push(format!(
+            "not saved: {error}; the run is kept in {}: Resume saves it once the problem is fixed, Save as… copies its best epoch elsewhere",
+            partial.display()
+        ));
+        self.best_epoch = report.best_epoch;
+        self.status = RunStatus::NotSaved(error);
+        self.output = None;
+        self.partial = Some(partial);
+    }
+
+    /// The curves and totals of the epochs a resumed run had finished.
+    fn resumed(&mut self, planned_epochs: usize, so_far: &Progress) {
+        self.planned_epochs = Some(planned_epochs);
+        self.losses = so_far
+            .history
+            .iter()
+            .map(|r| [r.step as f64, r.loss])
+            .collect();
+        self.epochs = so_far.epochs.clone();
+        self.step = so_far.step;
+        self.epoch = so_far.epoch;
+        self.best_epoch = so_far.best_epoch;
+        self.log.push(format!(
+            "continuing after epoch {} of {planned_epochs}",
+            so_far.epoch
+        ));
     }
 
     /// Fraction of the steps done.
@@ -223,9 +294,48 @@ mod tests {
         }));
         assert_eq!(run.progress(), 0.25);
         assert_eq!(run.losses, vec![[3.0, 1.1]]);
-        run.apply(TrainMsg::Failed("boom".into()));
+        run.apply(TrainMsg::failed("boom"));
         assert_eq!(run.status, RunStatus::Failed("boom".into()));
         assert!(!run.is_active());
         assert!(run.log.last().is_some_and(|l| l.contains("boom")));
+        assert_eq!(run.partial, None);
+    }
+
+    #[test]
+    fn warnings_are_kept_apart_and_an_unsaved_run_keeps_its_state() {
+        let mut run = RunState::running(2);
+        let warning = "epoch 1's checkpoint was not saved: /r/x: cannot write: No space left on device; training goes on";
+        run.apply(TrainMsg::Event(Event::Warning(warning.into())));
+        assert_eq!(run.warnings, vec![warning.to_string()]);
+        assert!(run.is_active(), "a warning does not stop the run");
+        let report = Report {
+            outcome: Outcome::Finished,
+            steps: 4,
+            epochs: Vec::new(),
+            best_epoch: Some(2),
+            summary: DataSummary {
+                train_rows: 8,
+                dev_rows: 2,
+                label_counts: Default::default(),
+                majority_baseline: 0.5,
+                length_percentiles: [0; 5],
+                truncated: 0,
+                skipped_rows: 0,
+            },
+            train_examples_per_s: 1.0,
+            history: Vec::new(),
+        };
+        run.apply(TrainMsg::NotSaved {
+            partial: "/r/x.partial".into(),
+            error: "/r/x/model.safetensors: cannot write: File too large".into(),
+            report: Box::new(report),
+        });
+        assert_eq!(
+            run.status,
+            RunStatus::NotSaved("/r/x/model.safetensors: cannot write: File too large".into())
+        );
+        assert!(!run.is_active());
+        assert_eq!(run.partial, Some(PathBuf::from("/r/x.partial")));
+        assert_eq!(run.output, None);
     }
 }

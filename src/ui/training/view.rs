@@ -1,6 +1,10 @@
 //! The training view: the data (preview, columns, labels, lengths, problems),
-//! the hyperparameters, and a run's live progress, curves, confusion matrix
-//! and log; then the tuned model's save/open/compare actions.
+//! the hyperparameters (an opened run's, with *Train again with these*), and
+//! a run's live progress, warnings, curves, confusion matrix and log (a run
+//! that could not be saved offers *Resume*); then the tuned model's
+//! save/open/compare actions and the runs panel (`runs_view.rs`).
+
+use std::path::{Path, PathBuf};
 
 use egui::{Color32, RichText};
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
@@ -8,8 +12,12 @@ use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoints, Points};
 use crate::train::preview::DataPreview;
 use crate::train::{Outcome, Task};
 use crate::ui::support::palette::heat;
+use crate::ui::training::disk::fmt_bytes;
 use crate::ui::training::form::{combo, TrainForm};
+use crate::ui::training::opened::OpenedRun;
 use crate::ui::training::run::{RunState, RunStatus};
+use crate::ui::training::runs::RunsPanel;
+use crate::ui::training::runs_view;
 use crate::ui::worker::TunedInfo;
 
 /// What the training view asks the app to do.
@@ -28,6 +36,23 @@ pub enum TrainAction {
     OpenTuned,
     BrowseTuned,
     Compare,
+    /// Continue the run kept in this `NAME.partial` directory, and save it.
+    Resume(PathBuf),
+    /// Open a saved run as the tuned model (and show the compare view).
+    OpenRun {
+        dir: PathBuf,
+        compare: bool,
+    },
+    /// Ask before deleting this run (its checkpoint, or its `.partial`).
+    AskDelete(PathBuf),
+    ConfirmDelete,
+    /// Do not delete it after all.
+    KeepRun,
+    RefreshRuns,
+    /// Start a run with the opened run's hyperparameters.
+    TrainAgain,
+    /// Give the form back the hyperparameters the opened run's replaced.
+    RestoreForm,
 }
 
 /// Everything the view draws.
@@ -36,9 +61,21 @@ pub struct TrainViewState<'a> {
     pub preview_error: Option<&'a str>,
     pub run: &'a RunState,
     pub tuned: Option<&'a TunedInfo>,
-    /// Under the tuned model's buttons.
-    pub message: Option<Note<'a>>,
+    /// The rest of the fine-tuning state the view shows (`None`: nothing of it).
+    pub message: Option<TuningView<'a>>,
     pub model_ready: bool,
+}
+
+/// What the view shows of the fine-tuning state besides the run.
+pub struct TuningView<'a> {
+    /// Under the tuned model's buttons.
+    pub note: Option<Note<'a>>,
+    pub runs: &'a RunsPanel,
+    /// The run whose hyperparameters are in the form.
+    pub opened: Option<&'a OpenedRun>,
+    /// The run directory being trained in (neither resumed nor deleted).
+    pub active_run: Option<&'a Path>,
+    pub tuned_dir: Option<&'a Path>,
 }
 
 /// What the tuned-model section says under its buttons.
@@ -49,6 +86,9 @@ pub enum Note<'a> {
     /// *Save as…* is copying on its own thread.
     Saving {
         target: &'a str,
+        /// Bytes copied so far, of `total` (0 while unknown).
+        copied: u64,
+        total: u64,
         elapsed: std::time::Duration,
     },
 }
@@ -57,6 +97,7 @@ pub enum Note<'a> {
 const PREVIEW_SHOWN: usize = 6;
 
 const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
+const WARNING: Color32 = Color32::from_rgb(180, 120, 0);
 
 pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> Vec<TrainAction> {
     let mut actions = Vec::new();
@@ -67,10 +108,7 @@ pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> 
             data_section(ui, form, state, &mut actions);
             ui.separator();
             ui.horizontal_top(|ui| {
-                ui.vertical(|ui| {
-                    ui.heading("Hyperparameters");
-                    ui.add_enabled_ui(!state.run.is_active(), |ui| form.show_hyperparameters(ui));
-                });
+                ui.vertical(|ui| hyperparameters(ui, form, state, &mut actions));
                 ui.add_space(24.0);
                 ui.vertical(|ui| confusion(ui, state.run, state));
                 ui.add_space(24.0);
@@ -94,8 +132,46 @@ pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> 
             run_section(ui, form, state, &mut actions);
             ui.separator();
             tuned_section(ui, form, state, &mut actions);
+            if let Some(view) = &state.message {
+                ui.separator();
+                runs_view::show(ui, form, view, &mut actions);
+            }
         });
     actions
+}
+
+/// The hyperparameter form, headed by the opened run's name when they are its.
+fn hyperparameters(
+    ui: &mut egui::Ui,
+    form: &mut TrainForm,
+    state: &TrainViewState,
+    actions: &mut Vec<TrainAction>,
+) {
+    ui.heading("Hyperparameters");
+    let opened = state.message.as_ref().and_then(|m| m.opened);
+    if let Some(run) = opened {
+        ui.label(if form.has_hyperparameters(&run.config) {
+            format!("The hyperparameters of {}", run.name)
+        } else {
+            format!("Edited: {} was trained with others", run.name)
+        });
+        ui.horizontal(|ui| {
+            let can_start =
+                state.model_ready && !state.run.is_active() && !form.data_path.trim().is_empty();
+            if ui
+                .add_enabled(can_start, egui::Button::new("Train again with these"))
+                .on_hover_text("a new run with these hyperparameters on the training file above")
+                .on_disabled_hover_text("choose a training file above first")
+                .clicked()
+            {
+                actions.push(TrainAction::TrainAgain);
+            }
+            if run.stashed.is_some() && ui.button("Restore my settings").clicked() {
+                actions.push(TrainAction::RestoreForm);
+            }
+        });
+    }
+    ui.add_enabled_ui(!state.run.is_active(), |ui| form.show_hyperparameters(ui));
 }
 
 fn text_field(ui: &mut egui::Ui, value: &mut String, label: &str, hint: &str) -> egui::Response {
@@ -151,10 +227,21 @@ fn data_section(
     if let Some(error) = state.preview_error {
         ui.colored_label(ERROR, error);
     }
-    let Some(p) = state.preview else {
-        ui.label("Load a file to see its rows, labels and token lengths.");
-        return;
-    };
+    match state.preview {
+        Some(p) => data_preview(ui, form, p, actions),
+        None => {
+            ui.label("Load a file to see its rows, labels and token lengths.");
+        }
+    }
+}
+
+/// The loaded file: column mapping, labels, first rows, lengths, problems.
+fn data_preview(
+    ui: &mut egui::Ui,
+    form: &mut TrainForm,
+    p: &DataPreview,
+    actions: &mut Vec<TrainAction>,
+) {
     ui.horizontal(|ui| {
         let mut changed = false;
         changed |= column_combo(
@@ -314,6 +401,7 @@ fn status_text(run: &RunState) -> (String, Color32) {
         ),
         RunStatus::Done(Outcome::Cancelled) => ("Cancelled".into(), Color32::from_rgb(180, 120, 0)),
         RunStatus::Done(Outcome::Diverged { step }) => (format!("Diverged at step {step}"), ERROR),
+        RunStatus::NotSaved(e) => (format!("not saved: {e}"), ERROR),
         RunStatus::Failed(e) => (format!("Failed: {e}"), ERROR),
     }
 }
@@ -351,6 +439,10 @@ fn run_section(
         let (text, color) = status_text(run);
         ui.colored_label(color, RichText::new(text).strong());
     });
+    kept_state(ui, run, actions);
+    for warning in &run.warnings {
+        ui.colored_label(WARNING, format!("Warning: {warning}"));
+    }
     if run.total_steps > 0 || run.is_active() {
         let text = format!(
             "step {}/{} · epoch {}/{} · {:.1} examples/s · lr {:.2e} · ETA {}",
@@ -368,32 +460,56 @@ fn run_section(
         );
         ui.add(egui::ProgressBar::new(run.progress()).text(text));
     }
-    if run.losses.is_empty() && run.epochs.is_empty() {
-        return;
+    if !run.losses.is_empty() || !run.epochs.is_empty() {
+        ui.columns(2, |cols| {
+            loss_plot(&mut cols[0], run);
+            metrics_plot(&mut cols[1], run, form.task);
+        });
     }
-    ui.columns(2, |cols| {
-        cols[0].label(RichText::new("Training loss (raw and smoothed)").strong());
-        let raw = run.losses.clone();
-        let smooth = run.smoothed_losses();
-        Plot::new("loss-curve")
-            .height(200.0)
-            .legend(Legend::default())
-            .x_axis_label("step")
-            .include_y(0.0)
-            .show(&mut cols[0], |plot| {
-                plot.line(
-                    Line::new("raw", PlotPoints::from(raw)).stroke(egui::Stroke::new(
-                        1.0,
-                        Color32::from_rgba_unmultiplied(31, 119, 180, 90),
-                    )),
-                );
-                plot.line(
-                    Line::new("smoothed", PlotPoints::from(smooth))
-                        .stroke(egui::Stroke::new(2.0, Color32::from_rgb(31, 119, 180))),
-                );
-            });
-        metrics_plot(&mut cols[1], run, form.task);
+}
+
+/// A run that stopped without being saved: where its state is, and *Resume*.
+fn kept_state(ui: &mut egui::Ui, run: &RunState, actions: &mut Vec<TrainAction>) {
+    let Some(partial) = run.partial.as_ref().filter(|_| !run.is_active()) else {
+        return;
+    };
+    ui.horizontal(|ui| {
+        ui.label(format!(
+            "The run's last finished epoch is kept in {}.",
+            partial.display()
+        ));
+        if ui
+            .button("Resume")
+            .on_hover_text("continue from the last finished epoch, then save")
+            .clicked()
+        {
+            actions.push(TrainAction::Resume(partial.clone()));
+        }
+        ui.label("or Save as… below copies its best epoch.");
     });
+}
+
+fn loss_plot(ui: &mut egui::Ui, run: &RunState) {
+    ui.label(RichText::new("Training loss (raw and smoothed)").strong());
+    let raw = run.losses.clone();
+    let smooth = run.smoothed_losses();
+    Plot::new("loss-curve")
+        .height(200.0)
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .include_y(0.0)
+        .show(ui, |plot| {
+            plot.line(
+                Line::new("raw", PlotPoints::from(raw)).stroke(egui::Stroke::new(
+                    1.0,
+                    Color32::from_rgba_unmultiplied(31, 119, 180, 90),
+                )),
+            );
+            plot.line(
+                Line::new("smoothed", PlotPoints::from(smooth))
+                    .stroke(egui::Stroke::new(2.0, Color32::from_rgb(31, 119, 180))),
+            );
+        });
 }
 
 fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
@@ -540,6 +656,7 @@ fn tuned_section(
             ui.label("No tuned model yet: train one, or open a fine-tuned directory.");
         }
     }
+    let note = state.message.as_ref().and_then(|m| m.note);
     ui.horizontal(|ui| {
         text_field(
             ui,
@@ -554,12 +671,20 @@ fn tuned_section(
         {
             actions.push(TrainAction::BrowseSave);
         }
-        let saving = matches!(state.message, Some(Note::Saving { .. }));
+        let saving = matches!(note, Some(Note::Saving { .. }));
+        let run = state.run;
+        let unsaved = run.partial.is_some()
+            && matches!(run.status, RunStatus::NotSaved(_) | RunStatus::Failed(_));
         if ui
             .add_enabled(
-                state.tuned.is_some() && !saving,
+                (state.tuned.is_some() || unsaved) && !saving,
                 egui::Button::new("Save as…"),
             )
+            .on_hover_text(if unsaved {
+                "copy the unsaved run's best epoch"
+            } else {
+                "copy the tuned model"
+            })
             .clicked()
         {
             actions.push(TrainAction::SaveAs);
@@ -583,18 +708,37 @@ fn tuned_section(
             actions.push(TrainAction::OpenTuned);
         }
     });
-    match state.message {
+    show_note(ui, note);
+}
+
+/// The last save/open outcome, or the copy under way with its progress.
+fn show_note(ui: &mut egui::Ui, note: Option<Note>) {
+    match note {
         Some(Note::Message(m)) => {
             ui.label(m);
         }
-        Some(Note::Saving { target, elapsed }) => {
-            ui.horizontal(|ui| {
-                ui.add(egui::Spinner::new());
-                ui.label(format!(
-                    "saving the tuned model to {target}… {}",
-                    format_eta(elapsed.as_secs_f64())
-                ));
-            });
+        Some(Note::Saving {
+            target,
+            copied,
+            total,
+            elapsed,
+        }) => {
+            let fraction = if total == 0 {
+                0.0
+            } else {
+                (copied as f64 / total as f64).min(1.0) as f32
+            };
+            let text = format!(
+                "saving to {target}… {} of {} · {}",
+                fmt_bytes(copied),
+                if total == 0 {
+                    "?".to_string()
+                } else {
+                    fmt_bytes(total)
+                },
+                format_eta(elapsed.as_secs_f64())
+            );
+            ui.add(egui::ProgressBar::new(fraction).text(text));
         }
         None => {}
     }

@@ -1,8 +1,11 @@
 //! The training worker: one thread per run owns the trainable model and the
 //! device, runs the engine's loop and reports its events; the UI only sees
-//! plain data and can cancel. A panic in the run, or a thread gone without a
-//! word, ends the run as failed; a run cancelled before its first epoch ended
-//! keeps nothing.
+//! plain data and can cancel. A run lives in its run directory
+//! (`OUTPUT.partial/`, see `train::run_dir`) until it is saved: a checkpoint
+//! that cannot be written is a warning, a failed final save keeps that
+//! directory for *Resume*, and a run killed with the app is resumed from it.
+//! A panic in the run, or a thread gone without a word, ends the run as
+//! failed; a run cancelled before its first epoch ended keeps nothing.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -11,10 +14,15 @@ use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
 use std::thread;
 
+use anyhow::{anyhow, bail};
+
 use crate::data::{self, Columns, ReadOptions};
 use crate::device::{self, DeviceChoice};
-use crate::train::{self, Event, Outcome, Report, TrainConfig};
+use crate::train::{self, run_dir, save, Event, Outcome, Report, TrainConfig};
 use crate::ui::support::job;
+use crate::ui::training::disk;
+use crate::ui::training::run_info::RunInfo;
+use crate::write_guard::{self, Protected, EPOCHS_DIR};
 
 /// Where the dev data comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,10 +40,51 @@ pub struct TrainJob {
     pub train_path: PathBuf,
     pub dev: DevSource,
     pub columns: Columns,
+    /// The data files' field separator (`None`: by extension).
+    pub delimiter: Option<u8>,
     pub config: TrainConfig,
     pub device: DeviceChoice,
     /// The run's checkpoint (best epoch, with every epoch under `epochs/`).
+    /// Until it is saved, the run lives in `OUTPUT.partial/`.
     pub output: PathBuf,
+    /// Keep a checkpoint per epoch (the compare view's slider).
+    pub keep_epochs: bool,
+    /// Continue the interrupted run in `OUTPUT.partial/` instead of starting one.
+    pub resume: bool,
+}
+
+impl TrainJob {
+    /// The run's working directory.
+    pub fn partial(&self) -> PathBuf {
+        run_dir::partial_path(&self.output)
+    }
+
+    /// What neither the output nor the run directory may be, hold or sit in.
+    fn protected(&self) -> Protected {
+        let mut p = Protected::new()
+            .with("the base model", &self.base_dir)
+            .with("the training data", &self.train_path);
+        if let DevSource::File(dev) = &self.dev {
+            p.add("the dev data", dev);
+        }
+        p
+    }
+
+    /// The same job with every path absolute, so that its `run.json` can be
+    /// resumed from any directory.
+    fn absolute(&self) -> TrainJob {
+        let abs = |p: &Path| write_guard::absolute(p);
+        TrainJob {
+            base_dir: abs(&self.base_dir),
+            train_path: abs(&self.train_path),
+            dev: match &self.dev {
+                DevSource::File(p) => DevSource::File(abs(p)),
+                other => other.clone(),
+            },
+            output: abs(&self.output),
+            ..self.clone()
+        }
+    }
 }
 
 /// A message from the training thread.
@@ -43,6 +92,13 @@ pub struct TrainJob {
 pub enum TrainMsg {
     /// Rows dropped while reading, as `file:line: reason`.
     Skipped(Vec<String>),
+    /// A line for the log (the disk the run needs, resuming).
+    Note(String),
+    /// A resumed run's epochs so far, before it goes on.
+    Resumed {
+        planned_epochs: usize,
+        so_far: Box<run_dir::Progress>,
+    },
     Event(Event),
     Finished {
         dir: PathBuf,
@@ -52,23 +108,39 @@ pub enum TrainMsg {
     NothingKept {
         report: Box<Report>,
     },
-    Failed(String),
+    /// Trained, but the checkpoint could not be written: the run's state
+    /// stays in `partial` (*Resume* saves it, *Save as…* copies its best epoch).
+    NotSaved {
+        partial: PathBuf,
+        error: String,
+        report: Box<Report>,
+    },
+    /// The run stopped on an error; `resumable`: its state kept for *Resume*.
+    Failed {
+        error: String,
+        resumable: Option<PathBuf>,
+    },
 }
 
 impl TrainMsg {
+    /// A failure with nothing to resume.
+    pub fn failed(error: impl Into<String>) -> Self {
+        TrainMsg::Failed {
+            error: error.into(),
+            resumable: None,
+        }
+    }
+
     /// The run's last message.
     fn is_final(&self) -> bool {
         matches!(
             self,
-            TrainMsg::Finished { .. } | TrainMsg::NothingKept { .. } | TrainMsg::Failed(_)
+            TrainMsg::Finished { .. }
+                | TrainMsg::NothingKept { .. }
+                | TrainMsg::NotSaved { .. }
+                | TrainMsg::Failed { .. }
         )
     }
-}
-
-/// How a run that did not fail ended.
-enum RunEnd {
-    Saved(PathBuf, Report),
-    NothingKept(Report),
 }
 
 /// The UI's end of a run.
@@ -82,14 +154,30 @@ pub struct TrainerHandle {
 impl TrainerHandle {
     /// Start `job` on its own thread; `notify` is called after each message.
     pub fn start(job: TrainJob, notify: impl Fn() + Send + 'static) -> Self {
-        let scratch = scratch_dir(&job.output);
+        Self::spawn(move |cancel, send| run(&job, cancel, send), notify)
+    }
+
+    /// Continue the interrupted run kept in `partial` (its `run.json` says
+    /// how), on `device`, and save it.
+    pub fn resume(
+        partial: PathBuf,
+        device: DeviceChoice,
+        notify: impl Fn() + Send + 'static,
+    ) -> Self {
         Self::spawn(
             move |cancel, send| {
-                let ended = run(&job, cancel, send);
-                if scratch.exists() {
-                    let _ = std::fs::remove_dir_all(&scratch);
+                let info = match RunInfo::read(&partial) {
+                    Ok(info) => info,
+                    Err(e) => return TrainMsg::failed(format!("cannot resume: {e}")),
+                };
+                let state = run_dir::latest_state(&partial);
+                if let Some(progress) = state.and_then(|s| run_dir::read_progress(&s).ok()) {
+                    send(TrainMsg::Resumed {
+                        planned_epochs: info.config.epochs,
+                        so_far: Box::new(progress),
+                    });
                 }
-                ended
+                run(&info.resume_job(device), cancel, send)
             },
             notify,
         )
@@ -97,7 +185,7 @@ impl TrainerHandle {
 
     /// Run `work` on the training thread and send its end as the final message.
     fn spawn(
-        work: impl FnOnce(&AtomicBool, &dyn Fn(TrainMsg)) -> anyhow::Result<RunEnd> + Send + 'static,
+        work: impl FnOnce(&AtomicBool, &dyn Fn(TrainMsg)) -> TrainMsg + Send + 'static,
         notify: impl Fn() + Send + 'static,
     ) -> Self {
         let cancel = Arc::new(AtomicBool::new(false));
@@ -114,23 +202,15 @@ impl TrainerHandle {
                 // flag and the channel are safe to share across an unwind, so
                 // asserting unwind safety is sound.
                 let result = job::catch(AssertUnwindSafe(|| work(&flag, &send)));
-                send(match result {
-                    Ok(Ok(RunEnd::Saved(dir, report))) => TrainMsg::Finished {
-                        dir,
-                        report: Box::new(report),
-                    },
-                    Ok(Ok(RunEnd::NothingKept(report))) => TrainMsg::NothingKept {
-                        report: Box::new(report),
-                    },
-                    Ok(Err(e)) => TrainMsg::Failed(format!("{e:#}")),
-                    Err(panic) => TrainMsg::Failed(format!("the training worker crashed: {panic}")),
-                });
+                send(result.unwrap_or_else(|panic| {
+                    TrainMsg::failed(format!("the training worker crashed: {panic}"))
+                }));
             });
         let (failed_tx, failed_rx) = channel();
         let messages = match spawned {
             Ok(_) => rx,
             Err(e) => {
-                let _ = failed_tx.send(TrainMsg::Failed(format!(
+                let _ = failed_tx.send(TrainMsg::failed(format!(
                     "cannot start the training thread: {e}"
                 )));
                 failed_rx
@@ -166,8 +246,8 @@ impl TrainerHandle {
                 Err(TryRecvError::Disconnected) => {
                     if !self.ended {
                         self.ended = true;
-                        messages.push(TrainMsg::Failed(
-                            "the training worker stopped without finishing the run".into(),
+                        messages.push(TrainMsg::failed(
+                            "the training worker stopped without finishing the run",
                         ));
                     }
                     break;
@@ -178,12 +258,144 @@ impl TrainerHandle {
     }
 }
 
-/// Where the run keeps its epoch checkpoints until it is saved.
-fn scratch_dir(output: &Path) -> PathBuf {
-    output.with_extension("epochs-tmp")
+/// The whole run: its directory, the loop, the save. Returns the final message.
+fn run(job: &TrainJob, cancel: &AtomicBool, send: &dyn Fn(TrainMsg)) -> TrainMsg {
+    let job = if job.resume {
+        job.clone()
+    } else {
+        job.absolute()
+    };
+    let partial = job.partial();
+    let protected = job.protected();
+    let opened = if job.resume {
+        check_resume(&job, &partial, &protected)
+    } else {
+        start_dir(&job, &partial, &protected, send)
+    };
+    if let Err(e) = opened {
+        return TrainMsg::Failed {
+            error: format!("not started: {e:#}"),
+            resumable: (job.resume && run_dir::latest_state(&partial).is_some())
+                .then(|| partial.clone()),
+        };
+    }
+    match train_and_save(&job, &partial, &protected, cancel, send) {
+        Ok(end) => end,
+        Err(e) => {
+            let resumable = run_dir::latest_state(&partial).map(|_| partial.clone());
+            if resumable.is_none() && !job.resume {
+                let _ = run_dir::remove(&partial);
+            }
+            TrainMsg::Failed {
+                error: format!("{e:#}"),
+                resumable,
+            }
+        }
+    }
 }
 
-fn run(job: &TrainJob, cancel: &AtomicBool, send: &dyn Fn(TrainMsg)) -> anyhow::Result<RunEnd> {
+/// A new run: check the output and the disk, then make `OUTPUT.partial/`
+/// with the `run.json` that *Resume* restarts it from.
+fn start_dir(
+    job: &TrainJob,
+    partial: &Path,
+    protected: &Protected,
+    send: &dyn Fn(TrainMsg),
+) -> anyhow::Result<()> {
+    write_guard::remove_stale_staging(&job.output);
+    write_guard::remove_stale_staging(partial);
+    write_guard::check_output_dir(&job.output, protected, false)?;
+    write_guard::check_output_dir(partial, protected, false)?;
+    let kept = if job.keep_epochs {
+        disk::kept_epochs(&job.config)
+    } else {
+        0
+    };
+    let space = disk::check_space(&job.base_dir, &job.output, kept).map_err(|e| anyhow!(e))?;
+    send(TrainMsg::Note(space));
+    run_dir::create(partial, &serde_json::to_value(RunInfo::of(job))?)?;
+    Ok(())
+}
+
+/// An interrupted run: its directory must be bertscope's with a finished
+/// epoch, and its output free to write (or bertscope's to replace).
+fn check_resume(job: &TrainJob, partial: &Path, protected: &Protected) -> anyhow::Result<()> {
+    write_guard::remove_stale_staging(&job.output);
+    write_guard::remove_stale_staging(&partial.join(run_dir::LAST));
+    if let Err(why) = run_dir::ours(partial) {
+        bail!("{}: not a bertscope run ({why})", partial.display());
+    }
+    if run_dir::latest_state(partial).is_none() {
+        bail!(
+            "{}: holds no finished epoch to resume from",
+            partial.display()
+        );
+    }
+    write_guard::check_output_dir(&job.output, protected, true)?;
+    Ok(())
+}
+
+/// Read the data, train (or continue) in `partial`, save to the output.
+fn train_and_save(
+    job: &TrainJob,
+    partial: &Path,
+    protected: &Protected,
+    cancel: &AtomicBool,
+    send: &dyn Fn(TrainMsg),
+) -> anyhow::Result<TrainMsg> {
+    let (train_data, dev_data) = read_data(job, send)?;
+    let device = device::select(job.device)?;
+    let config = TrainConfig {
+        epochs_dir: job.keep_epochs.then(|| partial.join(EPOCHS_DIR)),
+        run_dir: Some(partial.to_path_buf()),
+        resume: job.resume,
+        ..job.config.clone()
+    };
+    if job.resume {
+        send(TrainMsg::Note(format!(
+            "resuming the run in {}",
+            partial.display()
+        )));
+    }
+    let mut on_event = |event: Event| send(TrainMsg::Event(event));
+    let trained = train::train(
+        &job.base_dir,
+        &train_data,
+        dev_data.as_ref(),
+        &config,
+        &device,
+        &mut on_event,
+        cancel,
+    )?;
+    // Cancelled before any epoch ended: the weights are the base with a head
+    // trained for a few steps, not a model worth keeping.
+    let report = Box::new(trained.report.clone());
+    if report.outcome == Outcome::Cancelled && report.best_epoch.is_none() {
+        run_dir::remove(partial)?;
+        return Ok(TrainMsg::NothingKept { report });
+    }
+    match save::save_to(&trained, &config, &job.output, protected, job.resume) {
+        Ok(dir) => {
+            if let Err(e) = run_dir::remove(partial) {
+                send(TrainMsg::Event(Event::Warning(format!(
+                    "saved, but the run's working directory was not removed: {e}"
+                ))));
+            }
+            Ok(TrainMsg::Finished { dir, report })
+        }
+        Err(e) => Ok(TrainMsg::NotSaved {
+            partial: partial.to_path_buf(),
+            error: e.to_string(),
+            report,
+        }),
+    }
+}
+
+/// The training data and the dev data (a file, a held-out fraction, or none).
+fn read_data(
+    job: &TrainJob,
+    send: &dyn Fn(TrainMsg),
+) -> anyhow::Result<(data::Dataset, Option<data::Dataset>)> {
     let labelled = job.config.task == train::Task::Classification;
     let read = |path: &Path| -> anyhow::Result<data::Dataset> {
         let ds = if !labelled && path.extension().is_some_and(|e| e == "txt") {
@@ -192,7 +404,7 @@ fn run(job: &TrainJob, cancel: &AtomicBool, send: &dyn Fn(TrainMsg)) -> anyhow::
             data::read(
                 path,
                 &ReadOptions {
-                    delimiter: None,
+                    delimiter: job.delimiter,
                     columns: job.columns.clone(),
                     require_label: labelled,
                     skip_bad_rows: true,
@@ -215,41 +427,21 @@ fn run(job: &TrainJob, cancel: &AtomicBool, send: &dyn Fn(TrainMsg)) -> anyhow::
         DevSource::File(path) => Some(read(path)?),
         DevSource::Fraction(f) => Some(train::split_dev(&mut train_data, *f, job.config.seed)),
     };
-    let device = device::select(job.device)?;
-    let config = TrainConfig {
-        epochs_dir: Some(scratch_dir(&job.output)),
-        ..job.config.clone()
-    };
-    let mut on_event = |event: Event| send(TrainMsg::Event(event));
-    let trained = train::train(
-        &job.base_dir,
-        &train_data,
-        dev_data.as_ref(),
-        &config,
-        &device,
-        &mut on_event,
-        cancel,
-    )?;
-    // Cancelled before any epoch ended: the weights are the base with a head
-    // trained for a few steps, not a model worth keeping.
-    let report = &trained.report;
-    if report.outcome == Outcome::Cancelled && report.best_epoch.is_none() {
-        return Ok(RunEnd::NothingKept(trained.report));
-    }
-    let dir = train::save::save(&trained, &config, &job.output, false)?;
-    Ok(RunEnd::Saved(dir, trained.report))
+    Ok((train_data, dev_data))
 }
 
-/// A fresh directory name for a run of `base` under `runs_dir`.
+/// A fresh directory name for a run of `base` under `runs_dir` (neither it
+/// nor its `.partial` exists).
 pub fn run_dir(runs_dir: &Path, base: &Path) -> PathBuf {
     let name = base.file_name().and_then(|n| n.to_str()).unwrap_or("model");
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let taken = |dir: &Path| dir.exists() || run_dir::partial_path(dir).exists();
     let mut dir = runs_dir.join(format!("{name}-{stamp}"));
     let mut n = 1;
-    while dir.exists() {
+    while taken(&dir) {
         n += 1;
         dir = runs_dir.join(format!("{name}-{stamp}-{n}"));
     }
@@ -278,7 +470,7 @@ mod tests {
         let start = Instant::now();
         while run.is_active() {
             assert!(
-                start.elapsed() < Duration::from_secs(10),
+                start.elapsed() < Duration::from_secs(60),
                 "the run never ended: {:?}",
                 run.log
             );
@@ -318,5 +510,143 @@ mod tests {
             run.status
         );
         assert!(handle.poll().is_empty(), "said once");
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/models")
+            .join(name)
+    }
+
+    /// A two-epoch job on eight labelled pairs, written to `runs/NAME`.
+    fn job(dir: &Path, name: &str) -> TrainJob {
+        let data = dir.join("train.tsv");
+        let mut text = String::from("text_a\ttext_b\tlabel\n");
+        for i in 0..8 {
+            let label = if i % 2 == 0 { "agreed" } else { "unrelated" };
+            text.push_str(&format!("the dog {i}\tthe cat\t{label}\n"));
+        }
+        std::fs::write(&data, text).unwrap();
+        TrainJob {
+            base_dir: fixture("mlm-safetensors"),
+            train_path: data,
+            dev: DevSource::Fraction(0.25),
+            columns: Columns {
+                text_a: "text_a".into(),
+                text_b: Some("text_b".into()),
+                label: "label".into(),
+                id: "id".into(),
+            },
+            delimiter: None,
+            config: TrainConfig {
+                epochs: 2,
+                batch_size: 2,
+                ..TrainConfig::default()
+            },
+            device: DeviceChoice::Cpu,
+            output: dir.join("runs").join(name),
+            keep_epochs: true,
+            resume: false,
+        }
+    }
+
+    #[test]
+    fn a_run_lives_in_its_partial_directory_until_it_is_saved() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A name with dots: the run's scratch is NAME.partial, not a new extension.
+        let job = job(tmp.path(), "bge-small-en-v1.5-1");
+        let partial = job.partial();
+        let seen_partial = std::sync::Mutex::new(false);
+        let end = run(&job, &AtomicBool::new(false), &|msg| {
+            if matches!(msg, TrainMsg::Event(Event::Epoch { .. })) {
+                *seen_partial.lock().unwrap() |= run_dir::latest_state(&partial).is_some();
+            }
+        });
+        assert!(
+            matches!(&end, TrainMsg::Finished { dir, .. } if dir == &job.output),
+            "{end:?}"
+        );
+        assert!(
+            *seen_partial.lock().unwrap(),
+            "epochs were saved in {}",
+            partial.display()
+        );
+        assert!(!partial.exists(), "the run directory is removed once saved");
+        assert!(write_guard::ours(&job.output).is_ok());
+        let epochs: Vec<usize> = save::epoch_checkpoints(&job.output)
+            .iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(epochs, vec![0, 1, 2]);
+        let names: Vec<String> = std::fs::read_dir(tmp.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            vec!["bge-small-en-v1.5-1"],
+            "nothing else left behind"
+        );
+    }
+
+    #[test]
+    fn an_unsaved_run_keeps_its_state_and_resume_saves_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = job(tmp.path(), "m-1");
+        // Where the checkpoint goes, a file: the final save fails.
+        std::fs::create_dir_all(job.output.parent().unwrap()).unwrap();
+        let cancel = AtomicBool::new(false);
+        let end = {
+            let output = job.output.clone();
+            run(&job, &cancel, &move |msg| {
+                if let TrainMsg::Event(Event::Epoch { epoch: 2, .. }) = msg {
+                    std::fs::write(&output, "in the way").unwrap();
+                }
+            })
+        };
+        let TrainMsg::NotSaved { partial, error, .. } = end else {
+            panic!("{end:?}")
+        };
+        assert_eq!(partial, job.partial());
+        assert!(error.contains("exists and is not a directory"), "{error}");
+        assert!(run_dir::latest_state(&partial).is_some());
+        assert!(run_dir::ours(&partial).is_ok());
+
+        std::fs::remove_file(&job.output).unwrap();
+        let mut handle = TrainerHandle::resume(partial.clone(), DeviceChoice::Cpu, || {});
+        let mut state = RunState::resuming(&partial);
+        finish(&mut handle, &mut state);
+        assert_eq!(
+            state.status,
+            RunStatus::Done(Outcome::Finished),
+            "{:?}",
+            state.log
+        );
+        assert_eq!(state.output.as_ref(), Some(&job.output));
+        assert_eq!(
+            state.epochs.len(),
+            2,
+            "the epochs before the resume are shown"
+        );
+        assert!(!partial.exists());
+        assert!(write_guard::ours(&job.output).is_ok());
+    }
+
+    #[test]
+    fn a_run_the_disk_cannot_hold_is_refused_with_the_numbers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut job = job(tmp.path(), "huge");
+        job.config.epochs = 1 << 40; // a checkpoint per epoch: more than any disk
+        let end = run(&job, &AtomicBool::new(false), &|_| {});
+        let TrainMsg::Failed { error, resumable } = end else {
+            panic!("{end:?}")
+        };
+        assert!(error.starts_with("not started: "), "{error}");
+        assert!(
+            error.contains("needs about") && error.contains("is free"),
+            "{error}"
+        );
+        assert_eq!(resumable, None);
+        assert!(!job.partial().exists() && !job.output.exists());
     }
 }
