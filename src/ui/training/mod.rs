@@ -8,6 +8,7 @@
 pub mod disk;
 pub mod form;
 pub mod opened;
+pub mod partial;
 pub mod run;
 pub mod run_info;
 pub mod runs;

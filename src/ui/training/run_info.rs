@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::Columns;
 use crate::device::DeviceChoice;
 use crate::train::{run_dir, TrainConfig};
+use crate::ui::training::partial;
 use crate::ui::training::worker::{DevSource, TrainJob};
 use crate::write_guard;
 
@@ -107,12 +108,18 @@ impl RunInfo {
     }
 
     /// The `run.json` of the run directory `partial`, once it is shown to be
-    /// bertscope's and to belong to the output beside it (a run.json naming
-    /// another output is refused: resuming would write there).
+    /// bertscope's (see `partial::check`) and to belong to the output beside
+    /// it (a run.json naming another output is refused: resuming would write there).
     pub fn read(partial: &Path) -> Result<RunInfo, String> {
-        let value = run_dir::read_info(partial).map_err(|e| e.to_string())?;
+        partial::check(partial).map_err(|why| {
+            format!(
+                "{}: is not a bertscope run directory ({why})",
+                partial.display()
+            )
+        })?;
         let file = partial.join(run_dir::RUN_FILE);
-        let info: RunInfo = serde_json::from_value(value).map_err(|e| {
+        let text = crate::error::read_to_string(&file).map_err(|e| e.to_string())?;
+        let info: RunInfo = serde_json::from_str(&text).map_err(|e| {
             format!(
                 "{}: not a run this bertscope can resume: {e}",
                 file.display()

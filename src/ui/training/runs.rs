@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::train::{run_dir, EpochSummary, Report, Task, TrainConfig};
 use crate::ui::support::job::Job;
 use crate::ui::training::disk::{self, Pruned};
+use crate::ui::training::partial;
 use crate::ui::training::run_info::RunInfo;
-use crate::write_guard::{self, CHECKPOINT_FILES, EPOCHS_DIR, MARKER_KEY};
+use crate::write_guard;
 
 /// One folder of the runs folder.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,14 +234,38 @@ fn scan_message(scan: &Scan) -> Option<String> {
 }
 
 /// Delete a saved run's checkpoint or an interrupted run's directory, each
-/// only when it is plainly bertscope's.
+/// only when it is plainly bertscope's. It is first moved aside to a hidden
+/// staging name (`.NAME.bertscope-old-PID-N`): stopped midway, what is left
+/// is a staging folder the next scan removes, never half a run.
 pub fn remove_run(path: &Path) -> Result<(), String> {
-    let removed = if path.join(run_dir::RUN_FILE).is_file() {
-        run_dir::remove(path)
+    let interrupted = path.join(run_dir::RUN_FILE).is_file();
+    if interrupted {
+        partial::make_whole(path).map_err(|e| format!("not deleted: {e}"))?;
     } else {
-        write_guard::remove_ours(path)
+        write_guard::ours(path).map_err(|why| {
+            format!(
+                "{}: not deleted: not a checkpoint bertscope wrote ({why})",
+                path.display()
+            )
+        })?;
+    }
+    let aside = write_guard::staging_dir(path, "old").map_err(|e| e.to_string())?;
+    if let Err(e) = std::fs::rename(path, &aside) {
+        let _ = std::fs::remove_dir(&aside);
+        return Err(format!(
+            "{}: not deleted: cannot move it: {e}",
+            path.display()
+        ));
+    }
+    let removed = if interrupted {
+        run_dir::remove(&aside)
+    } else {
+        write_guard::remove_ours(&aside)
     };
-    removed.map_err(|e| e.to_string())
+    removed.map_err(|e| {
+        let _ = std::fs::rename(&aside, path);
+        e.to_string()
+    })
 }
 
 /// Read the runs folder: tidy what killed runs left, prune the saved runs'
@@ -257,11 +282,7 @@ pub fn scan(dir: &Path, rules: &ScanRules) -> Result<Scan, String> {
         .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .collect();
-    let tidied = folders
-        .iter()
-        .filter(|f| rules.active.as_deref() != Some(f.as_path()))
-        .map(|f| tidy(f))
-        .sum();
+    let tidied = tidy(dir, &folders, rules.active.as_deref());
     let saved: Vec<(PathBuf, Option<SystemTime>)> = folders
         .iter()
         .filter(|f| !is_partial(f) && write_guard::ours(f).is_ok())
@@ -290,63 +311,37 @@ fn modified(path: &Path) -> Option<SystemTime> {
     file.metadata().and_then(|m| m.modified()).ok()
 }
 
-/// Remove the scratch a killed run left with `folder`: staging directories of
-/// processes that are gone, and in an interrupted run the epoch checkpoints
-/// it was writing. Returns how many were removed.
-fn tidy(folder: &Path) -> usize {
-    let mut removed = write_guard::remove_stale_staging(folder);
-    if is_partial(folder) {
-        removed += write_guard::remove_stale_staging(&folder.join(run_dir::LAST));
-        removed += remove_half_written_epochs(folder);
-    }
-    removed
-}
-
-/// In a run directory carrying bertscope's mark, the `epochs/epoch-N` a kill
-/// interrupted while it was written: only checkpoint files, and no
-/// `training_args.json` (written last). Removed, so that the run can be
-/// resumed or deleted; anything else there is left alone.
-fn remove_half_written_epochs(partial: &Path) -> usize {
-    let marked = std::fs::read_to_string(partial.join(run_dir::RUN_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .is_some_and(|v| v.get(MARKER_KEY).is_some());
-    let Ok(epochs) = partial.join(EPOCHS_DIR).read_dir() else {
-        return 0;
-    };
-    if !marked {
-        return 0;
-    }
-    let mut removed = 0;
-    for epoch in epochs.flatten().map(|e| e.path()) {
-        let numbered = epoch
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("epoch-"))
-            .is_some_and(|n| n.parse::<usize>().is_ok());
-        if numbered && write_guard::ours(&epoch).is_err() && half_written(&epoch) {
-            let files = epoch.read_dir().map(|d| d.flatten().map(|e| e.path()));
-            let cleared = files.is_ok_and(|mut f| f.all(|p| std::fs::remove_file(p).is_ok()));
-            if cleared && std::fs::remove_dir(&epoch).is_ok() {
-                removed += 1;
-            }
-        }
-    }
-    removed
-}
-
-/// Only regular files with the names a checkpoint holds, without the file
-/// written last.
-fn half_written(dir: &Path) -> bool {
-    let Ok(entries) = dir.read_dir() else {
-        return false;
-    };
-    entries.flatten().all(|e| {
-        let name = e.file_name().to_string_lossy().into_owned();
-        e.file_type().is_ok_and(|t| t.is_file())
-            && CHECKPOINT_FILES.contains(&name.as_str())
-            && name != "training_args.json"
-    })
+/// Remove the staging directories (`.NAME.bertscope-KIND-PID-N`) that
+/// stopped processes left in the runs folder — also those of a run deleted
+/// since — and in the interrupted runs' `last/`; only when their process is
+/// gone and they hold nothing but checkpoint files. Returns how many.
+fn tidy(dir: &Path, folders: &[PathBuf], active: Option<&Path>) -> usize {
+    let mut names: Vec<String> = dir
+        .read_dir()
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let cut = name.find(".bertscope-")?;
+                    name.starts_with('.').then(|| name[1..cut].to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.dedup();
+    let staged: usize = names
+        .iter()
+        .filter(|name| !name.is_empty())
+        .map(|name| write_guard::remove_stale_staging(&dir.join(name)))
+        .sum();
+    let in_runs: usize = folders
+        .iter()
+        .filter(|f| is_partial(f) && active != Some(f.as_path()))
+        .map(|f| write_guard::remove_stale_staging(&f.join(run_dir::LAST)))
+        .sum();
+    staged + in_runs
 }
 
 /// What the panel shows about one folder.
@@ -367,8 +362,8 @@ fn describe(folder: &Path) -> RunEntry {
         config: None,
     };
     if is_partial(folder) {
-        match run_dir::ours(folder) {
-            Ok(()) => describe_interrupted(folder, &mut entry),
+        match partial::check(folder) {
+            Ok(_) => describe_interrupted(folder, &mut entry),
             Err(why) => entry.kind = RunKind::NotOurs(why),
         }
     } else {
@@ -449,6 +444,7 @@ pub fn best_metric(epochs: &[EpochSummary], best: Option<usize>) -> Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::write_guard::MARKER_KEY;
 
     fn marked_run_json(dir: &Path) {
         std::fs::create_dir_all(dir).unwrap();
@@ -457,24 +453,23 @@ mod tests {
     }
 
     #[test]
-    fn a_half_written_epoch_is_removed_so_the_run_can_be_deleted() {
+    fn a_run_stopped_mid_write_is_listed_and_deleted_whole() {
         let tmp = tempfile::tempdir().unwrap();
         let partial = tmp.path().join("m-1.partial");
         marked_run_json(&partial);
-        // Killed while writing epoch 2: its weights and config, not yet its args.
+        // Stopped while writing epoch 2's checkpoint; and a staging
+        // directory of a process that is gone.
         let half = partial.join("epochs/epoch-2");
         std::fs::create_dir_all(&half).unwrap();
-        std::fs::write(half.join("config.json"), "{}").unwrap();
-        std::fs::write(half.join("model.safetensors"), "partial").unwrap();
-        // And killed before its first write into a fresh epoch directory.
-        std::fs::create_dir_all(partial.join("epochs/epoch-3")).unwrap();
-        assert!(run_dir::ours(&partial).is_err());
+        std::fs::write(half.join("model.safetensors"), "cut short").unwrap();
+        let stale = tmp.path().join(".m-1.partial.bertscope-run-999999999-0");
+        std::fs::create_dir(&stale).unwrap();
 
-        let scan = scan(tmp.path(), &ScanRules::default()).unwrap();
-        assert_eq!(scan.tidied, 2);
-        assert!(!half.exists());
-        assert!(run_dir::ours(&partial).is_ok());
-        let entry = &scan.entries[0];
+        let found = scan(tmp.path(), &ScanRules::default()).unwrap();
+        assert_eq!(found.tidied, 1);
+        assert!(!stale.exists());
+        assert!(half.is_dir(), "a scan only looks at a run directory");
+        let entry = &found.entries[0];
         assert!(
             matches!(
                 &entry.kind,
@@ -488,6 +483,13 @@ mod tests {
         );
         remove_run(&partial).unwrap();
         assert!(!partial.exists());
+        // Nothing else left, and a deleted run's leftover staging goes at the next scan.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        let orphan = tmp.path().join(".gone.bertscope-old-999999999-0");
+        std::fs::create_dir_all(orphan.join("last")).unwrap();
+        std::fs::write(orphan.join("last/model.safetensors"), "x").unwrap();
+        assert_eq!(scan(tmp.path(), &ScanRules::default()).unwrap().tidied, 1);
+        assert!(!orphan.exists());
     }
 
     #[test]

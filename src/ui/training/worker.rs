@@ -20,8 +20,8 @@ use crate::data::{self, Columns, ReadOptions};
 use crate::device::{self, DeviceChoice};
 use crate::train::{self, run_dir, save, Event, Outcome, Report, TrainConfig};
 use crate::ui::support::job;
-use crate::ui::training::disk;
 use crate::ui::training::run_info::RunInfo;
+use crate::ui::training::{disk, partial, runs};
 use crate::write_guard::{self, Protected, EPOCHS_DIR};
 
 /// Where the dev data comes from.
@@ -322,9 +322,8 @@ fn start_dir(
 fn check_resume(job: &TrainJob, partial: &Path, protected: &Protected) -> anyhow::Result<()> {
     write_guard::remove_stale_staging(&job.output);
     write_guard::remove_stale_staging(&partial.join(run_dir::LAST));
-    if let Err(why) = run_dir::ours(partial) {
-        bail!("{}: not a bertscope run ({why})", partial.display());
-    }
+    // A checkpoint the stopped run was writing goes; the rest must be ours.
+    partial::make_whole(partial).map_err(|e| anyhow!(e))?;
     if run_dir::latest_state(partial).is_none() {
         bail!(
             "{}: holds no finished epoch to resume from",
@@ -376,7 +375,7 @@ fn train_and_save(
     }
     match save::save_to(&trained, &config, &job.output, protected, job.resume) {
         Ok(dir) => {
-            if let Err(e) = run_dir::remove(partial) {
+            if let Err(e) = runs::remove_run(partial) {
                 send(TrainMsg::Event(Event::Warning(format!(
                     "saved, but the run's working directory was not removed: {e}"
                 ))));
