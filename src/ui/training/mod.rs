@@ -107,7 +107,7 @@ impl Tuning {
         }
         if self.trainer.is_some() && !self.run.is_active() {
             self.trainer = None;
-            self.runs.request_scan();
+            self.runs.request_scan(true);
         }
         self.poll_save();
         self.poll_dialog(form, worker);
@@ -179,7 +179,7 @@ impl Tuning {
     fn scan_rules(&self, form: &TrainForm) -> ScanRules {
         let active = self.active_run().map(Path::to_path_buf);
         ScanRules {
-            budget: disk::gb(form.epochs_budget_gb),
+            budget: Some(disk::gb(form.epochs_budget_gb)),
             keep: self.tuned.iter().map(|t| t.dir.clone()).collect(),
             active,
         }
@@ -316,7 +316,7 @@ impl Tuning {
             TrainAction::ConfirmDelete => self.runs.delete(notify),
             TrainAction::RefreshRuns => {
                 self.runs.message = None;
-                self.runs.request_scan();
+                self.runs.request_scan(true);
                 self.runs.start_scan(self.scan_rules(form), notify);
             }
             TrainAction::TrainAgain => self.train_again(form, base_dir, notify),

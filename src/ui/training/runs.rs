@@ -71,11 +71,19 @@ enum Activity {
     },
 }
 
+/// Which scan is wanted next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Wanted {
+    Nothing,
+    Look,
+    Prune,
+}
+
 /// What a scan must leave alone.
 #[derive(Debug, Clone, Default)]
 pub struct ScanRules {
-    /// Bytes the saved runs' epoch checkpoints may take.
-    pub budget: u64,
+    /// Bytes the saved runs' epoch checkpoints may take (`None`: only look).
+    pub budget: Option<u64>,
     /// Runs whose epochs are never pruned (the tuned model being shown).
     pub keep: Vec<PathBuf>,
     /// The run directory being trained in: not tidied.
@@ -87,8 +95,8 @@ pub struct RunsPanel {
     pub dir: PathBuf,
     pub entries: Vec<RunEntry>,
     activity: Activity,
-    /// Scan again once the current job is done.
-    rescan: bool,
+    /// The scan asked for, started once nothing else runs.
+    wanted: Wanted,
     /// A scan has finished at least once.
     pub scanned: bool,
     /// Delete this run? (asked in the panel)
@@ -110,7 +118,7 @@ impl RunsPanel {
             dir,
             entries: Vec::new(),
             activity: Activity::Idle,
-            rescan: true,
+            wanted: Wanted::Look,
             scanned: false,
             confirm_delete: None,
             message: None,
@@ -130,9 +138,12 @@ impl RunsPanel {
         }
     }
 
-    /// Ask for a scan (now, or after the job under way).
-    pub fn request_scan(&mut self) {
-        self.rescan = true;
+    /// Ask for a scan (now, or after the job under way); `prune`: also
+    /// prune the epoch checkpoints to the budget (after a run, or when the
+    /// user changes the budget or refreshes; never merely by opening the app).
+    pub fn request_scan(&mut self, prune: bool) {
+        let asked = if prune { Wanted::Prune } else { Wanted::Look };
+        self.wanted = self.wanted.max(asked);
     }
 
     /// Ask before deleting `path` (the last outcome is cleared).
@@ -142,11 +153,14 @@ impl RunsPanel {
     }
 
     /// Start the scan asked for, if nothing else runs.
-    pub fn start_scan(&mut self, rules: ScanRules, notify: impl Fn() + Send + 'static) {
-        if !self.rescan || self.busy() {
+    pub fn start_scan(&mut self, mut rules: ScanRules, notify: impl Fn() + Send + 'static) {
+        if self.wanted == Wanted::Nothing || self.busy() {
             return;
         }
-        self.rescan = false;
+        if self.wanted != Wanted::Prune {
+            rules.budget = None;
+        }
+        self.wanted = Wanted::Nothing;
         let dir = self.dir.clone();
         let work = move || scan(&dir, &rules);
         self.activity = Activity::Scanning(Job::spawn("runs scan", work, notify));
@@ -192,7 +206,7 @@ impl RunsPanel {
             Activity::Deleting { path, job } => {
                 let result = job.poll()?.and_then(|r| r);
                 let path = path.clone();
-                self.rescan = true;
+                self.request_scan(false);
                 match result {
                     Ok(()) => {
                         self.message = Some(format!("deleted {}", path.display()));
@@ -288,7 +302,10 @@ pub fn scan(dir: &Path, rules: &ScanRules) -> Result<Scan, String> {
         .filter(|f| !is_partial(f) && write_guard::ours(f).is_ok())
         .map(|f| (f.clone(), modified(f)))
         .collect();
-    let pruned = disk::prune(&saved, rules.budget, &rules.keep);
+    let pruned = match rules.budget {
+        Some(budget) => disk::prune(&saved, budget, &rules.keep),
+        None => Pruned::default(),
+    };
     let mut entries: Vec<RunEntry> = folders.iter().map(|f| describe(f)).collect();
     entries.sort_by(|a, b| b.modified.cmp(&a.modified).then(a.name.cmp(&b.name)));
     Ok(Scan {
@@ -515,5 +532,46 @@ mod tests {
         assert!(remove_run(&mine).unwrap_err().contains("not deleted"));
         assert!(remove_run(&fake).unwrap_err().contains("not deleted"));
         assert!(mine.join("todo.txt").is_file() && fake.is_dir());
+    }
+
+    fn settle(panel: &mut RunsPanel, rules: &ScanRules) {
+        panel.start_scan(rules.clone(), || {});
+        let start = std::time::Instant::now();
+        while panel.busy() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            panel.poll();
+        }
+    }
+
+    #[test]
+    fn opening_the_panel_only_looks_and_pruning_waits_to_be_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path().join("r");
+        for dir in [
+            run.clone(),
+            run.join("epochs/epoch-0"),
+            run.join("epochs/epoch-1"),
+        ] {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("config.json"), "{}").unwrap();
+            let args = format!(r#"{{"task": "classification", "{MARKER_KEY}": "test"}}"#);
+            std::fs::write(dir.join("training_args.json"), args).unwrap();
+        }
+        let rules = ScanRules {
+            budget: Some(0),
+            ..ScanRules::default()
+        };
+        let mut panel = RunsPanel::new(tmp.path().to_path_buf());
+        settle(&mut panel, &rules);
+        assert_eq!(panel.entries.len(), 1);
+        assert!(
+            run.join("epochs/epoch-0").is_dir(),
+            "the first scan only looks"
+        );
+        panel.request_scan(true);
+        settle(&mut panel, &rules);
+        assert!(!run.join("epochs/epoch-0").exists());
+        assert!(run.join("epochs/epoch-1").is_dir(), "the last epoch stays");
     }
 }
