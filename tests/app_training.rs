@@ -232,6 +232,7 @@ fn cancel_before_the_first_epoch(h: &mut Harness<'static, BertscopeApp>, dir: &P
     };
     assert!(h.state().tuning.tuned.is_none());
     assert!(h.query_by_label("Compare with base").is_none());
+    assert!(h.query_by_label("Resume").is_none(), "nothing to resume");
     assert!(h
         .query_by_label_contains("Cancelled before the first epoch ended: nothing kept")
         .is_some());

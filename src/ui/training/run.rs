@@ -169,6 +169,7 @@ impl RunState {
                 self.best_epoch = None;
                 self.status = RunStatus::Done(report.outcome.clone());
                 self.output = None;
+                self.partial = None;
             }
             TrainMsg::NotSaved {
                 partial,
