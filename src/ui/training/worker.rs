@@ -284,7 +284,7 @@ fn run(job: &TrainJob, cancel: &AtomicBool, send: &dyn Fn(TrainMsg)) -> TrainMsg
         Err(e) => {
             let resumable = run_dir::latest_state(&partial).map(|_| partial.clone());
             if resumable.is_none() && !job.resume {
-                let _ = run_dir::remove(&partial);
+                let _ = runs::remove_run(&partial);
             }
             TrainMsg::Failed {
                 error: format!("{e:#}"),
@@ -370,7 +370,7 @@ fn train_and_save(
     // trained for a few steps, not a model worth keeping.
     let report = Box::new(trained.report.clone());
     if report.outcome == Outcome::Cancelled && report.best_epoch.is_none() {
-        run_dir::remove(partial)?;
+        runs::remove_run(partial).map_err(|e| anyhow!(e))?;
         return Ok(TrainMsg::NothingKept { report });
     }
     match save::save_to(&trained, &config, &job.output, protected, job.resume) {
