@@ -250,56 +250,63 @@ pub fn run() -> Result<()> {
         Command::Bench {
             model,
             seq,
-            train: true,
+            train,
             batch_size,
             runs,
             json,
         } => {
-            let dir = bertscope::hub::resolve(&model.model)?;
-            let device = select_device(model.device)?;
-            let seq = seq.first().copied().unwrap_or(64);
-            let rate = bertscope::train::bench::train_examples_per_s(
-                &dir, batch_size, seq, runs, &device,
-            )?;
-            if json {
-                print_json(&serde_json::json!({ "train_examples_per_s": rate }))
+            if train {
+                bench_train(&model, &seq, batch_size, runs, json)
             } else {
-                println!("training: {rate:.1} examples/s (batch {batch_size}, seq {seq})");
-                Ok(())
-            }
-        }
-        Command::Bench {
-            model,
-            seq,
-            train: false,
-            runs,
-            json,
-            ..
-        } => {
-            let start = std::time::Instant::now();
-            let loaded = model.load()?;
-            let load_ms = start.elapsed().as_secs_f64() * 1e3;
-            let max = loaded.config().raw.max_position_embeddings;
-            if let Some(len) = seq.iter().find(|&&len| len > max) {
-                anyhow::bail!(
-                    "--seq {len}: longer than the model allows (max_position_embeddings = {max})"
-                );
-            }
-            let times = loaded.bench_forward(&seq, runs)?;
-            if json {
-                let forward: serde_json::Map<String, serde_json::Value> = times
-                    .iter()
-                    .map(|(len, ms)| (len.to_string(), serde_json::json!(ms)))
-                    .collect();
-                print_json(&serde_json::json!({
-                    "forward_ms": forward,
-                    "load_ms": load_ms,
-                    "device": format!("{:?}", loaded.model.device().location()),
-                }))
-            } else {
-                human::bench(load_ms, &times);
-                Ok(())
+                bench_forward(&model, &seq, runs, json)
             }
         }
     }
+}
+
+/// `bench --train`: fine-tuning throughput at the first `--seq`.
+fn bench_train(
+    model: &ModelArgs,
+    seq: &[usize],
+    batch_size: usize,
+    runs: usize,
+    json: bool,
+) -> Result<()> {
+    let dir = bertscope::hub::resolve(&model.model)?;
+    let device = select_device(model.device)?;
+    let seq = seq.first().copied().unwrap_or(64);
+    let rate = bertscope::train::bench::train_examples_per_s(&dir, batch_size, seq, runs, &device)?;
+    if json {
+        print_json(&serde_json::json!({ "train_examples_per_s": rate }))
+    } else {
+        println!("training: {rate:.1} examples/s (batch {batch_size}, seq {seq})");
+        Ok(())
+    }
+}
+
+/// `bench`: median forward time at each `--seq`.
+fn bench_forward(model: &ModelArgs, seq: &[usize], runs: usize, json: bool) -> Result<()> {
+    let start = std::time::Instant::now();
+    let loaded = model.load()?;
+    let load_ms = start.elapsed().as_secs_f64() * 1e3;
+    let max = loaded.config().raw.max_position_embeddings;
+    if let Some(len) = seq.iter().find(|&&len| len > max) {
+        anyhow::bail!(
+            "--seq {len}: longer than the model allows (max_position_embeddings = {max})"
+        );
+    }
+    let times = loaded.bench_forward(seq, runs)?;
+    if !json {
+        human::bench(load_ms, &times);
+        return Ok(());
+    }
+    let forward: serde_json::Map<String, serde_json::Value> = times
+        .iter()
+        .map(|(len, ms)| (len.to_string(), serde_json::json!(ms)))
+        .collect();
+    print_json(&serde_json::json!({
+        "forward_ms": forward,
+        "load_ms": load_ms,
+        "device": format!("{:?}", loaded.model.device().location()),
+    }))
 }

@@ -8,7 +8,7 @@ use candle_core::Device;
 use crate::error::{BertError, Result};
 use crate::model::dropout::TrainDropout;
 use crate::tokenize::BertTokenizer;
-use crate::train::{accumulate_step, build, optim::Optim, Encodings, Task, Trainable};
+use crate::train::{accumulate_step, build, optim::Optim, Encodings, StepContext, Task, Trainable};
 
 /// Examples per second over `steps` training steps (after one warm-up step)
 /// with batches of `batch` inputs of exactly `seq` tokens.
@@ -52,18 +52,17 @@ pub fn train_examples_per_s(
     let steps = steps.max(1);
     let mut optim = Optim::new(vars, 2e-5, 0.01, 0, steps + 1, 1.0)?;
     // The training loop's own step: micro-batches on the CPU, summed gradients.
+    let ctx = StepContext {
+        model: &model,
+        data: &data,
+        task: Task::Classification,
+        pad: tokenizer.pad_id(),
+        mask_id: 0,
+        dropout: &dropout,
+        cancel: &never,
+    };
     let mut one_step = || -> Result<()> {
-        accumulate_step(
-            &model,
-            &data,
-            &chunk,
-            &Task::Classification,
-            (tokenizer.pad_id(), 0),
-            &dropout,
-            &mut rng,
-            &mut optim,
-            &never,
-        )?;
+        accumulate_step(&ctx, &chunk, &mut rng, &mut optim)?;
         optim.step()?;
         Ok(())
     };

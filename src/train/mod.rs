@@ -36,7 +36,7 @@ use metrics::DevMetrics;
 pub use mlm::mlm_loss;
 use optim::Optim;
 use run_dir::Progress;
-pub(crate) use step::accumulate_step;
+pub(crate) use step::{accumulate_step, StepContext};
 pub use step::{batch_loss, evaluate};
 use weights::{NamedVar, TrainableWeights};
 
@@ -495,18 +495,16 @@ impl<'a> Loop<'a> {
             if cancel.load(Ordering::Relaxed) {
                 return Ok(self.stop(Outcome::Cancelled));
             }
-            let ids = (self.data.pad, self.data.mask_id);
-            let loss = accumulate_step(
-                &self.model,
-                &self.data.train_enc,
-                chunk,
-                &cfg.task,
-                ids,
-                &self.dropout,
-                &mut rng,
-                &mut self.optim,
+            let ctx = StepContext {
+                model: &self.model,
+                data: &self.data.train_enc,
+                task: cfg.task,
+                pad: self.data.pad,
+                mask_id: self.data.mask_id,
+                dropout: &self.dropout,
                 cancel,
-            )?;
+            };
+            let loss = accumulate_step(&ctx, chunk, &mut rng, &mut self.optim)?;
             let Some(loss) = loss else {
                 if cancel.load(Ordering::Relaxed) {
                     return Ok(self.stop(Outcome::Cancelled));

@@ -74,21 +74,35 @@ fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
     }
 }
 
-/// Forward and backward over one batch in micro-batches, gradients gathered in
-/// `optim`. Returns the batch's loss, or `None` when cancelled midway (or, for
-/// masked-LM, when there is nothing to predict).
-#[allow(clippy::too_many_arguments)]
+/// What every training step of a run reads.
+pub(crate) struct StepContext<'a> {
+    pub model: &'a BertModel,
+    pub data: &'a Encodings,
+    pub task: Task,
+    pub pad: u32,
+    pub mask_id: u32,
+    pub dropout: &'a TrainDropout,
+    pub cancel: &'a AtomicBool,
+}
+
+/// Forward and backward over the rows `chunk` of one batch in micro-batches,
+/// gradients gathered in `optim`. Returns the batch's loss, or `None` when
+/// cancelled midway (or, for masked-LM, when there is nothing to predict).
 pub(crate) fn accumulate_step(
-    model: &BertModel,
-    data: &Encodings,
+    ctx: &StepContext,
     chunk: &[usize],
-    task: &Task,
-    (pad, mask_id): (u32, u32),
-    dropout: &TrainDropout,
     rng: &mut rand::rngs::SmallRng,
     optim: &mut Optim,
-    cancel: &AtomicBool,
 ) -> Result<Option<f64>> {
+    let StepContext {
+        model,
+        data,
+        task,
+        pad,
+        mask_id,
+        dropout,
+        cancel,
+    } = *ctx;
     let longest = chunk.iter().map(|&i| data.rows[i].len()).max().unwrap_or(1);
     let per = micro_batch_rows(longest, chunk.len(), model.device());
     let parts: Vec<&[usize]> = chunk.chunks(per).collect();

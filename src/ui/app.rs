@@ -5,12 +5,13 @@
 
 mod intents;
 mod responses;
+mod startup;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use egui::{Color32, RichText};
+use egui::RichText;
 
 use crate::catalog;
 use crate::engine::Analysis;
@@ -25,6 +26,24 @@ use crate::ui::training::view::{self as train_view, TrainViewState};
 use crate::ui::training::Tuning;
 use crate::ui::worker::{AnalyzeRequest, Fault, ModelInfo, Request, Slot, WorkerHandle};
 use crate::ui::{controls, examples, head_view, input_panel, matrix_view, mlm_panel, model_view};
+use startup::Startup;
+
+/// The first code point of the CJK blocks (CJK Radicals Supplement): tokens
+/// from here on need a CJK font.
+const CJK_FIRST: char = '\u{2E80}';
+
+/// The view tabs across the top.
+fn view_tabs(ui: &mut egui::Ui, current: View) -> Vec<Intent> {
+    let mut intents = Vec::new();
+    ui.horizontal(|ui| {
+        for view in View::ALL {
+            if ui.selectable_label(current == view, view.label()).clicked() {
+                intents.push(Intent::ShowView(view));
+            }
+        }
+    });
+    intents
+}
 
 /// Typing pauses this long before the model runs.
 const DEBOUNCE: Duration = Duration::from_millis(250);
@@ -86,16 +105,11 @@ pub struct BertscopeApp {
     screenshot: Option<ScreenshotJob>,
     thumbnails: model_view::ThumbnailCache,
     /// `--head`: show only this head once the model's shape is known.
-    pending_head: Option<usize>,
     pub tuning: Tuning,
     /// Wakes the UI from worker threads.
     repaint: egui::Context,
-    /// `--tuned`/`--train-data` still to be sent once a model is loaded.
-    pending_tuned: Option<PathBuf>,
-    pending_preview: bool,
-    /// Start-up requests whose answers a screenshot waits for.
-    awaiting_tuned: bool,
-    awaiting_preview: bool,
+    /// `--head`/`--tuned`/`--train-data`, sent once a model is loaded.
+    startup: Startup,
     /// Closing the window while a run trains asks first.
     pub close: CloseGuard,
 }
@@ -158,7 +172,6 @@ impl BertscopeApp {
             cjk_font,
             model_field: model.clone().unwrap_or_default(),
             folder_dialog: None,
-            pending_head: options.head,
             thumbnails: Default::default(),
             tuning: Tuning::new(
                 options
@@ -166,10 +179,12 @@ impl BertscopeApp {
                     .unwrap_or_else(crate::ui::training::worker::default_runs_dir),
             ),
             repaint: cc.egui_ctx.clone(),
-            pending_tuned: tuned,
-            pending_preview: options.train_data.is_some(),
-            awaiting_tuned: options.tuned.is_some(),
-            awaiting_preview: options.train_data.is_some(),
+            startup: Startup::BeforeModel {
+                head: options.head,
+                tuned,
+                preview: options.train_data.is_some(),
+                wait_for_tuned: options.tuned.is_some(),
+            },
             close: CloseGuard::default(),
             screenshot: options
                 .screenshot
@@ -279,7 +294,7 @@ impl BertscopeApp {
                     ui.label(format!("loading {spec}…"));
                 }
                 ModelStatus::Failed { .. } => {
-                    ui.colored_label(Color32::from_rgb(200, 40, 40), "model failed to load");
+                    ui.colored_label(ui.visuals().error_fg_color, "model failed to load");
                 }
                 ModelStatus::None => {
                     ui.label("no model");
@@ -292,7 +307,7 @@ impl BertscopeApp {
         if let Some(error) = &self.thread_error {
             let mut dismiss = false;
             ui.horizontal(|ui| {
-                ui.colored_label(Color32::from_rgb(200, 40, 40), error);
+                ui.colored_label(ui.visuals().error_fg_color, error);
                 dismiss = ui.button("Dismiss").clicked();
             });
             if dismiss {
@@ -313,110 +328,109 @@ impl BertscopeApp {
     }
 
     fn central(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
-        let mut intents = Vec::new();
-        match &self.status {
-            ModelStatus::None => {
-                self.welcome(ui);
-                return intents;
-            }
-            ModelStatus::Failed { spec, error } => {
-                ui.heading(format!("Could not load {spec}"));
-                ui.label(
-                    RichText::new(error)
-                        .color(Color32::from_rgb(200, 40, 40))
-                        .monospace(),
-                );
-                ui.add_space(8.0);
-                self.welcome(ui);
-                return intents;
-            }
-            ModelStatus::Loading(_) | ModelStatus::Ready(_) => {}
+        if !self.model_screen(ui) {
+            return Vec::new();
         }
-        ui.horizontal(|ui| {
-            for view in View::ALL {
-                if ui
-                    .selectable_label(self.settings.view == view, view.label())
-                    .clicked()
-                {
-                    intents.push(Intent::ShowView(view));
-                }
-            }
-        });
+        let mut intents = view_tabs(ui, self.settings.view);
         ui.separator();
         if self.settings.view == View::Train {
-            let state = TrainViewState {
-                preview: self.tuning.preview.as_ref(),
-                preview_error: self.tuning.preview_error.as_deref(),
-                run: &self.tuning.run,
-                tuned: self.tuning.tuned.as_ref(),
-                message: self.tuning.note(),
-                model_ready: matches!(self.status, ModelStatus::Ready(_)),
-            };
-            intents.extend(
-                train_view::show(ui, &mut self.settings.train, &state)
-                    .into_iter()
-                    .map(Intent::Train),
-            );
+            intents.extend(self.train_tab(ui));
             return intents;
         }
         if let Some(error) = &self.analysis_error {
-            ui.colored_label(Color32::from_rgb(200, 40, 40), error);
+            ui.colored_label(ui.visuals().error_fg_color, error);
         }
         let Some(analysis) = &self.analysis else {
             ui.label("Running the model…");
             return intents;
         };
-        if analysis.attention.truncated {
-            ui.colored_label(
-                Color32::from_rgb(180, 120, 0),
-                "Input truncated to the model's maximum length.",
-            );
+        self.notices(ui, analysis);
+        intents.extend(self.analysis_views(ui));
+        intents
+    }
+
+    /// The welcome or failure screen when no model is there to show; `true`
+    /// when the views can be drawn.
+    fn model_screen(&mut self, ui: &mut egui::Ui) -> bool {
+        match &self.status {
+            ModelStatus::None => self.welcome(ui),
+            ModelStatus::Failed { spec, error } => {
+                ui.heading(format!("Could not load {spec}"));
+                ui.label(
+                    RichText::new(error)
+                        .color(ui.visuals().error_fg_color)
+                        .monospace(),
+                );
+                ui.add_space(8.0);
+                self.welcome(ui);
+            }
+            ModelStatus::Loading(_) | ModelStatus::Ready(_) => return true,
         }
+        false
+    }
+
+    fn train_tab(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
+        let state = TrainViewState {
+            preview: self.tuning.preview.as_ref(),
+            preview_error: self.tuning.preview_error.as_deref(),
+            run: &self.tuning.run,
+            tuned: self.tuning.tuned.as_ref(),
+            message: self.tuning.note(),
+            model_ready: matches!(self.status, ModelStatus::Ready(_)),
+        };
+        train_view::show(ui, &mut self.settings.train, &state)
+            .into_iter()
+            .map(Intent::Train)
+            .collect()
+    }
+
+    /// Warnings about the input shown above the views.
+    fn notices(&self, ui: &mut egui::Ui, analysis: &Analysis) {
+        let warn = ui.visuals().warn_fg_color;
+        if analysis.attention.truncated {
+            ui.colored_label(warn, "Input truncated to the model's maximum length.");
+        }
+        let needs_cjk = |t: &String| t.chars().any(|c| c >= CJK_FIRST);
         if self.cjk_font == fonts::CjkFont::BundledSubset
-            && analysis
-                .attention
-                .tokens
-                .iter()
-                .any(|t| t.chars().any(|c| c > '\u{2E80}'))
+            && analysis.attention.tokens.iter().any(needs_cjk)
         {
             ui.colored_label(
-                Color32::from_rgb(180, 120, 0),
+                warn,
                 "No system CJK font found: characters outside the examples may show as boxes; install fonts-wqy-microhei or Noto Sans CJK.",
             );
         }
+    }
+
+    /// The head, model, matrix, masked-LM and compare views of one analysis.
+    fn analysis_views(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
+        let mut intents = Vec::new();
+        let Some(analysis) = self.analysis.as_ref() else {
+            return intents;
+        };
         let result = &analysis.attention;
         let sel = &self.settings.selection;
         let focus = self.pinned.or(self.hover);
         let has_pair = result.token_type_ids.contains(&1);
         let (layers, heads) = (result.attentions.layers, result.attentions.heads);
+        let main = head_view::Panel::MAIN;
         match self.settings.view {
             View::Head | View::Model | View::Matrix => {
                 intents.extend(controls::show(ui, sel, layers, heads, has_pair));
                 ui.separator();
                 intents.extend(match self.settings.view {
-                    View::Head => head_view::show(ui, result, sel, focus, head_view::Panel::MAIN),
+                    View::Head => head_view::show(ui, result, sel, focus, main),
                     View::Model => model_view::show(ui, result, sel, focus, &mut self.thumbnails),
                     _ => matrix_view::show(ui, result, sel),
                 });
             }
             View::MaskedLm => {
-                intents.extend(mlm_panel::show(
-                    ui,
-                    result,
-                    analysis.masks.as_deref(),
-                    self.settings.top_k,
-                    &self.mlm_models,
-                ));
+                let masks = analysis.masks.as_deref();
+                let top_k = self.settings.top_k;
+                intents.extend(mlm_panel::show(ui, result, masks, top_k, &self.mlm_models));
                 ui.separator();
                 ui.label(RichText::new("Attention for the masked input:").strong());
                 intents.extend(controls::show(ui, sel, layers, heads, has_pair));
-                intents.extend(head_view::show(
-                    ui,
-                    result,
-                    sel,
-                    focus,
-                    head_view::Panel::MAIN,
-                ));
+                intents.extend(head_view::show(ui, result, sel, focus, main));
             }
             View::Compare => {
                 intents.extend(controls::show(ui, sel, layers, heads, has_pair));
@@ -553,8 +567,7 @@ impl eframe::App for BertscopeApp {
             ModelStatus::Ready(_) => {
                 !self.busy()
                     && (self.analysis.is_some() || self.analysis_error.is_some())
-                    && !self.awaiting_tuned
-                    && !self.awaiting_preview
+                    && self.startup.settled()
                     && (self.tuning.tuned.is_none()
                         || self.tuning.comparison.is_some()
                         || self.analysis_error.is_some())

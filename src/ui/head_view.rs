@@ -6,7 +6,9 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
-use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
+use crate::ui::selection::{
+    for_each_link, token_infos, visible_tokens, Links, Selection, VisibleTokens,
+};
 use crate::ui::support::lines::LineBatch;
 use crate::ui::support::palette::{head_color, with_weight};
 
@@ -41,143 +43,227 @@ pub fn show(
     focus: Option<TokenFocus>,
     panel: Panel,
 ) -> Vec<Intent> {
-    let mut intents = Vec::new();
     let maps = &result.attentions;
     if maps.layers == 0 || sel.layer >= maps.layers {
-        return intents;
+        return Vec::new();
     }
     let infos = token_infos(&result.tokens, &result.token_type_ids);
-    let visible = visible_tokens(&infos, sel.filter, sel.hide_special);
-    let rows = visible.queries.len().max(visible.keys.len());
-    let heads: Vec<usize> = (0..maps.heads).filter(|&h| sel.head_on(h)).collect();
+    let view = HeadDrawing {
+        result,
+        sel,
+        focus,
+        panel,
+        visible: visible_tokens(&infos, sel.filter, sel.hide_special),
+        heads: (0..maps.heads).filter(|&h| sel.head_on(h)).collect(),
+    };
+    let rows = view.visible.queries.len().max(view.visible.keys.len());
+    let mut intents = Vec::new();
     let mut hovered = None;
     egui::ScrollArea::both()
         .id_salt(panel.id)
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            // The lines' span shrinks (to a point) when the view is narrow.
-            let gap = (ui.available_width() - 2.0 * COLUMN_WIDTH - 40.0).clamp(MIN_GAP, GAP);
-            let size = Vec2::new(
-                2.0 * COLUMN_WIDTH + gap + 40.0,
-                rows as f32 * ROW_HEIGHT + 20.0,
-            );
-            let (area, _) = ui.allocate_exact_size(size, Sense::hover());
-            let left_x = area.left() + COLUMN_WIDTH;
-            let right_x = left_x + gap;
-            let y_of = |row: usize| area.top() + 10.0 + (row as f32 + 0.5) * ROW_HEIGHT;
+            let columns = Columns::allocate(ui, rows);
             let painter = ui.painter_at(ui.clip_rect());
-            let sep = sel.hide_special && sel.renormalize;
-            let clip = ui.clip_rect();
-            // Rows whose label is on screen: lines need one visible end to be drawn,
-            // which keeps 512-token inputs smooth while scrolling.
-            let first_row = (((clip.top() - area.top() - 10.0) / ROW_HEIGHT)
-                .floor()
-                .max(0.0)) as usize;
-            let last_row = (((clip.bottom() - area.top() - 10.0) / ROW_HEIGHT)
-                .ceil()
-                .max(0.0)) as usize;
-            let on_screen = |row: usize| row >= first_row && row <= last_row;
-            let mut lines = LineBatch::new(clip);
-
-            // Lines, one colour per head; only those with an end on screen.
-            for &h in &heads {
-                let color = head_color(h);
-                for_each_link(
-                    maps,
-                    sel.layer,
-                    h,
-                    &visible,
-                    sep,
-                    focus,
-                    MIN_VISIBLE_WEIGHT,
-                    |qi, ki, w| {
-                        if on_screen(qi) || on_screen(ki) {
-                            lines.add(
-                                Pos2::new(left_x + 6.0, y_of(qi)),
-                                Pos2::new(right_x - 6.0, y_of(ki)),
-                                2.0,
-                                with_weight(color, w),
-                            );
-                        }
-                    },
-                );
-            }
-            painter.add(lines.into_shape());
-
-            // Token labels (interactive), with the focused token's weights as blocks.
-            let font = FontId::proportional(14.0);
-            let text_color = ui.visuals().text_color();
-            for (side, list, x, align) in [
-                (0, &visible.queries, left_x, Align2::RIGHT_CENTER),
-                (1, &visible.keys, right_x, Align2::LEFT_CENTER),
-            ] {
-                for (row, &t) in list.iter().enumerate() {
-                    let y = y_of(row);
-                    let rect = if side == 0 {
-                        Rect::from_min_max(
-                            Pos2::new(area.left(), y - ROW_HEIGHT / 2.0),
-                            Pos2::new(left_x, y + ROW_HEIGHT / 2.0),
-                        )
-                    } else {
-                        Rect::from_min_max(
-                            Pos2::new(right_x, y - ROW_HEIGHT / 2.0),
-                            Pos2::new(right_x + COLUMN_WIDTH, y + ROW_HEIGHT / 2.0),
-                        )
-                    };
-                    let this = if side == 0 {
-                        TokenFocus::Query(t)
-                    } else {
-                        TokenFocus::Key(t)
-                    };
-                    let id = ui.scope_id().with((panel.id, "head-token", side, t));
-                    let response = ui.interact(rect, id, Sense::click());
-                    let label = format!(
-                        "{}{} token {t}: {}",
-                        panel.label_prefix,
-                        if side == 0 { "query" } else { "key" },
-                        result.tokens[t]
-                    );
-                    response.widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::Button, true, &label)
-                    });
-                    if response.hovered() {
-                        hovered = Some(this);
-                    }
-                    if response.clicked() {
-                        intents.push(Intent::Pin((focus != Some(this)).then_some(this)));
-                    }
-                    // Weight blocks on the opposite side of the focus.
-                    if let Some(f) = focus {
-                        let weights: Vec<(usize, f32)> = heads
-                            .iter()
-                            .map(|&h| {
-                                let w = match (f, side) {
-                                    (TokenFocus::Query(q), 1) => maps.get(sel.layer, h, q, t),
-                                    (TokenFocus::Key(k), 0) => maps.get(sel.layer, h, t, k),
-                                    _ => 0.0,
-                                };
-                                (h, w)
-                            })
-                            .collect();
-                        draw_blocks(&painter, rect, side == 0, &weights);
-                    }
-                    let strong = focus == Some(this);
-                    let color = if strong {
-                        ui.visuals().strong_text_color()
-                    } else {
-                        text_color
-                    };
-                    let pos = if side == 0 {
-                        Pos2::new(x - 6.0, y)
-                    } else {
-                        Pos2::new(x + 6.0, y)
-                    };
-                    painter.text(pos, align, &result.tokens[t], font.clone(), color);
-                }
+            view.lines(&painter, &columns, ui.clip_rect());
+            for side in [Side::Query, Side::Key] {
+                view.tokens(ui, &painter, &columns, side, &mut intents, &mut hovered);
             }
         });
     intents.push(Intent::Hover(hovered));
     intents
+}
+
+/// The left (query) or right (key) column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Query,
+    Key,
+}
+
+/// Where the two columns are on screen.
+struct Columns {
+    area: Rect,
+    left_x: f32,
+    right_x: f32,
+}
+
+impl Columns {
+    fn allocate(ui: &mut egui::Ui, rows: usize) -> Columns {
+        // The lines' span shrinks (to a point) when the view is narrow.
+        let gap = (ui.available_width() - 2.0 * COLUMN_WIDTH - 40.0).clamp(MIN_GAP, GAP);
+        let size = Vec2::new(
+            2.0 * COLUMN_WIDTH + gap + 40.0,
+            rows as f32 * ROW_HEIGHT + 20.0,
+        );
+        let (area, _) = ui.allocate_exact_size(size, Sense::hover());
+        let left_x = area.left() + COLUMN_WIDTH;
+        Columns {
+            area,
+            left_x,
+            right_x: left_x + gap,
+        }
+    }
+
+    fn y_of(&self, row: usize) -> f32 {
+        self.area.top() + 10.0 + (row as f32 + 0.5) * ROW_HEIGHT
+    }
+
+    /// The rows whose label is inside `clip`.
+    fn rows_in(&self, clip: Rect) -> std::ops::RangeInclusive<usize> {
+        let row_at = |y: f32| ((y - self.area.top() - 10.0) / ROW_HEIGHT).max(0.0);
+        (row_at(clip.top()).floor() as usize)..=(row_at(clip.bottom()).ceil() as usize)
+    }
+
+    /// Where a token's text goes: right-aligned left of the lines for
+    /// queries, left-aligned right of them for keys.
+    fn label_anchor(&self, side: Side, row: usize) -> (Pos2, Align2) {
+        let y = self.y_of(row);
+        match side {
+            Side::Query => (Pos2::new(self.left_x - 6.0, y), Align2::RIGHT_CENTER),
+            Side::Key => (Pos2::new(self.right_x + 6.0, y), Align2::LEFT_CENTER),
+        }
+    }
+
+    /// A token label's clickable rectangle.
+    fn token_rect(&self, side: Side, row: usize) -> Rect {
+        let y = self.y_of(row);
+        let (left, right) = match side {
+            Side::Query => (self.area.left(), self.left_x),
+            Side::Key => (self.right_x, self.right_x + COLUMN_WIDTH),
+        };
+        Rect::from_min_max(
+            Pos2::new(left, y - ROW_HEIGHT / 2.0),
+            Pos2::new(right, y + ROW_HEIGHT / 2.0),
+        )
+    }
+}
+
+/// One frame's head view: what to draw, computed once.
+struct HeadDrawing<'a> {
+    result: &'a AttentionResult,
+    sel: &'a Selection,
+    focus: Option<TokenFocus>,
+    panel: Panel<'a>,
+    visible: VisibleTokens,
+    heads: Vec<usize>,
+}
+
+impl HeadDrawing<'_> {
+    /// Lines, one colour per head; only those with an end on screen, which
+    /// keeps 512-token inputs smooth while scrolling.
+    fn lines(&self, painter: &egui::Painter, columns: &Columns, clip: Rect) {
+        let on_screen = columns.rows_in(clip);
+        let mut lines = LineBatch::new(clip);
+        for &head in &self.heads {
+            let color = head_color(head);
+            let which = Links {
+                layer: self.sel.layer,
+                head,
+                renormalize: self.sel.hide_special && self.sel.renormalize,
+                focus: self.focus,
+                min_weight: MIN_VISIBLE_WEIGHT,
+            };
+            for_each_link(
+                &self.result.attentions,
+                &self.visible,
+                which,
+                |qi, ki, w| {
+                    if on_screen.contains(&qi) || on_screen.contains(&ki) {
+                        lines.add(
+                            Pos2::new(columns.left_x + 6.0, columns.y_of(qi)),
+                            Pos2::new(columns.right_x - 6.0, columns.y_of(ki)),
+                            2.0,
+                            with_weight(color, w),
+                        );
+                    }
+                },
+            );
+        }
+        painter.add(lines.into_shape());
+    }
+
+    /// One column's token labels (interactive), with the focused token's
+    /// weights as blocks.
+    fn tokens(
+        &self,
+        ui: &mut egui::Ui,
+        painter: &egui::Painter,
+        columns: &Columns,
+        side: Side,
+        intents: &mut Vec<Intent>,
+        hovered: &mut Option<TokenFocus>,
+    ) {
+        let list = match side {
+            Side::Query => &self.visible.queries,
+            Side::Key => &self.visible.keys,
+        };
+        for (row, &t) in list.iter().enumerate() {
+            let rect = columns.token_rect(side, row);
+            let this = match side {
+                Side::Query => TokenFocus::Query(t),
+                Side::Key => TokenFocus::Key(t),
+            };
+            let response = self.token_response(ui, rect, side, t);
+            if response.hovered() {
+                *hovered = Some(this);
+            }
+            if response.clicked() {
+                intents.push(Intent::Pin((self.focus != Some(this)).then_some(this)));
+            }
+            if let Some(focus) = self.focus {
+                draw_blocks(
+                    painter,
+                    rect,
+                    side == Side::Query,
+                    &self.weights_to(focus, side, t),
+                );
+            }
+            let color = if self.focus == Some(this) {
+                ui.visuals().strong_text_color()
+            } else {
+                ui.visuals().text_color()
+            };
+            let (pos, align) = columns.label_anchor(side, row);
+            let font = FontId::proportional(14.0);
+            painter.text(pos, align, &self.result.tokens[t], font, color);
+        }
+    }
+
+    /// The token's interaction, with its accessible label.
+    fn token_response(&self, ui: &egui::Ui, rect: Rect, side: Side, t: usize) -> egui::Response {
+        let side_name = match side {
+            Side::Query => "query",
+            Side::Key => "key",
+        };
+        let id = ui
+            .scope_id()
+            .with((self.panel.id, "head-token", side == Side::Key, t));
+        let response = ui.interact(rect, id, Sense::click());
+        let label = format!(
+            "{}{side_name} token {t}: {}",
+            self.panel.label_prefix, self.result.tokens[t]
+        );
+        response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
+        response
+    }
+
+    /// Each shown head's weight between the focus and token `t` on `side`.
+    fn weights_to(&self, focus: TokenFocus, side: Side, t: usize) -> Vec<(usize, f32)> {
+        let maps = &self.result.attentions;
+        let layer = self.sel.layer;
+        self.heads
+            .iter()
+            .map(|&h| {
+                let w = match (focus, side) {
+                    (TokenFocus::Query(q), Side::Key) => maps.get(layer, h, q, t),
+                    (TokenFocus::Key(k), Side::Query) => maps.get(layer, h, t, k),
+                    _ => 0.0,
+                };
+                (h, w)
+            })
+            .collect()
+    }
 }
 
 /// Small per-head squares behind a token showing its weight to/from the focus.

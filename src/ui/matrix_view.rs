@@ -5,7 +5,9 @@ use egui::{Align2, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::Intent;
-use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection, VisibleTokens};
+use crate::ui::selection::{
+    for_each_link, token_infos, visible_tokens, Links, Selection, VisibleTokens,
+};
 use crate::ui::support::palette::{head_color, heat};
 
 const LABEL_SPACE: f32 = 110.0;
@@ -40,18 +42,14 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
     }
     let renorm = sel.hide_special && sel.renormalize;
     let mut weights = vec![0f32; nq * nk];
-    for_each_link(
-        maps,
-        sel.layer,
+    let links = Links {
+        layer: sel.layer,
         head,
-        &visible,
-        renorm,
-        None,
-        f32::NEG_INFINITY,
-        |qi, ki, w| {
-            weights[qi * nk + ki] = w;
-        },
-    );
+        renormalize: renorm,
+        focus: None,
+        min_weight: f32::NEG_INFINITY,
+    };
+    for_each_link(maps, &visible, links, |qi, ki, w| weights[qi * nk + ki] = w);
     let size = ui.available_size();
     grid(
         ui,

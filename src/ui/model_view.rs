@@ -5,7 +5,7 @@ use egui::{Color32, Pos2, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
-use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Selection};
+use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Links, Selection};
 use crate::ui::support::lines::LineBatch;
 use crate::ui::support::palette::{head_color, with_weight};
 
@@ -63,16 +63,16 @@ impl ThumbnailCache {
         self.links = (0..maps.layers * maps.heads)
             .map(|i| {
                 let mut links = Vec::new();
-                for_each_link(
-                    maps,
-                    i / maps.heads,
-                    i % maps.heads,
-                    visible,
-                    renorm,
+                let which = Links {
+                    layer: i / maps.heads,
+                    head: i % maps.heads,
+                    renormalize: renorm,
                     focus,
                     min_weight,
-                    |qi, ki, w| links.push((qi as u16, ki as u16, w)),
-                );
+                };
+                for_each_link(maps, visible, which, |qi, ki, w| {
+                    links.push((qi as u16, ki as u16, w))
+                });
                 links
             })
             .collect();

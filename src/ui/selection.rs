@@ -163,20 +163,35 @@ pub fn visible_tokens(
     }
 }
 
+/// Which links of one head to walk, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Links {
+    pub layer: usize,
+    pub head: usize,
+    /// Rescale each query's weights over the visible keys.
+    pub renormalize: bool,
+    /// Only the links of the hovered or pinned token.
+    pub focus: Option<TokenFocus>,
+    /// Links below this weight are skipped.
+    pub min_weight: f32,
+}
+
 /// Call `link(qi, ki, w)` for each drawn link of one head: `qi`/`ki` index the
 /// visible queries/keys, `w` is the weight (rescaled over the visible keys when
 /// `renormalize`), links below `min_weight` or away from `focus` are skipped.
-#[allow(clippy::too_many_arguments)]
 pub fn for_each_link(
     maps: &AttentionMaps,
-    layer: usize,
-    head: usize,
     visible: &VisibleTokens,
-    renormalize: bool,
-    focus: Option<TokenFocus>,
-    min_weight: f32,
+    links: Links,
     mut link: impl FnMut(usize, usize, f32),
 ) {
+    let Links {
+        layer,
+        head,
+        renormalize,
+        focus,
+        min_weight,
+    } = links;
     let matrix = maps.head(layer, head);
     for (qi, &q) in visible.queries.iter().enumerate() {
         if matches!(focus, Some(TokenFocus::Query(f)) if f != q) {
@@ -206,6 +221,16 @@ pub fn for_each_link(
 mod tests {
     use super::*;
 
+    fn links(renormalize: bool, focus: Option<TokenFocus>) -> Links {
+        Links {
+            layer: 0,
+            head: 0,
+            renormalize,
+            focus,
+            min_weight: 0.0,
+        }
+    }
+
     fn infos() -> Vec<TokenInfo> {
         // [CLS] a1 a2 [SEP] b1 [SEP]
         let tokens: Vec<String> = ["[CLS]", "a1", "a2", "[SEP]", "b1", "[SEP]"]
@@ -234,12 +259,12 @@ mod tests {
         let maps = AttentionMaps::new(1, 1, seq, data);
         let v = visible_tokens(&infos(), SentenceFilter::All, true);
         let mut sums = vec![0f32; v.queries.len()];
-        for_each_link(&maps, 0, 0, &v, true, None, 0.0, |qi, _, w| sums[qi] += w);
+        for_each_link(&maps, &v, links(true, None), |qi, _, w| sums[qi] += w);
         for sum in &sums {
             assert!((sum - 1.0).abs() < 1e-6);
         }
         let mut first = None;
-        for_each_link(&maps, 0, 0, &v, false, None, 0.0, |qi, ki, w| {
+        for_each_link(&maps, &v, links(false, None), |qi, ki, w| {
             if (qi, ki) == (0, 0) {
                 first = Some(w);
             }
@@ -248,12 +273,8 @@ mod tests {
         let mut focused = Vec::new();
         for_each_link(
             &maps,
-            0,
-            0,
             &v,
-            false,
-            Some(TokenFocus::Key(2)),
-            0.0,
+            links(false, Some(TokenFocus::Key(2))),
             |qi, ki, _| focused.push((qi, ki)),
         );
         assert_eq!(focused, vec![(0, 1), (1, 1), (2, 1)]);

@@ -1,6 +1,7 @@
 //! The model worker's answers, applied to the app's state. The handle has
 //! already dropped answers to requests that newer ones replaced.
 
+use crate::ui::app::startup::Answer;
 use crate::ui::app::{BertscopeApp, ModelStatus};
 use crate::ui::training::run::RunState;
 use crate::ui::worker::{Request, Response, TunedInfo};
@@ -11,17 +12,18 @@ impl BertscopeApp {
             Response::Loaded(info) => {
                 self.settings.model = Some(info.spec.clone());
                 self.settings.selection.fit(info.layers, info.heads);
-                if let Some(head) = self.pending_head.take() {
+                let sent = self.startup.model_loaded();
+                if let Some(head) = sent.head {
                     let sel = &mut self.settings.selection;
                     sel.heads_on.iter_mut().for_each(|on| *on = true);
                     sel.isolate_head(head.min(info.heads.saturating_sub(1)));
                 }
                 self.status = ModelStatus::Ready(info);
                 self.set_analysis(None);
-                if let Some(dir) = self.pending_tuned.take() {
+                if let Some(dir) = sent.tuned {
                     self.worker.send(Request::LoadTuned { dir: Some(dir) });
                 }
-                if std::mem::take(&mut self.pending_preview) {
+                if sent.preview {
                     self.tuning
                         .load_data(&self.settings.train, &mut self.worker, true);
                 }
@@ -42,19 +44,19 @@ impl BertscopeApp {
             Response::AnalysisFailed { error } => self.analysis_error = Some(error),
             Response::MlmModels(models) => self.mlm_models = models,
             Response::Preview(preview) => {
-                self.awaiting_preview = false;
+                self.startup.answered(Answer::Preview);
                 self.settings.train.set_columns(&preview.columns);
                 self.tuning.preview = Some(*preview);
                 self.tuning.preview_error = None;
             }
             Response::PreviewFailed { error, .. } => {
-                self.awaiting_preview = false;
+                self.startup.answered(Answer::Preview);
                 self.tuning.preview = None;
                 self.tuning.preview_error = Some(error);
             }
             Response::TunedLoaded(info) => self.tuned_loaded(info),
             Response::TunedFailed { dir, error } => {
-                self.awaiting_tuned = false;
+                self.startup.answered(Answer::Tuned);
                 self.tuning.message = Some(format!(
                     "cannot open {} as the tuned model: {error}",
                     dir.display()
@@ -73,7 +75,7 @@ impl BertscopeApp {
     }
 
     fn tuned_loaded(&mut self, info: TunedInfo) {
-        self.awaiting_tuned = false;
+        self.startup.answered(Answer::Tuned);
         let t = &mut self.tuning;
         let new_dir = t.tuned.as_ref().is_none_or(|old| old.dir != info.dir);
         // The run just watched keeps its live curves and totals; another
@@ -99,7 +101,7 @@ impl BertscopeApp {
             ModelStatus::None | ModelStatus::Failed { .. } => return,
         };
         if let Some(tuned) = &self.tuning.tuned {
-            self.pending_tuned = Some(tuned.dir.clone());
+            self.startup.reopen_tuned(tuned.dir.clone());
         }
         self.load_model(spec);
     }
