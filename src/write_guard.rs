@@ -347,14 +347,21 @@ pub fn remove_stale_staging(output: &Path) -> usize {
     let Some(name) = output.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return 0;
     };
-    let prefix = format!(".{name}.bertscope-");
+    // `..NAME.bertscope-…`: a staging directory being deleted (see `remove_ours`).
+    let prefixes = [
+        format!(".{name}.bertscope-"),
+        format!("..{name}.bertscope-"),
+    ];
     let Ok(entries) = parent_of(output).read_dir() else {
         return 0;
     };
     let mut removed = 0;
     for entry in entries.flatten() {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = file_name.strip_prefix(&prefix) else {
+        let Some(rest) = prefixes
+            .iter()
+            .find_map(|p| file_name.strip_prefix(p.as_str()))
+        else {
             continue;
         };
         let pid = rest.split('-').nth(1).and_then(|p| p.parse::<i32>().ok());
@@ -477,11 +484,31 @@ fn exchange(_a: &Path, _b: &Path) -> std::io::Result<()> {
 }
 
 /// Delete a directory bertscope made (a staging directory or a replaced
-/// checkpoint), refusing anything that is not plainly ours.
+/// checkpoint), refusing anything that is not plainly ours. It is first
+/// renamed to a staging name, so a kill midway leaves a leftover that
+/// [`remove_stale_staging`] clears, never a half-deleted checkpoint.
 pub fn remove_ours(dir: &Path) -> Result<()> {
     if !listing(dir)?.is_empty() {
         ours(dir)
             .map_err(|why| BertError::file(dir, format!("not deleted: not bertscope's ({why})")))?;
+    }
+    let doomed = staging_dir(dir, "old")?;
+    std::fs::remove_dir(&doomed).map_err(|e| BertError::io(Op::Remove, &doomed, &e))?;
+    let target = match std::fs::rename(dir, &doomed) {
+        Ok(()) => doomed,
+        Err(_) => dir.to_path_buf(),
+    };
+    std::fs::remove_dir_all(&target).map_err(|e| BertError::io(Op::Remove, dir, &e))
+}
+
+/// Delete a staging directory this process made, whatever state a failed
+/// write left it in — but only while it holds nothing but checkpoint files.
+pub fn remove_staging(dir: &Path) -> Result<()> {
+    if !only_checkpoint_files(dir) {
+        return Err(BertError::file(
+            dir,
+            "not deleted: it holds files bertscope does not write",
+        ));
     }
     std::fs::remove_dir_all(dir).map_err(|e| BertError::io(Op::Remove, dir, &e))
 }

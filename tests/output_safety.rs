@@ -363,6 +363,14 @@ fn a_refused_write_keeps_the_old_output() {
         });
     }
     let out = cmd.output().unwrap();
-    refused(&out, &["cannot write", "File too large"]);
+    refused(
+        &out,
+        &["cannot write", "File too large", "tuned/model.safetensors"],
+    );
+    let err = stderr(&out);
+    assert!(
+        !err.contains(".bertscope-"),
+        "the error names the output, not a staging folder: {err}"
+    );
     assert_eq!(snapshot(&home.join("tuned")), old);
 }

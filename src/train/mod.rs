@@ -382,7 +382,13 @@ pub fn train(
                 "resuming needs the run's directory".into(),
             ))
         }
-        _ => run.write_epoch_zero()?,
+        _ => {
+            if let Err(e) = run.write_epoch_zero() {
+                on_event(Event::Warning(format!(
+                    "epoch 0 (the base with its new head) was not kept: {e}; training goes on"
+                )));
+            }
+        }
     }
     for epoch in run.progress.epoch + 1..=cfg.epochs {
         if run.progress.step >= run.total {
@@ -586,9 +592,14 @@ impl<'a> Loop<'a> {
         if is_best {
             (p.best_epoch, p.best_score) = (Some(epoch), Some(score));
         }
-        if let Err(e) = self.save_epoch(&previous, &current, is_best) {
+        if let Err(e) = self.save_state(&previous, &current, is_best) {
             on_event(Event::Warning(format!(
-                "epoch {epoch}'s checkpoint was not saved: {e}; training goes on"
+                "epoch {epoch}'s checkpoint was not saved (a resume would start from an earlier epoch): {e}; training goes on"
+            )));
+        }
+        if let Err(e) = self.save_epoch_copy(&current) {
+            on_event(Event::Warning(format!(
+                "epoch {epoch}'s checkpoint was not kept: {e}; training goes on"
             )));
         }
         if is_best {
@@ -654,23 +665,18 @@ impl<'a> Loop<'a> {
         save::write_dir(&initial, self.cfg, &dir.join("epoch-0"))
     }
 
-    /// Save a finished epoch: `epochs/epoch-N` when kept, and the resumable
-    /// state (`last/`, with the best epoch set aside in `best/` when this one
-    /// is worse) when the run has a directory.
-    fn save_epoch(
+    /// Save a finished epoch's resumable state: `last/`, with the best epoch
+    /// set aside in `best/` when this one is worse.
+    fn save_state(
         &self,
         previous: &Progress,
         current: &[(String, Tensor)],
         is_best: bool,
     ) -> Result<()> {
-        let epoch = self.progress.epoch;
-        let done = self.trained(current.to_vec(), Some(epoch));
-        if let Some(dir) = &self.cfg.epochs_dir {
-            save::write_dir(&done, self.cfg, &dir.join(format!("epoch-{epoch}")))?;
-        }
         let Some(run) = &self.cfg.run_dir else {
             return Ok(());
         };
+        let done = self.trained(current.to_vec(), Some(self.progress.epoch));
         let (last, best) = (run.join(run_dir::LAST), run.join(run_dir::BEST));
         let best_is_last =
             previous.best_epoch.is_some() && previous.best_epoch == Some(previous.epoch);
@@ -689,8 +695,8 @@ impl<'a> Loop<'a> {
             .and_then(|()| run_dir::write_progress(&staging, &self.progress))
             .and_then(|()| write_guard::replace_dir(&staging, &last));
         if let Err(e) = written {
-            let _ = write_guard::remove_ours(&staging);
-            return Err(e);
+            let _ = write_guard::remove_staging(&staging);
+            return Err(save::relabel(e, &staging, &last));
         }
         if is_best && best.exists() {
             write_guard::remove_ours(&best)?;
@@ -703,6 +709,16 @@ impl<'a> Loop<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Keep this epoch as `epochs/epoch-N` when the run keeps epochs.
+    fn save_epoch_copy(&self, current: &[(String, Tensor)]) -> Result<()> {
+        let Some(dir) = &self.cfg.epochs_dir else {
+            return Ok(());
+        };
+        let epoch = self.progress.epoch;
+        let done = self.trained(current.to_vec(), Some(epoch));
+        save::write_dir(&done, self.cfg, &dir.join(format!("epoch-{epoch}")))
     }
 
     /// Continue from the state saved in the run directory `run`.

@@ -48,10 +48,32 @@ pub fn save_to(
         .and_then(|()| move_epochs(cfg, &staging))
         .and_then(|()| write_guard::replace_dir(&staging, output));
     if let Err(e) = written {
-        let _ = write_guard::remove_ours(&staging);
-        return Err(e);
+        // The run's epoch checkpoints go back where they were, for a retry.
+        if let Some(epochs) = &cfg.epochs_dir {
+            let moved = staging.join(EPOCHS_DIR);
+            if moved.is_dir() && !epochs.exists() {
+                let _ = std::fs::rename(&moved, epochs);
+            }
+        }
+        let _ = write_guard::remove_staging(&staging);
+        return Err(relabel(e, &staging, output));
     }
     Ok(output.to_path_buf())
+}
+
+/// An error about a file in the staging directory, told about the same file
+/// in `target` (where the user will look for it).
+pub fn relabel(e: BertError, staging: &Path, target: &Path) -> BertError {
+    match e {
+        BertError::File { path, message } => match path.strip_prefix(staging) {
+            Ok(rest) => BertError::File {
+                path: target.join(rest),
+                message,
+            },
+            Err(_) => BertError::File { path, message },
+        },
+        other => other,
+    }
 }
 
 /// [`save_to`] protecting the current directory, the executable and the base model.
@@ -65,14 +87,18 @@ pub fn save(
     save_to(trained, cfg, output, &protected, overwrite)
 }
 
-/// Write a checkpoint into `dir`, replacing a checkpoint of ours already there
-/// (not atomic: for per-epoch checkpoints inside a run's own directory).
+/// Write a checkpoint to `dir` (a per-epoch checkpoint inside a run's own
+/// directory) through a staging directory, replacing a checkpoint of ours
+/// already there: a kill never leaves it half written.
 pub fn write_dir(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
-    if dir.exists() {
-        write_guard::remove_ours(dir)?;
+    let staging = write_guard::staging_dir(dir, "new")?;
+    let written = write_checkpoint(trained, cfg, &staging)
+        .and_then(|()| write_guard::replace_dir(&staging, dir));
+    if let Err(e) = written {
+        let _ = write_guard::remove_staging(&staging);
+        return Err(relabel(e, &staging, dir));
     }
-    std::fs::create_dir_all(dir).map_err(|e| BertError::io(Op::Create, dir, &e))?;
-    write_checkpoint(trained, cfg, dir)
+    Ok(())
 }
 
 /// Per-epoch checkpoints (`epochs/epoch-N`) of a saved run, in epoch order.
