@@ -225,7 +225,7 @@ impl LoadedModel {
                 let ordinary = encoded
                     .tokens
                     .get(i)
-                    .is_some_and(|t| !(t.starts_with('[') && t.ends_with(']')));
+                    .is_some_and(|t| !crate::tokenize::is_special(t));
                 if ordinary {
                     encoded.input_ids[i] = mask_id;
                     encoded.tokens[i] = self.tokenizer.mask_token().to_string();

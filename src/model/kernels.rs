@@ -7,12 +7,8 @@ use rayon::prelude::*;
 
 use crate::config::Activation;
 
-/// A raw pointer that may cross threads: every task writes a disjoint region.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: used only for writes to disjoint column blocks, one per (batch, head) task.
-unsafe impl Send for SharedMut {}
-unsafe impl Sync for SharedMut {}
+/// √(2/π), of the tanh approximation of GELU (`gelu_new`).
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
 /// Below this many multiply-adds a GEMM runs on one thread: splitting costs more.
 const PARALLEL_GEMM_MIN_FLOPS: usize = 1 << 18;
@@ -97,7 +93,7 @@ fn activate_chunk(chunk: &mut [f32], act: Activation) {
             Activation::Gelu => chunk.iter_mut().for_each(|x| *x = gelu_erf(*x)),
             Activation::GeluTanh => chunk.iter_mut().for_each(|x| {
                 let v = *x;
-                *x = 0.5 * v * (1.0 + (0.797_884_6 * (v + 0.044715 * v * v * v)).tanh());
+                *x = 0.5 * v * (1.0 + (SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)).tanh());
             }),
             Activation::Relu => chunk.iter_mut().for_each(|x| *x = x.max(0.0)),
             Activation::Silu => chunk.iter_mut().for_each(|x| *x /= 1.0 + exp(-*x)),
@@ -195,13 +191,28 @@ pub fn attention(
     let hidden = heads * head_dim;
     let row = 3 * hidden;
     assert!(
-        qkv.len() >= batch * seq * row
-            && key_mask.len() == batch * seq
-            && context.len() >= batch * seq * hidden
-            && probs.len() == batch * heads * seq * seq
+        qkv.len() >= batch * seq * row,
+        "qkv holds fewer than batch·seq rows of 3·hidden"
+    );
+    assert_eq!(key_mask.len(), batch * seq, "one key-mask flag per token");
+    assert!(
+        context.len() >= batch * seq * hidden,
+        "context holds fewer than batch·seq rows"
+    );
+    assert_eq!(
+        probs.len(),
+        batch * heads * seq * seq,
+        "probs is [batch, heads, seq, seq]"
     );
     let scale = 1.0 / (head_dim as f32).sqrt();
-    let ctx_ptr = SharedMut(context.as_mut_ptr());
+    /// The context's base pointer, shared by the (batch, head) tasks.
+    #[derive(Clone, Copy)]
+    struct ContextPtr(*mut f32);
+    // SAFETY: each task writes only its own columns h·d..(h+1)·d of batch b's
+    // rows (disjoint regions), and `context` outlives the parallel loop.
+    unsafe impl Send for ContextPtr {}
+    unsafe impl Sync for ContextPtr {}
+    let ctx_ptr = ContextPtr(context.as_mut_ptr());
     probs
         .par_chunks_mut(seq * seq)
         .enumerate()

@@ -10,6 +10,10 @@ use crate::error::{BertError, Result};
 use crate::tokenize::{BertTokenizer, Encoded};
 use crate::train::weights;
 
+/// The dev split draws from a stream of its own, apart from the training
+/// shuffle and dropout seeded by the same `seed`.
+const DEV_SPLIT_STREAM: u64 = 0xDE5;
+
 /// What the data looks like to the model, printed before training.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataSummary {
@@ -28,7 +32,7 @@ pub struct DataSummary {
 pub fn split_dev(train_data: &mut Dataset, fraction: f64, seed: u64) -> Dataset {
     use rand::seq::SliceRandom;
     let mut order: Vec<usize> = (0..train_data.examples.len()).collect();
-    order.shuffle(&mut weights::seeded(seed ^ 0xDE5));
+    order.shuffle(&mut weights::seeded(seed ^ DEV_SPLIT_STREAM));
     let n_dev = (train_data.examples.len() as f64 * fraction).round() as usize;
     let dev_idx: std::collections::HashSet<usize> = order[..n_dev].iter().copied().collect();
     let mut dev = train_data.clone();
