@@ -349,23 +349,12 @@ fn start_run(plan: &Plan, run: &Path, protected: &Protected, overwrite: bool) ->
 
 /// Refuse to start a run the disk cannot hold (see the README's guarantees).
 fn check_free_space(plan: &Plan) -> Result<()> {
-    let weights: u64 = bertscope::checkpoint::weight_files(&plan.base_model)
-        .map(|files| {
-            files
-                .iter()
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0);
     let kept = if plan.keep_epochs {
-        plan.config.epochs as u64 + 1
+        run_dir::kept_epochs(&plan.config)
     } else {
         0
     };
-    // Peak: last/ + best/ + the next last/ being written (each checkpoint W,
-    // each with 2 W of AdamW moments but best/), plus the kept epochs.
-    let need = weights * (7 + kept);
+    let need = run_dir::space_needed(run_dir::weights_size(&plan.base_model), kept);
     let parent = plan.output.parent().unwrap_or(Path::new("/"));
     if let Some(free) = write_guard::free_space(parent) {
         if free < need {

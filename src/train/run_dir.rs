@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{read_to_string, BertError, Op, Result};
-use crate::train::{EpochSummary, Outcome, StepRecord};
+use crate::train::{EpochSummary, Outcome, StepRecord, TrainConfig};
 use crate::write_guard::{self, MARKER_KEY};
 
 pub const RUN_FILE: &str = "run.json";
@@ -62,6 +62,35 @@ impl Default for Progress {
             train_rows: 0,
         }
     }
+}
+
+/// Bytes of the base model's weight files (0 when they cannot be listed).
+pub fn weights_size(base: &Path) -> u64 {
+    crate::checkpoint::weight_files(base)
+        .map(|files| {
+            files
+                .iter()
+                .filter_map(|f| f.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Checkpoints a run keeps under `epochs/`: epoch 0 (the base with its new
+/// head) and one per epoch it can reach (each epoch takes at least a step).
+pub fn kept_epochs(config: &TrainConfig) -> usize {
+    config
+        .max_steps
+        .map_or(config.epochs, |steps| steps.min(config.epochs))
+        .saturating_add(1)
+}
+
+/// A run's peak on disk, as the CLI counts it: the last and best epochs'
+/// states with AdamW's two moments and the next state being written (7 × the
+/// weights), plus one checkpoint per kept epoch.
+pub fn space_needed(weights: u64, kept: usize) -> u64 {
+    weights.saturating_mul(7u64.saturating_add(kept as u64))
 }
 
 /// `NAME.partial` next to `output`: where a run to `output` keeps its state.

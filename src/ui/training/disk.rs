@@ -5,40 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::train::{save, TrainConfig};
+use crate::train::save;
 use crate::write_guard;
 
 /// The default budget for the runs' per-epoch checkpoints, in GB.
 pub const DEFAULT_BUDGET_GB: f64 = 4.0;
 
-/// Bytes of the base model's weight files (0 when they cannot be listed).
-pub fn weights_size(base: &Path) -> u64 {
-    crate::checkpoint::weight_files(base)
-        .map(|files| {
-            files
-                .iter()
-                .filter_map(|f| f.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
-/// Checkpoints a run keeps under `epochs/`: epoch 0 (the base with its new
-/// head) and one per epoch it can reach (each epoch takes at least a step).
-pub fn kept_epochs(config: &TrainConfig) -> usize {
-    config
-        .max_steps
-        .map_or(config.epochs, |steps| steps.min(config.epochs))
-        .saturating_add(1)
-}
-
-/// A run's peak on disk, as the CLI counts it: the last and best epochs'
-/// states with AdamW's two moments and the next state being written (7 × the
-/// weights), plus one checkpoint per kept epoch.
-pub fn space_needed(weights: u64, kept: usize) -> u64 {
-    weights.saturating_mul(7u64.saturating_add(kept as u64))
-}
+pub use crate::train::run_dir::{kept_epochs, space_needed, weights_size};
 
 /// `Ok(what the run needs and what is free)`, or why the run cannot start:
 /// the filesystem holding `output` has less free space than the run needs.
@@ -167,6 +140,7 @@ pub fn gb(gigabytes: f64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::train::TrainConfig;
     use std::time::Duration;
 
     /// A bertscope checkpoint of `size` weight bytes at `dir`.
