@@ -1,12 +1,22 @@
 //! Labelled text pairs from a TSV or CSV file with a header: column mapping,
 //! quotes, BOM and CRLF, and every problem reported as `file:line: message`.
+//!
+//! Files are read streaming, one record at a time: [`Rows`] hands out borrowed
+//! rows without copying the text, [`read`] keeps one owned copy of each usable
+//! row, and [`read_head`] stops after the first rows it needs.
 
 use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::{BertError, Op, Result};
+
+mod records;
+
+use records::{find_cr, Records};
 
 /// One row: sentence A, optional sentence B, label (absent for test files).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -81,14 +91,18 @@ impl Dataset {
 
     /// Accuracy of always predicting the most frequent label.
     pub fn majority_baseline(&self) -> f64 {
-        let counts = self.label_counts();
-        let total: usize = counts.values().sum();
-        let top = counts.values().max().copied().unwrap_or(0);
-        if total == 0 {
-            0.0
-        } else {
-            top as f64 / total as f64
-        }
+        majority_baseline(&self.label_counts())
+    }
+}
+
+/// Accuracy of always predicting the most frequent of `counts`' labels.
+pub fn majority_baseline(counts: &BTreeMap<String, usize>) -> f64 {
+    let total: usize = counts.values().sum();
+    let top = counts.values().max().copied().unwrap_or(0);
+    if total == 0 {
+        0.0
+    } else {
+        top as f64 / total as f64
     }
 }
 
@@ -104,27 +118,138 @@ fn default_delimiter(path: &Path) -> u8 {
     }
 }
 
-type Reader = csv::Reader<std::io::Cursor<Vec<u8>>>;
+/// Bytes `read_lines` reads per refill: large enough that reading is
+/// not dominated by system calls, small next to any file worth streaming.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// A file's bytes without a leading UTF-8 BOM, with every CRLF read as LF
+/// (inside quoted fields too: a field's line break reads as `\n` whatever
+/// the file's line ends).
+///
+/// The `\r` goes in place, in each buffer the record reader fills, never as a
+/// copy of the whole file; the reader then sees one line end, LF, which it
+/// counts, so errors name the right line in CRLF files as well.
+struct Text<R> {
+    inner: R,
+    /// Bytes taken from `inner` but not yet handed on: the first bytes of the
+    /// file when they are not a BOM, or the byte after a `\r`, read ahead.
+    held: Vec<u8>,
+    eof: bool,
+}
+
+impl<R: Read> Text<R> {
+    fn new(mut inner: R) -> io::Result<Self> {
+        let mut head = [0u8; 3];
+        let mut n = 0;
+        while n < head.len() {
+            match read_some(&mut inner, &mut head[n..])? {
+                0 => break,
+                got => n += got,
+            }
+        }
+        let held = if head[..n] == *b"\xEF\xBB\xBF" {
+            Vec::new()
+        } else {
+            head[..n].to_vec()
+        };
+        Ok(Text {
+            inner,
+            held,
+            eof: n < head.len(),
+        })
+    }
+}
+
+impl<R: Read> Read for Text<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let mut n = self.held.len().min(out.len());
+            out[..n].copy_from_slice(&self.held[..n]);
+            self.held.drain(..n);
+            if n < out.len() && !self.eof {
+                match read_some(&mut self.inner, &mut out[n..])? {
+                    0 => self.eof = true,
+                    got => n += got,
+                }
+            }
+            let mut len = drop_cr_before_lf(&mut out[..n]);
+            if len > 0 && out[len - 1] == b'\r' {
+                // Whether this CR goes depends on the byte after it: read it ahead.
+                if self.held.is_empty() && !self.eof {
+                    let mut next = [0u8; 1];
+                    match read_some(&mut self.inner, &mut next)? {
+                        0 => self.eof = true,
+                        _ => self.held.push(next[0]),
+                    }
+                }
+                if self.held.first() == Some(&b'\n') {
+                    len -= 1;
+                }
+            }
+            if len > 0 || (self.eof && self.held.is_empty()) {
+                return Ok(len);
+            }
+        }
+    }
+}
+
+/// One `read`, retried when a signal interrupts it.
+fn read_some(reader: &mut impl Read, out: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(out) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            result => return result,
+        }
+    }
+}
+
+/// Remove each `\r` that a `\n` follows, in place; the new length. Runs
+/// between carriage returns move as blocks.
+fn drop_cr_before_lf(buf: &mut [u8]) -> usize {
+    let (mut write, mut read) = (0, 0);
+    while let Some(at) = find_cr(&buf[read..]) {
+        let cr = read + at;
+        let end = if buf.get(cr + 1) == Some(&b'\n') {
+            cr
+        } else {
+            cr + 1
+        };
+        if write != read {
+            buf.copy_within(read..end, write);
+        }
+        write += end - read;
+        read = cr + 1;
+    }
+    if write != read {
+        buf.copy_within(read.., write);
+    }
+    write + (buf.len() - read)
+}
+
+/// Open `path` for streaming text: BOM dropped, CRLF read as LF.
+fn open_text(path: &Path) -> Result<Text<File>> {
+    let file = File::open(path).map_err(|e| BertError::io(Op::Read, path, &e))?;
+    Text::new(file).map_err(|e| BertError::io(Op::Read, path, &e))
+}
+
+type Reader = Records<Text<File>>;
 
 /// Open a delimited file (BOM and CRLF handled) and read its header.
 fn open(path: &Path, delimiter: Option<u8>) -> Result<(Reader, Vec<String>)> {
-    let bytes = std::fs::read(path).map_err(|e| BertError::io(Op::Read, path, &e))?;
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    // CRLF → LF first: the csv crate miscounts lines in CRLF files, and errors
-    // must name the right line.
-    let body = crlf_to_lf(body);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter.unwrap_or_else(|| default_delimiter(path)))
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(std::io::Cursor::new(body));
-    let header = reader
-        .byte_headers()
-        .map_err(|e| BertError::line(path, 1, format!("cannot read the header: {e}")))?
-        .clone();
-    let header: Vec<String> = header
-        .iter()
-        .map(|h| String::from_utf8(h.to_vec()).map(|s| s.trim().to_string()))
+    let delimiter = delimiter.unwrap_or_else(|| default_delimiter(path));
+    let mut reader = Records::new(open_text(path)?, delimiter);
+    let has_header = reader
+        .next_record()
+        .map_err(|e| BertError::io(Op::Read, path, &e))?;
+    let fields = if has_header { reader.len() } else { 0 };
+    let header: Vec<String> = (0..fields)
+        .map(|i| {
+            let raw = reader.get(i).unwrap_or_default();
+            String::from_utf8(raw.to_vec()).map(|s| s.trim().to_string())
+        })
         .collect::<std::result::Result<_, _>>()
         .map_err(|_| BertError::line(path, 1, "the header is not valid UTF-8"))?;
     if header.iter().all(String::is_empty) {
@@ -183,113 +308,231 @@ pub fn guess_columns(header: &[String]) -> Columns {
     }
 }
 
-/// Read a labelled (or unlabelled) file.
-pub fn read(path: &Path, options: &ReadOptions) -> Result<Dataset> {
-    let (mut reader, header) = open(path, options.delimiter)?;
-    let find = |name: &str| header.iter().position(|h| h == name);
-    let cols = &options.columns;
-    let missing = |name: &str, flag: &str| {
-        BertError::line(
-            path,
-            1,
-            format!(
-                "no column \"{name}\" in the header ({}); choose one with {flag}",
-                header.join(", ")
-            ),
-        )
-    };
-    let a_col = find(&cols.text_a).ok_or_else(|| missing(&cols.text_a, "--text-a-column"))?;
-    let b_col = match &cols.text_b {
-        Some(name) => Some(find(name).ok_or_else(|| missing(name, "--text-b-column"))?),
-        None => find("text_b"),
-    };
-    let label_col = match find(&cols.label) {
-        Some(c) => Some(c),
-        None if options.require_label => return Err(missing(&cols.label, "--label-column")),
-        None => None,
-    };
-    let id_col = find(&cols.id);
+/// One usable row, borrowed from the reader's current record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowText<'r> {
+    /// 1-based line of the row in its file.
+    pub line: usize,
+    pub id: Option<&'r str>,
+    pub text_a: &'r str,
+    pub text_b: Option<&'r str>,
+    pub label: Option<&'r str>,
+}
 
-    let mut examples = Vec::new();
-    let mut skipped = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    loop {
-        let line = reader.position().line() as usize;
-        let more = match reader.read_byte_record(&mut record) {
-            Ok(more) => more,
-            Err(e) => {
-                let line = e.position().map(|p| p.line() as usize).unwrap_or(line);
-                let problem = format!("cannot parse the row: {e}");
-                if options.skip_bad_rows {
-                    skipped.push(Skipped {
-                        line,
-                        reason: problem,
-                    });
-                    continue;
-                }
-                return Err(BertError::line(path, line, problem));
-            }
+impl RowText<'_> {
+    /// An owned copy of the row.
+    pub fn to_example(&self) -> Example {
+        Example {
+            line: self.line,
+            id: self.id.map(str::to_string),
+            text_a: self.text_a.to_string(),
+            text_b: self.text_b.map(str::to_string),
+            label: self.label.map(str::to_string),
+        }
+    }
+}
+
+/// What the next record of a file is.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Row<'r> {
+    Usable(RowText<'r>),
+    /// A row that cannot be used: its line and the problem.
+    Bad(Skipped),
+}
+
+/// A data file read one record at a time, holding one record in memory.
+pub struct Rows {
+    path: PathBuf,
+    reader: Reader,
+    header: Vec<String>,
+    a_col: usize,
+    b_col: Option<usize>,
+    label_col: Option<usize>,
+    id_col: Option<usize>,
+    require_label: bool,
+}
+
+impl Rows {
+    /// Open `path` and map `options.columns` onto its header; a missing column
+    /// is an error naming the header's columns.
+    pub fn open(path: &Path, options: &ReadOptions) -> Result<Rows> {
+        let (reader, header) = open(path, options.delimiter)?;
+        let find = |name: &str| header.iter().position(|h| h == name);
+        let cols = &options.columns;
+        let missing = |name: &str, flag: &str| {
+            BertError::line(
+                path,
+                1,
+                format!(
+                    "no column \"{name}\" in the header ({}); choose one with {flag}",
+                    header.join(", ")
+                ),
+            )
         };
-        if !more {
-            break;
-        }
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(line);
-        if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
-            continue; // a blank line
-        }
-        match parse_row(
-            &record,
-            &header,
+        let a_col = find(&cols.text_a).ok_or_else(|| missing(&cols.text_a, "--text-a-column"))?;
+        let b_col = match &cols.text_b {
+            Some(name) => Some(find(name).ok_or_else(|| missing(name, "--text-b-column"))?),
+            None => find("text_b"),
+        };
+        let label_col = match find(&cols.label) {
+            Some(c) => Some(c),
+            None if options.require_label => return Err(missing(&cols.label, "--label-column")),
+            None => None,
+        };
+        let id_col = find(&cols.id);
+        Ok(Rows {
+            path: path.to_path_buf(),
+            reader,
+            header,
             a_col,
             b_col,
             label_col,
             id_col,
-            options.require_label,
-        ) {
-            Ok(row) => examples.push(Example {
-                line,
-                id: row.0,
-                text_a: row.1,
-                text_b: row.2,
-                label: row.3,
-            }),
-            Err(problem) if options.skip_bad_rows => skipped.push(Skipped {
-                line,
-                reason: problem,
-            }),
-            Err(problem) => return Err(BertError::line(path, line, problem)),
+            require_label: options.require_label,
+        })
+    }
+
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// Whether rows have a sentence B.
+    pub fn has_text_b(&self) -> bool {
+        self.b_col.is_some()
+    }
+
+    /// The next record that is not a blank line, `None` at the end of the
+    /// file. Only a failure to read the file is an error; a row that cannot be
+    /// used is [`Row::Bad`].
+    pub fn next_row(&mut self) -> Result<Option<Row<'_>>> {
+        loop {
+            let more = self
+                .reader
+                .next_record()
+                .map_err(|e| BertError::io(Op::Read, &self.path, &e))?;
+            if !more {
+                return Ok(None);
+            }
+            let line = self.reader.line();
+            if self.reader.len() == 1 && self.reader.get(0).is_some_and(<[u8]>::is_empty) {
+                continue; // `""` alone on a line, read as a blank line
+            }
+            return Ok(Some(match self.fields(line) {
+                Ok(text) => Row::Usable(text),
+                Err(reason) => Row::Bad(Skipped { line, reason }),
+            }));
         }
     }
+
+    /// The mapped fields of the current record, trimmed, or what is wrong with it.
+    fn fields(&self, line: usize) -> std::result::Result<RowText<'_>, String> {
+        let (record, header) = (&self.reader, &self.header);
+        if record.len() != header.len() {
+            return Err(format!(
+                "row has {} fields but the header has {}",
+                record.len(),
+                header.len()
+            ));
+        }
+        // One UTF-8 check for the whole record; a field on its own only when
+        // that fails, to name the column.
+        let (text, range) = record.text();
+        let field = |col: usize| -> std::result::Result<&str, String> {
+            if let Some(text) = text.zip(range(col)).and_then(|(t, (a, b))| t.get(a..b)) {
+                return Ok(text.trim());
+            }
+            let raw = record.get(col).unwrap_or_default();
+            std::str::from_utf8(raw)
+                .map(str::trim)
+                .map_err(|_| format!("column \"{}\" is not valid UTF-8", header[col]))
+        };
+        let text_a = field(self.a_col)?;
+        if text_a.is_empty() {
+            return Err(format!("column \"{}\" is empty", header[self.a_col]));
+        }
+        let text_b = match self.b_col {
+            Some(c) => {
+                let b = field(c)?;
+                if b.is_empty() {
+                    return Err(format!("column \"{}\" is empty", header[c]));
+                }
+                Some(b)
+            }
+            None => None,
+        };
+        let label = match self.label_col {
+            Some(c) => {
+                let l = field(c)?;
+                if l.is_empty() && self.require_label {
+                    return Err(format!("column \"{}\" is empty", header[c]));
+                }
+                (!l.is_empty()).then_some(l)
+            }
+            None => None,
+        };
+        let id = self.id_col.map(field).transpose()?;
+        Ok(RowText {
+            line,
+            id,
+            text_a,
+            text_b,
+            label,
+        })
+    }
+}
+
+/// Read a labelled (or unlabelled) file.
+pub fn read(path: &Path, options: &ReadOptions) -> Result<Dataset> {
+    read_rows(path, options, usize::MAX)
+}
+
+/// Read the first `max_rows` usable rows of a file and stop: the rest of the
+/// file is neither read nor checked.
+pub fn read_head(path: &Path, options: &ReadOptions, max_rows: usize) -> Result<Dataset> {
+    read_rows(path, options, max_rows)
+}
+
+fn read_rows(path: &Path, options: &ReadOptions, max_rows: usize) -> Result<Dataset> {
+    let mut rows = Rows::open(path, options)?;
+    let mut examples = Vec::new();
+    let mut skipped = Vec::new();
+    while examples.len() < max_rows {
+        match rows.next_row()? {
+            None => break,
+            Some(Row::Usable(text)) => examples.push(text.to_example()),
+            Some(Row::Bad(bad)) if options.skip_bad_rows => skipped.push(bad),
+            Some(Row::Bad(bad)) => return Err(BertError::line(path, bad.line, bad.reason)),
+        }
+    }
+    // Each text was allocated to fit; only the vector has room to spare.
+    examples.shrink_to_fit();
     Ok(Dataset {
         path: path.to_path_buf(),
         examples,
         skipped,
-        has_text_b: b_col.is_some(),
+        has_text_b: rows.has_text_b(),
     })
-}
-
-fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len());
-    for (i, &b) in bytes.iter().enumerate() {
-        if !(b == b'\r' && bytes.get(i + 1) == Some(&b'\n')) {
-            out.push(b);
-        }
-    }
-    out
 }
 
 /// A plain-text file for masked-LM training: one text per non-empty line.
 pub fn read_lines(path: &Path) -> Result<Dataset> {
-    let bytes = std::fs::read(path).map_err(|e| BertError::io(Op::Read, path, &e))?;
-    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, open_text(path)?);
     let mut examples = Vec::new();
-    for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| BertError::line(path, i + 1, "not valid UTF-8"))?;
+    let mut raw = Vec::new();
+    for number in 1.. {
+        raw.clear();
+        let got = reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| BertError::io(Op::Read, path, &e))?;
+        if got == 0 {
+            break;
+        }
+        let text = std::str::from_utf8(&raw)
+            .map_err(|_| BertError::line(path, number, "not valid UTF-8"))?;
         let text = text.trim();
         if !text.is_empty() {
             examples.push(Example {
-                line: i + 1,
+                line: number,
                 id: None,
                 text_a: text.to_string(),
                 text_b: None,
@@ -297,64 +540,13 @@ pub fn read_lines(path: &Path) -> Result<Dataset> {
             });
         }
     }
+    examples.shrink_to_fit();
     Ok(Dataset {
         path: path.to_path_buf(),
         examples,
         skipped: Vec::new(),
         has_text_b: false,
     })
-}
-
-type Row = (Option<String>, String, Option<String>, Option<String>);
-
-fn parse_row(
-    record: &csv::ByteRecord,
-    header: &[String],
-    a_col: usize,
-    b_col: Option<usize>,
-    label_col: Option<usize>,
-    id_col: Option<usize>,
-    require_label: bool,
-) -> std::result::Result<Row, String> {
-    if record.len() != header.len() {
-        return Err(format!(
-            "row has {} fields but the header has {}",
-            record.len(),
-            header.len()
-        ));
-    }
-    let field = |col: usize| -> std::result::Result<String, String> {
-        let raw = record.get(col).unwrap_or_default();
-        String::from_utf8(raw.to_vec())
-            .map(|s| s.trim().to_string())
-            .map_err(|_| format!("column \"{}\" is not valid UTF-8", header[col]))
-    };
-    let text_a = field(a_col)?;
-    if text_a.is_empty() {
-        return Err(format!("column \"{}\" is empty", header[a_col]));
-    }
-    let text_b = match b_col {
-        Some(c) => {
-            let b = field(c)?;
-            if b.is_empty() {
-                return Err(format!("column \"{}\" is empty", header[c]));
-            }
-            Some(b)
-        }
-        None => None,
-    };
-    let label = match label_col {
-        Some(c) => {
-            let l = field(c)?;
-            if l.is_empty() && require_label {
-                return Err(format!("column \"{}\" is empty", header[c]));
-            }
-            (!l.is_empty()).then_some(l)
-        }
-        None => None,
-    };
-    let id = id_col.map(field).transpose()?;
-    Ok((id, text_a, text_b, label))
 }
 
 #[cfg(test)]
@@ -461,5 +653,144 @@ mod tests {
         let err = read(&p, &labelled()).unwrap_err().to_string();
         assert!(err.contains("v.tsv:1: no column \"text_a\""), "{err}");
         assert!(err.contains("--text-a-column"), "{err}");
+    }
+
+    #[test]
+    fn crlf_files_name_the_right_line() {
+        let (_d, p) = write(
+            "c.tsv",
+            b"\xEF\xBB\xBFtext_a\tlabel\r\nfine\tx\r\nalso fine\ty\r\n\tz\r\n",
+        );
+        let err = read(&p, &labelled()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("c.tsv:4: column \"text_a\" is empty"),
+            "{err}"
+        );
+        let mut o = labelled();
+        o.skip_bad_rows = true;
+        let ds = read(&p, &o).unwrap();
+        assert_eq!(
+            ds.examples.iter().map(|e| e.line).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert_eq!(ds.examples[1].label.as_deref(), Some("y"));
+        // A quoted field keeps its line break, as LF.
+        let (_d, p) = write("q.csv", b"text_a,label\r\n\"two\r\nlines\",x\r\n,y\r\n");
+        let err = read(&p, &labelled()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("q.csv:4: column \"text_a\" is empty"),
+            "{err}"
+        );
+        let (_d, p) = write("q.csv", b"text_a,label\r\n\"two\r\nlines\",x\r\n");
+        assert_eq!(
+            read(&p, &labelled()).unwrap().examples[0].text_a,
+            "two\nlines"
+        );
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_at_its_line() {
+        // The quote runs to the end of the file: one field where two belong.
+        let (_d, p) = write("t.tsv", b"text_a\tlabel\nok\tx\n\"open\tx\nmore\ty\n");
+        let err = read(&p, &labelled()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("t.tsv:3: row has 1 fields but the header has 2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn read_head_stops_after_its_rows() {
+        // Row 4 is bad, so reading the whole file fails; the head never gets there.
+        let (_d, p) = write("h.tsv", b"text_a\tlabel\na\tx\nb\ty\n\tz\n");
+        assert!(read(&p, &labelled()).is_err());
+        let ds = read_head(&p, &labelled(), 2).unwrap();
+        assert_eq!(
+            ds.examples
+                .iter()
+                .map(|e| e.text_a.as_str())
+                .collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(read_head(&p, &labelled(), 0).unwrap().examples.len(), 0);
+        let mut o = labelled();
+        o.skip_bad_rows = true;
+        let ds = read_head(&p, &o, 10).unwrap();
+        assert_eq!((ds.examples.len(), ds.skipped.len()), (2, 1));
+    }
+
+    #[test]
+    fn read_lines_drops_bom_and_crlf() {
+        let (_d, p) = write("l.txt", b"\xEF\xBB\xBFfirst\r\n\r\n  second  \r\nlast");
+        let ds = read_lines(&p).unwrap();
+        let got: Vec<(usize, &str)> = ds
+            .examples
+            .iter()
+            .map(|e| (e.line, e.text_a.as_str()))
+            .collect();
+        assert_eq!(got, [(1, "first"), (3, "second"), (4, "last")]);
+        let (_d, p) = write("l.txt", b"ok\nbad \xff\n");
+        let err = read_lines(&p).unwrap_err().to_string();
+        assert!(err.ends_with("l.txt:2: not valid UTF-8"), "{err}");
+    }
+
+    /// Hands out at most `step` bytes per read, to put every byte at a
+    /// buffer boundary once.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = self.step.min(out.len()).min(self.bytes.len());
+            out[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    fn through_text(bytes: &[u8], step: usize, out_size: usize) -> Vec<u8> {
+        let mut text = Text::new(Trickle { bytes, step }).unwrap();
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; out_size];
+        loop {
+            let n = text.read(&mut buf).unwrap();
+            if n == 0 {
+                return all;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn text_drops_the_bom_and_each_cr_before_lf_across_reads() {
+        let cases: [(&[u8], &[u8]); 7] = [
+            (b"a\r\nb\r\n", b"a\nb\n"),
+            (b"\xEF\xBB\xBFa\r\n", b"a\n"),
+            (b"a\rb\r\r\nc\r", b"a\rb\r\nc\r"),
+            (b"\r\n\r\n", b"\n\n"),
+            (b"\xEF\xBB", b"\xEF\xBB"),
+            (b"x\xEF\xBB\xBF", b"x\xEF\xBB\xBF"),
+            (b"", b""),
+        ];
+        for (input, expected) in cases {
+            for step in [1, 2, 3, 64] {
+                for out_size in [1, 2, 5, 4096] {
+                    assert_eq!(
+                        through_text(input, step, out_size),
+                        expected,
+                        "{input:?} in reads of {step}, buffers of {out_size}"
+                    );
+                }
+            }
+        }
+        // Long enough for the 32-byte scan, with the CR in the last block.
+        let mut long = vec![b'a'; 100];
+        long.extend_from_slice(b"\r\n");
+        let mut expected = vec![b'a'; 100];
+        expected.push(b'\n');
+        assert_eq!(through_text(&long, 4096, 4096), expected);
+        assert_eq!(through_text(&long, 7, 33), expected);
     }
 }
