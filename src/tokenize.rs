@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
@@ -73,6 +74,10 @@ pub struct BertTokenizer {
     mask_token: String,
     pad_id: u32,
     source: PathBuf,
+    /// The tokenizer set to truncate at the last maximum length asked for:
+    /// built once, not cloned per input (a clone of a BERT vocabulary costs
+    /// milliseconds, a hundred times the encoding itself).
+    truncating: Mutex<Option<(usize, Arc<Tokenizer>)>>,
 }
 
 impl BertTokenizer {
@@ -107,6 +112,7 @@ impl BertTokenizer {
             mask_token: specials.mask,
             pad_id,
             source,
+            truncating: Mutex::new(None),
         })
     }
 
@@ -147,15 +153,7 @@ impl BertTokenizer {
 
     /// Encode one sentence or a pair, truncating longest-first to `max_length` tokens.
     pub fn encode(&self, text_a: &str, text_b: Option<&str>, max_length: usize) -> Result<Encoded> {
-        let mut tok = self.inner.clone();
-        tok.with_truncation(Some(TruncationParams {
-            max_length,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: TruncationDirection::Right,
-        }))
-        .map_err(|e| BertError::Input(format!("cannot truncate to {max_length} tokens: {e}")))?;
-        tok.with_padding(None);
+        let tok = self.truncating_at(max_length)?;
         let input: EncodeInput = match text_b {
             Some(b) => (text_a, b).into(),
             None => text_a.into(),
@@ -169,6 +167,43 @@ impl BertTokenizer {
             token_type_ids: enc.get_type_ids().to_vec(),
             truncated: !enc.get_overflowing().is_empty(),
         })
+    }
+}
+
+impl BertTokenizer {
+    /// The tokenizer truncating (longest first) at `max_length`, without padding.
+    fn truncating_at(&self, max_length: usize) -> Result<Arc<Tokenizer>> {
+        let mut cache = self.truncating.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((length, tok)) = cache.as_ref() {
+            if *length == max_length {
+                return Ok(Arc::clone(tok));
+            }
+        }
+        let mut tok = self.inner.clone();
+        tok.with_truncation(Some(TruncationParams {
+            max_length,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        }))
+        .map_err(|e| BertError::Input(format!("cannot truncate to {max_length} tokens: {e}")))?;
+        tok.with_padding(None);
+        let tok = Arc::new(tok);
+        *cache = Some((max_length, Arc::clone(&tok)));
+        Ok(tok)
+    }
+}
+
+impl Clone for BertTokenizer {
+    fn clone(&self) -> Self {
+        BertTokenizer {
+            inner: self.inner.clone(),
+            mask_id: self.mask_id,
+            mask_token: self.mask_token.clone(),
+            pad_id: self.pad_id,
+            source: self.source.clone(),
+            truncating: Mutex::new(None),
+        }
     }
 }
 

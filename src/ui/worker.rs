@@ -425,7 +425,8 @@ impl<F: Fn()> Worker<F> {
             skip_bad_rows: true,
             ..Default::default()
         };
-        let data = crate::data::read(path, &options).map_err(|e| e.to_string())?;
+        // Only the rows it averages over are read.
+        let data = crate::data::read_head(path, &options, limit).map_err(|e| e.to_string())?;
         let inputs: Vec<(String, Option<String>)> = data
             .examples
             .into_iter()

@@ -279,13 +279,15 @@ fn data_preview(
         preview_table(&mut cols[0], p);
         length_histogram(&mut cols[1], p, form.max_length);
     });
-    if p.problems.is_empty() {
+    ui.label(p.summary());
+    if p.problem_count == 0 {
         ui.label("No problems found in the file.");
     } else {
         ui.colored_label(
             ERROR,
             format!(
-                "{} rows cannot be used and will be skipped:",
+                "{} rows cannot be used and will be skipped (the first {} listed):",
+                p.problem_count,
                 p.problems.len()
             ),
         );
@@ -378,7 +380,7 @@ fn length_histogram(ui: &mut egui::Ui, p: &DataPreview, max_length: usize) {
                     "max length",
                     PlotPoints::from(vec![
                         [max_length as f64, 0.0],
-                        [max_length as f64, p.rows as f64 / 4.0],
+                        [max_length as f64, p.sampled_rows as f64 / 4.0],
                     ]),
                 )
                 .stroke(egui::Stroke::new(1.5, ERROR)),
