@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{BertError, Op, Result};
+use crate::error::{BertError, ColumnRole, Op, Result};
 
 mod records;
 
@@ -359,24 +359,20 @@ impl Rows {
         let (reader, header) = open(path, options.delimiter)?;
         let find = |name: &str| header.iter().position(|h| h == name);
         let cols = &options.columns;
-        let missing = |name: &str, flag: &str| {
-            BertError::line(
-                path,
-                1,
-                format!(
-                    "no column \"{name}\" in the header ({}); choose one with {flag}",
-                    header.join(", ")
-                ),
-            )
+        let missing = |name: &str, role: ColumnRole| BertError::MissingColumn {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            role,
+            header: header.join(", "),
         };
-        let a_col = find(&cols.text_a).ok_or_else(|| missing(&cols.text_a, "--text-a-column"))?;
+        let a_col = find(&cols.text_a).ok_or_else(|| missing(&cols.text_a, ColumnRole::TextA))?;
         let b_col = match &cols.text_b {
-            Some(name) => Some(find(name).ok_or_else(|| missing(name, "--text-b-column"))?),
+            Some(name) => Some(find(name).ok_or_else(|| missing(name, ColumnRole::TextB))?),
             None => find("text_b"),
         };
         let label_col = match find(&cols.label) {
             Some(c) => Some(c),
-            None if options.require_label => return Err(missing(&cols.label, "--label-column")),
+            None if options.require_label => return Err(missing(&cols.label, ColumnRole::Label)),
             None => None,
         };
         let id_col = find(&cols.id);
@@ -652,7 +648,11 @@ mod tests {
         let (_d, p) = write("v.tsv", b"sentence\tlabel\nok\tx\n");
         let err = read(&p, &labelled()).unwrap_err().to_string();
         assert!(err.contains("v.tsv:1: no column \"text_a\""), "{err}");
-        assert!(err.contains("--text-a-column"), "{err}");
+        assert!(
+            err.contains("choose the first-sentence (text A) column"),
+            "{err}"
+        );
+        assert!(!err.contains("--"), "the engine names no flag: {err}");
     }
 
     #[test]

@@ -28,6 +28,24 @@ impl Op {
     }
 }
 
+/// What a data column holds, for messages about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnRole {
+    TextA,
+    TextB,
+    Label,
+}
+
+impl std::fmt::Display for ColumnRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ColumnRole::TextA => "first-sentence (text A)",
+            ColumnRole::TextB => "second-sentence (text B)",
+            ColumnRole::Label => "label",
+        })
+    }
+}
+
 /// Errors raised by the engine. Messages are one line and name what the user supplied.
 #[derive(Debug, thiserror::Error)]
 pub enum BertError {
@@ -54,6 +72,16 @@ pub enum BertError {
         path: PathBuf,
         key: String,
         message: String,
+    },
+
+    /// A data file's header lacks a column the reader was told to use; the
+    /// CLI and the app add how to choose another (a flag, a field).
+    #[error("{path}:1: no column \"{name}\" in the header ({header}); choose the {role} column")]
+    MissingColumn {
+        path: PathBuf,
+        name: String,
+        role: ColumnRole,
+        header: String,
     },
 
     /// An output that exists and would have to be replaced.

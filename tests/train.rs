@@ -567,3 +567,22 @@ fn finetune_mlm_from_text_lines() {
     let v: serde_json::Value = serde_json::from_slice(&fill.stdout).unwrap();
     assert_eq!(v["masks"][0]["index"], 3);
 }
+
+/// The engine names the missing column's role; the CLI adds its flag.
+#[test]
+fn a_missing_column_names_the_flag_that_chooses_it() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("t.tsv");
+    std::fs::write(&data, "title1\ttitle2\tlabel\na\tb\tagreed\n").unwrap();
+    let base = fixture_model("mlm-safetensors").display().to_string();
+    let out = scratch.path().join("o").display().to_string();
+    let d = data.display().to_string();
+    let run = bertscope(&[
+        "finetune", "--model", &base, "--train", &d, "--output", &out,
+    ]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(err.contains("t.tsv:1: no column \"text_a\""), "{err}");
+    assert!(err.contains("title1, title2, label"), "{err}");
+    assert!(err.contains("with --text-a-column"), "{err}");
+}

@@ -9,7 +9,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use bertscope::error::BertError;
+use bertscope::error::{BertError, ColumnRole};
 use bertscope::train::run_dir;
 use bertscope::write_guard::{self, Protected};
 
@@ -64,7 +64,7 @@ impl DataArgs {
         let ds = if plain_text {
             data::read_lines(path)?
         } else {
-            data::read(path, &self.options(require_label)?)?
+            data::read(path, &self.options(require_label)?).map_err(with_column_flag)?
         };
         if !ds.skipped.is_empty() {
             let lines: Vec<String> = ds
@@ -84,6 +84,19 @@ impl DataArgs {
         }
         Ok(ds)
     }
+}
+
+/// A missing column's error, with the flag that chooses it.
+fn with_column_flag(e: BertError) -> anyhow::Error {
+    let flag = match &e {
+        BertError::MissingColumn { role, .. } => match role {
+            ColumnRole::TextA => "--text-a-column",
+            ColumnRole::TextB => "--text-b-column",
+            ColumnRole::Label => "--label-column",
+        },
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{e} with {flag}")
 }
 
 #[derive(Args)]

@@ -171,16 +171,13 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
-/// Self-attention over a fused projection `qkv` = `[batch·seq, 3·hidden]` (query,
-/// key and value blocks side by side). `key_mask` holds `batch·seq` flags, false for
-/// padding keys. Writes the context `[batch·seq, hidden]` and the post-softmax
-/// probabilities `[batch, heads, seq, seq]`, as `transformers`' eager attention.
-pub fn attention(
+/// The buffers' sizes `attention` relies on for its unchecked writes.
+fn check_buffers(
+    shape: AttentionShape,
     qkv: &[f32],
     key_mask: &[bool],
-    shape: AttentionShape,
-    context: &mut [f32],
-    probs: &mut [f32],
+    context: &[f32],
+    probs: &[f32],
 ) {
     let AttentionShape {
         batch,
@@ -188,8 +185,7 @@ pub fn attention(
         heads,
         head_dim,
     } = shape;
-    let hidden = heads * head_dim;
-    let row = 3 * hidden;
+    let (hidden, row) = (heads * head_dim, 3 * heads * head_dim);
     assert!(
         qkv.len() >= batch * seq * row,
         "qkv holds fewer than batch·seq rows of 3·hidden"
@@ -204,6 +200,28 @@ pub fn attention(
         batch * heads * seq * seq,
         "probs is [batch, heads, seq, seq]"
     );
+}
+
+/// Self-attention over a fused projection `qkv` = `[batch·seq, 3·hidden]` (query,
+/// key and value blocks side by side). `key_mask` holds `batch·seq` flags, false for
+/// padding keys. Writes the context `[batch·seq, hidden]` and the post-softmax
+/// probabilities `[batch, heads, seq, seq]`, as `transformers`' eager attention.
+pub fn attention(
+    qkv: &[f32],
+    key_mask: &[bool],
+    shape: AttentionShape,
+    context: &mut [f32],
+    probs: &mut [f32],
+) {
+    let AttentionShape {
+        seq,
+        heads,
+        head_dim,
+        ..
+    } = shape;
+    let hidden = heads * head_dim;
+    let row = 3 * hidden;
+    check_buffers(shape, qkv, key_mask, context, probs);
     let scale = 1.0 / (head_dim as f32).sqrt();
     /// The context's base pointer, shared by the (batch, head) tasks.
     #[derive(Clone, Copy)]

@@ -93,9 +93,6 @@ pub enum Note<'a> {
     },
 }
 
-/// Rows of the preview table on screen.
-const PREVIEW_SHOWN: usize = 6;
-
 const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
 const WARNING: Color32 = Color32::from_rgb(180, 120, 0);
 
@@ -344,7 +341,11 @@ fn preview_table(ui: &mut egui::Ui, p: &DataPreview) {
             });
             ui.strong(&p.columns.label);
             ui.end_row();
-            for e in p.first_rows.iter().take(PREVIEW_SHOWN) {
+            for e in p
+                .first_rows
+                .iter()
+                .take(crate::train::preview::PREVIEW_ROWS)
+            {
                 ui.label(e.line.to_string());
                 ui.add(egui::Label::new(&e.text_a).truncate());
                 ui.add(egui::Label::new(e.text_b.as_deref().unwrap_or("")).truncate());
