@@ -94,6 +94,10 @@ pub enum BertError {
     #[error("{0}")]
     Input(String),
 
+    /// The caller's cancel flag was set while the work ran.
+    #[error("cancelled")]
+    Cancelled,
+
     #[error("{0}")]
     Unsupported(String),
 

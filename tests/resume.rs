@@ -276,3 +276,58 @@ fn cli_resume_after_sigkill() {
         assert!(diff <= 1e-6, "{key}: resumed differs by {diff}");
     }
 }
+
+/// A cancel lands in the data preparation and in the dev evaluation too, not
+/// only between training steps.
+#[test]
+fn cancel_lands_while_preparing_and_while_evaluating() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 4,
+        ..Default::default()
+    };
+    let model = fixture_model("mlm-safetensors");
+    let already = AtomicBool::new(true);
+    let err = train::train(
+        &model,
+        &data,
+        Some(&data),
+        &cfg,
+        &Device::Cpu,
+        &mut |_| {},
+        &already,
+    )
+    .err()
+    .expect("cancelled before training");
+    assert!(
+        matches!(err, bertscope::error::BertError::Cancelled),
+        "{err}"
+    );
+
+    // Set during the last step of epoch 1: the next check is the evaluation's.
+    let cancel = AtomicBool::new(false);
+    let steps_per_epoch = ROWS.len().div_ceil(4);
+    let mut on_event = |e: Event| {
+        if matches!(e, Event::Step { step, .. } if step == steps_per_epoch) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let t = train::train(
+        &model,
+        &data,
+        Some(&data),
+        &cfg,
+        &Device::Cpu,
+        &mut on_event,
+        &cancel,
+    )
+    .unwrap();
+    assert_eq!(t.report.outcome, train::Outcome::Cancelled);
+    assert!(
+        t.report.epochs.is_empty(),
+        "epoch 1's evaluation was cut short"
+    );
+    assert_eq!(t.report.steps, steps_per_epoch);
+}

@@ -9,13 +9,14 @@ use crate::data::Dataset;
 use crate::error::{BertError, Result};
 use crate::tokenize::{BertTokenizer, Encoded};
 use crate::train::weights;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The dev split draws from a stream of its own, apart from the training
 /// shuffle and dropout seeded by the same `seed`.
 const DEV_SPLIT_STREAM: u64 = 0xDE5;
 
 /// What the data looks like to the model, printed before training.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DataSummary {
     pub train_rows: usize,
     pub dev_rows: usize,
@@ -56,15 +57,21 @@ pub struct Encodings {
     pub labels: Vec<usize>,
 }
 
+/// Tokenise every example (class indices from `labels`); stops with
+/// `BertError::Cancelled` as soon as `cancel` is set.
 pub fn encode(
     tokenizer: &BertTokenizer,
     data: &Dataset,
     labels: &[String],
     max_length: usize,
+    cancel: &AtomicBool,
 ) -> Result<Encodings> {
     let mut rows = Vec::with_capacity(data.examples.len());
     let mut classes = Vec::with_capacity(data.examples.len());
     for e in &data.examples {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(BertError::Cancelled);
+        }
         if labels.is_empty() {
             rows.push(tokenizer.encode(&e.text_a, e.text_b.as_deref(), max_length)?);
             continue;
@@ -102,9 +109,13 @@ pub(crate) fn summarize(
     train: &Dataset,
     dev: Option<&Dataset>,
     max_length: usize,
+    cancel: &AtomicBool,
 ) -> Result<DataSummary> {
     let mut lengths = Vec::with_capacity(train.examples.len());
     for e in &train.examples {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(BertError::Cancelled);
+        }
         lengths.push(
             tokenizer
                 .encode(&e.text_a, e.text_b.as_deref(), usize::MAX)?

@@ -58,6 +58,9 @@ pub fn build(base_dir: &Path, seed: u64, device: &Device) -> Result<Trainable> {
     })
 }
 
+/// Dev masking draws from a stream of its own, the same every epoch.
+const DEV_MASKING_STREAM: u64 = 0xD3F;
+
 /// Masked-LM loss of a corrupted batch, with the number of correct predictions.
 pub fn mlm_loss(
     model: &BertModel,
@@ -86,10 +89,14 @@ pub fn evaluate(
     cfg: &TrainConfig,
     pad_id: u32,
     mask_id: u32,
+    cancel: &std::sync::atomic::AtomicBool,
 ) -> Result<DevMetrics> {
-    let mut rng = weights::seeded(cfg.seed ^ 0xD3F);
+    let mut rng = weights::seeded(cfg.seed ^ DEV_MASKING_STREAM);
     let (mut loss_sum, mut correct, mut count) = (0f64, 0usize, 0usize);
     for rows in dev.rows.chunks(cfg.batch_size) {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::error::BertError::Cancelled);
+        }
         let batch = masking::mask_batch(rows, mask_id, model.config.raw.vocab_size, &mut rng);
         if batch.positions.is_empty() {
             continue;

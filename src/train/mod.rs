@@ -166,6 +166,19 @@ pub struct Report {
 }
 
 impl Report {
+    /// The report of a run cancelled before it trained at all.
+    pub fn cancelled_before_training() -> Report {
+        Report {
+            outcome: Outcome::Cancelled,
+            steps: 0,
+            epochs: Vec::new(),
+            best_epoch: None,
+            summary: DataSummary::default(),
+            train_examples_per_s: 0.0,
+            history: Vec::new(),
+        }
+    }
+
     /// The report of a fine-tuned checkpoint (`metrics.json`), if it has one.
     pub fn load(dir: &Path) -> Result<Option<Report>> {
         let path = dir.join("metrics.json");
@@ -313,10 +326,10 @@ struct Prepared {
 
 fn prepare(
     base_dir: &Path,
-    train_data: &Dataset,
-    dev_data: Option<&Dataset>,
+    (train_data, dev_data): (&Dataset, Option<&Dataset>),
     cfg: &TrainConfig,
     on_event: &mut dyn FnMut(Event),
+    cancel: &AtomicBool,
 ) -> Result<Prepared> {
     if cfg.batch_size == 0 || cfg.epochs == 0 {
         return Err(BertError::Input(
@@ -344,11 +357,11 @@ fn prepare(
     let max_length = cfg
         .max_length
         .min(BertConfig::load(&base_dir.join("config.json"))?.max_length());
-    let summary = summarize(&tokenizer, train_data, dev_data, max_length)?;
+    let summary = summarize(&tokenizer, train_data, dev_data, max_length, cancel)?;
     on_event(Event::Summary(summary.clone()));
-    let train_enc = encode(&tokenizer, train_data, &labels, max_length)?;
+    let train_enc = encode(&tokenizer, train_data, &labels, max_length, cancel)?;
     let dev_enc = dev_data
-        .map(|d| encode(&tokenizer, d, &labels, max_length))
+        .map(|d| encode(&tokenizer, d, &labels, max_length, cancel))
         .transpose()?;
     Ok(Prepared {
         labels,
@@ -372,7 +385,8 @@ pub fn train(
     on_event: &mut dyn FnMut(Event),
     cancel: &AtomicBool,
 ) -> Result<Trained> {
-    let data = prepare(base_dir, train_data, dev_data, cfg, on_event)?;
+    // Cancelled while the data is prepared: `BertError::Cancelled`, nothing trained.
+    let data = prepare(base_dir, (train_data, dev_data), cfg, on_event, cancel)?;
     let trainable = build(base_dir, cfg.task, &data.labels, cfg.seed, device)?;
     let mut run = Loop::new(base_dir, cfg, data, trainable)?;
     match (&cfg.run_dir, cfg.resume) {
@@ -397,7 +411,9 @@ pub fn train(
         let Some(train_loss) = run.epoch(epoch, on_event, cancel)? else {
             break;
         };
-        run.end_epoch(epoch, train_loss, on_event)?;
+        if !run.end_epoch(epoch, train_loss, on_event, cancel)? {
+            break;
+        }
     }
     run.finish()
 }
@@ -565,14 +581,22 @@ impl<'a> Loop<'a> {
         });
     }
 
-    /// Evaluate, keep the best epoch, save the epoch's checkpoints, report it.
+    /// Evaluate, keep the best epoch, save the epoch's checkpoints, report
+    /// it. `false` when cancelled during the evaluation (the epoch is not kept).
     fn end_epoch(
         &mut self,
         epoch: usize,
         train_loss: f64,
         on_event: &mut dyn FnMut(Event),
-    ) -> Result<()> {
-        let dev = self.evaluate()?;
+        cancel: &AtomicBool,
+    ) -> Result<bool> {
+        let dev = match self.evaluate(cancel) {
+            Err(BertError::Cancelled) => {
+                self.stop(Outcome::Cancelled);
+                return Ok(false);
+            }
+            other => other?,
+        };
         // Best epoch: highest dev accuracy (classification), lowest dev loss (MLM).
         let score = dev.as_ref().map_or(epoch as f64, |d| match self.cfg.task {
             Task::Classification => d.accuracy,
@@ -610,17 +634,19 @@ impl<'a> Loop<'a> {
             train_loss,
             dev,
         });
-        Ok(())
+        Ok(true)
     }
 
-    fn evaluate(&self) -> Result<Option<DevMetrics>> {
+    fn evaluate(&self, cancel: &AtomicBool) -> Result<Option<DevMetrics>> {
         let Some(d) = self.data.dev_enc.as_ref().filter(|d| !d.rows.is_empty()) else {
             return Ok(None);
         };
         let (pad, classes) = (self.data.pad, self.data.labels.len());
         Ok(Some(match self.cfg.task {
-            Task::Classification => evaluate(&self.model, d, self.cfg.batch_size, pad, classes)?,
-            Task::Mlm => mlm::evaluate(&self.model, d, self.cfg, pad, self.data.mask_id)?,
+            Task::Classification => {
+                evaluate(&self.model, d, self.cfg.batch_size, pad, classes, cancel)?
+            }
+            Task::Mlm => mlm::evaluate(&self.model, d, self.cfg, pad, self.data.mask_id, cancel)?,
         }))
     }
 

@@ -38,6 +38,7 @@ pub fn evaluate(
     batch_size: usize,
     pad_id: u32,
     classes: usize,
+    cancel: &AtomicBool,
 ) -> Result<DevMetrics> {
     let mut predicted = Vec::with_capacity(dev.rows.len());
     let mut loss_sum = 0f64;
@@ -46,6 +47,9 @@ pub fn evaluate(
         .chunks(batch_size)
         .zip(dev.labels.chunks(batch_size))
     {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(crate::error::BertError::Cancelled);
+        }
         let (loss, logits) = batch_loss(model, rows, labels, pad_id, None)?;
         loss_sum += loss.to_scalar::<f32>()? as f64 * rows.len() as f64;
         predicted.extend(

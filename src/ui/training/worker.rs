@@ -357,7 +357,7 @@ fn train_and_save(
         )));
     }
     let mut on_event = |event: Event| send(TrainMsg::Event(event));
-    let trained = train::train(
+    let trained = match train::train(
         &job.base_dir,
         &train_data,
         dev_data.as_ref(),
@@ -365,7 +365,16 @@ fn train_and_save(
         &device,
         &mut on_event,
         cancel,
-    )?;
+    ) {
+        Ok(trained) => trained,
+        // Cancelled while the data was being prepared: nothing was trained.
+        Err(crate::error::BertError::Cancelled) => {
+            runs::remove_run(partial).map_err(|e| anyhow!(e))?;
+            let report = Box::new(train::Report::cancelled_before_training());
+            return Ok(TrainMsg::NothingKept { report });
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Cancelled before any epoch ended: the weights are the base with a head
     // trained for a few steps, not a model worth keeping.
     let report = Box::new(trained.report.clone());
