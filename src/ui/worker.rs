@@ -9,6 +9,7 @@ mod handle;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 
 use candle_core::Device;
 
@@ -264,7 +265,7 @@ impl TunedRun {
 fn start_thread(
     device: Device,
     examples: Vec<(String, Option<String>)>,
-    notify: impl Fn() + Send + 'static,
+    notify: impl Fn() + Send + Sync + 'static,
 ) -> (Sender<Envelope>, Receiver<Reply>) {
     let (req_tx, req_rx) = std::sync::mpsc::channel();
     let (resp_tx, resp_rx) = std::sync::mpsc::channel();
@@ -272,7 +273,7 @@ fn start_thread(
     // the handle sees them disconnected, as for any thread that is gone.
     let _ = std::thread::Builder::new()
         .name("bertscope-worker".into())
-        .spawn(move || Worker::new(device, examples, resp_tx, notify).serve(req_rx));
+        .spawn(move || Worker::new(device, examples, resp_tx, Arc::new(notify)).serve(req_rx));
     (req_tx, resp_rx)
 }
 
@@ -301,21 +302,24 @@ fn next_batch(requests: &Receiver<Envelope>) -> Option<Vec<Envelope>> {
     Some(load.into_iter().chain(others).chain(analyze).collect())
 }
 
-struct Worker<F> {
+/// Called after each answer (repaints the UI); shared with the preview threads.
+type Notify = Arc<dyn Fn() + Send + Sync>;
+
+struct Worker {
     device: Device,
     examples: Vec<(String, Option<String>)>,
     model: Option<LoadedModel>,
     tuned: Option<TunedRun>,
     out: Sender<Reply>,
-    notify: F,
+    notify: Notify,
 }
 
-impl<F: Fn()> Worker<F> {
+impl Worker {
     fn new(
         device: Device,
         examples: Vec<(String, Option<String>)>,
         out: Sender<Reply>,
-        notify: F,
+        notify: Notify,
     ) -> Self {
         Worker {
             device,
@@ -386,17 +390,7 @@ impl<F: Fn()> Worker<F> {
             }
             Request::LoadTuned { dir: Some(dir) } => self.load_tuned(id, dir),
             Request::ShowEpoch { epoch } => self.show_epoch(id, epoch),
-            Request::Preview { path, columns } => {
-                let tokenizer = self.model.as_ref().map(|m| &m.tokenizer);
-                let response = match crate::train::preview::preview(&path, columns, tokenizer) {
-                    Ok(p) => Response::Preview(Box::new(p)),
-                    Err(e) => Response::PreviewFailed {
-                        path,
-                        error: e.to_string(),
-                    },
-                };
-                self.reply(id, response)
-            }
+            Request::Preview { path, columns } => self.preview(id, path, columns),
             Request::MeanChanges {
                 path,
                 columns,
@@ -436,6 +430,32 @@ impl<F: Fn()> Worker<F> {
         compare::mean_changes(base, run.model(), &inputs)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| "no row that both models tokenise alike".into())
+    }
+
+    /// A data preview streams the whole file: it runs on a thread of its own
+    /// (with a copy of the tokenizer), so the model stays free for analyses.
+    fn preview(&self, id: RequestId, path: PathBuf, columns: Option<Columns>) -> bool {
+        let tokenizer = self.model.as_ref().map(|m| m.tokenizer.clone());
+        let (out, notify) = (self.out.clone(), Arc::clone(&self.notify));
+        let failed = |path: PathBuf, error: String| Response::PreviewFailed { path, error };
+        let task_path = path.clone();
+        let spawned = std::thread::Builder::new()
+            .name("bertscope-preview".into())
+            .spawn(move || {
+                let work =
+                    || crate::train::preview::preview(&task_path, columns, tokenizer.as_ref());
+                let response = match job::catch(AssertUnwindSafe(work)) {
+                    Ok(Ok(p)) => Response::Preview(Box::new(p)),
+                    Ok(Err(e)) => failed(task_path, e.to_string()),
+                    Err(panic) => failed(task_path, format!("the preview crashed: {panic}")),
+                };
+                let _ = out.send(Reply { id, response });
+                notify();
+            });
+        match spawned {
+            Ok(_) => true,
+            Err(e) => self.reply(id, failed(path, format!("cannot start the preview: {e}"))),
+        }
     }
 
     fn load_tuned(&mut self, id: RequestId, dir: PathBuf) -> bool {
