@@ -172,12 +172,18 @@ pub fn ours(dir: &Path) -> std::result::Result<(), String> {
     }
 }
 
-/// Delete a run directory after checking that it is one.
+/// Delete a run directory after checking that it is one. It is renamed to a
+/// staging name first, so a kill midway never leaves a half-deleted run
+/// (which, without its `run.json`, could be neither resumed nor replaced);
+/// the leftover is cleared by the next run (`write_guard::remove_stale_staging`).
 pub fn remove(path: &Path) -> Result<()> {
     ours(path).map_err(|why| {
         BertError::file(path, format!("not deleted: not a bertscope run ({why})"))
     })?;
-    std::fs::remove_dir_all(path).map_err(|e| BertError::io(Op::Remove, path, &e))
+    let doomed = write_guard::staging_dir(path, "old")?;
+    std::fs::remove_dir(&doomed).map_err(|e| BertError::io(Op::Remove, &doomed, &e))?;
+    std::fs::rename(path, &doomed).map_err(|e| BertError::io(Op::Rename, path, &e))?;
+    std::fs::remove_dir_all(&doomed).map_err(|e| BertError::io(Op::Remove, path, &e))
 }
 
 /// The directory holding the latest resumable state: `last/`, else `best/`

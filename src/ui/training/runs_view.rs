@@ -12,7 +12,6 @@ use crate::ui::training::form::TrainForm;
 use crate::ui::training::runs::{RunEntry, RunKind};
 use crate::ui::training::view::{TrainAction, TuningView};
 
-const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
 const MUTED: Color32 = Color32::GRAY;
 
 pub fn show(
@@ -159,7 +158,7 @@ fn delete_button(
 fn confirm(ui: &mut egui::Ui, entry: &RunEntry, actions: &mut Vec<TrainAction>) {
     ui.label("");
     ui.colored_label(
-        ERROR,
+        ui.visuals().error_fg_color,
         RichText::new(format!(
             "Delete {} ({})? This cannot be undone.",
             entry.name,

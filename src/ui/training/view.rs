@@ -93,9 +93,6 @@ pub enum Note<'a> {
     },
 }
 
-const ERROR: Color32 = Color32::from_rgb(200, 40, 40);
-const WARNING: Color32 = Color32::from_rgb(180, 120, 0);
-
 pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> Vec<TrainAction> {
     let mut actions = Vec::new();
     egui::ScrollArea::vertical()
@@ -222,7 +219,7 @@ fn data_section(
         }
     });
     if let Some(error) = state.preview_error {
-        ui.colored_label(ERROR, error);
+        ui.colored_label(ui.visuals().error_fg_color, error);
     }
     match state.preview {
         Some(p) => data_preview(ui, form, p, actions),
@@ -281,7 +278,7 @@ fn data_preview(
         ui.label("No problems found in the file.");
     } else {
         ui.colored_label(
-            ERROR,
+            ui.visuals().error_fg_color,
             format!(
                 "{} rows cannot be used and will be skipped (the first {} listed):",
                 p.problem_count,
@@ -357,6 +354,8 @@ fn preview_table(ui: &mut egui::Ui, p: &DataPreview) {
 
 fn length_histogram(ui: &mut egui::Ui, p: &DataPreview, max_length: usize) {
     let [p50, p90, p95, p99, max] = p.length_percentiles;
+    // The cut-off line: red, as the caption below says.
+    let cut_colour = ui.visuals().error_fg_color;
     ui.label(RichText::new("Tokens per input").strong());
     if p.length_histogram.is_empty() {
         ui.label("(load a model to count tokens)");
@@ -384,7 +383,7 @@ fn length_histogram(ui: &mut egui::Ui, p: &DataPreview, max_length: usize) {
                         [max_length as f64, p.sampled_rows as f64 / 4.0],
                     ]),
                 )
-                .stroke(egui::Stroke::new(1.5, ERROR)),
+                .stroke(egui::Stroke::new(1.5, cut_colour)),
             );
         });
     ui.label(format!(
@@ -392,20 +391,22 @@ fn length_histogram(ui: &mut egui::Ui, p: &DataPreview, max_length: usize) {
     ));
 }
 
-fn status_text(run: &RunState) -> (String, Color32) {
+/// The run's status line and its colour (the theme's for warnings and errors).
+fn status_text(run: &RunState, visuals: &egui::Visuals) -> (String, Color32) {
+    let (warn, error) = (visuals.warn_fg_color, visuals.error_fg_color);
     match &run.status {
         RunStatus::Idle => ("Not started".into(), Color32::GRAY),
         RunStatus::Running => ("Training…".into(), Color32::from_rgb(40, 120, 200)),
-        RunStatus::Cancelling => ("Cancelling…".into(), Color32::from_rgb(180, 120, 0)),
+        RunStatus::Cancelling => ("Cancelling…".into(), warn),
         RunStatus::Done(Outcome::Finished) => ("Finished".into(), Color32::from_rgb(40, 150, 60)),
         RunStatus::Done(Outcome::Cancelled) if run.output.is_none() => (
             "Cancelled before the first epoch ended: nothing kept".into(),
-            Color32::from_rgb(180, 120, 0),
+            warn,
         ),
-        RunStatus::Done(Outcome::Cancelled) => ("Cancelled".into(), Color32::from_rgb(180, 120, 0)),
-        RunStatus::Done(Outcome::Diverged { step }) => (format!("Diverged at step {step}"), ERROR),
-        RunStatus::NotSaved(e) => (format!("not saved: {e}"), ERROR),
-        RunStatus::Failed(e) => (format!("Failed: {e}"), ERROR),
+        RunStatus::Done(Outcome::Cancelled) => ("Cancelled".into(), warn),
+        RunStatus::Done(Outcome::Diverged { step }) => (format!("Diverged at step {step}"), error),
+        RunStatus::NotSaved(e) => (format!("not saved: {e}"), error),
+        RunStatus::Failed(e) => (format!("Failed: {e}"), error),
     }
 }
 
@@ -439,12 +440,12 @@ fn run_section(
         {
             actions.push(TrainAction::Cancel);
         }
-        let (text, color) = status_text(run);
+        let (text, color) = status_text(run, ui.visuals());
         ui.colored_label(color, RichText::new(text).strong());
     });
     kept_state(ui, run, actions);
     for warning in &run.warnings {
-        ui.colored_label(WARNING, format!("Warning: {warning}"));
+        ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {warning}"));
     }
     if run.total_steps > 0 || run.is_active() {
         let text = format!(
