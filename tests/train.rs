@@ -483,7 +483,9 @@ fn masked_lm_head_is_added_and_trained() {
     ];
     let mut rng = train::weights::seeded(9);
     let vocab = t.model.config.raw.vocab_size;
-    let batch = train::masking::mask_batch(&rows, tok.mask_id().unwrap(), vocab, &mut rng);
+    let specials = train::masking::special_ids(&rows);
+    let batch =
+        train::masking::mask_batch(&rows, &specials, tok.mask_id().unwrap(), vocab, &mut rng);
     let (loss, _) = train::mlm_loss(&t.model, &batch, tok.pad_id(), None).unwrap();
     let grads = loss.backward().unwrap();
     for v in &t.vars {
@@ -585,4 +587,31 @@ fn a_missing_column_names_the_flag_that_chooses_it() {
     assert!(err.contains("t.tsv:1: no column \"text_a\""), "{err}");
     assert!(err.contains("title1, title2, label"), "{err}");
     assert!(err.contains("with --text-a-column"), "{err}");
+}
+
+/// Training holds token ids, not the token strings (a copy of the text).
+#[test]
+fn training_encodings_hold_ids_not_strings() {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = tiny_tsv(scratch.path(), "t.tsv", &ROWS);
+    let options = bertscope::data::ReadOptions {
+        require_label: true,
+        ..Default::default()
+    };
+    let data = bertscope::data::read(&path, &options).unwrap();
+    let tok = BertTokenizer::load(&fixture_model("mlm-safetensors")).unwrap();
+    let enc = train::encode(&tok, &data, &labels(), 40, &AtomicBool::new(false)).unwrap();
+    assert_eq!(enc.rows.len(), ROWS.len());
+    assert!(enc
+        .rows
+        .iter()
+        .all(|r| r.tokens.is_empty() && !r.input_ids.is_empty()));
+    let cls_sep = ["[CLS]", "[SEP]"].map(|t| tok.encode(t, None, 8).unwrap().input_ids[1]);
+    for id in cls_sep {
+        assert!(
+            enc.special_ids.contains(&id),
+            "{id} in {:?}",
+            enc.special_ids
+        );
+    }
 }

@@ -38,6 +38,7 @@ pub fn train_examples_per_s(
     let data = Encodings {
         rows: vec![row; batch],
         labels: (0..batch).map(|i| i % 2).collect(),
+        special_ids: Vec::new(),
     };
     let chunk: Vec<usize> = (0..batch).collect();
     let mut rng = crate::train::weights::seeded(42);

@@ -51,10 +51,13 @@ pub fn split_dev(train_data: &mut Dataset, fraction: f64, seed: u64) -> Dataset 
     dev
 }
 
-/// Tokenised examples with class indices.
+/// Tokenised examples with class indices: token ids only (the token strings
+/// are dropped once encoded, so training holds no copy of the text).
 pub struct Encodings {
     pub rows: Vec<Encoded>,
     pub labels: Vec<usize>,
+    /// The special tokens' ids seen in the rows (sorted), for masking.
+    pub special_ids: Vec<u32>,
 }
 
 /// Tokenise every example (class indices from `labels`); stops with
@@ -90,9 +93,14 @@ pub fn encode(
         rows.push(tokenizer.encode(&e.text_a, e.text_b.as_deref(), max_length)?);
         classes.push(class);
     }
+    let special_ids = crate::train::masking::special_ids(&rows);
+    for row in &mut rows {
+        row.tokens = Vec::new();
+    }
     Ok(Encodings {
         rows,
         labels: classes,
+        special_ids,
     })
 }
 

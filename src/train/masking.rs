@@ -5,7 +5,7 @@
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use crate::tokenize::{is_special, Encoded};
+use crate::tokenize::{self, Encoded};
 
 pub const MASK_PROBABILITY: f64 = 0.15;
 
@@ -17,21 +17,39 @@ pub struct MaskedBatch {
     pub targets: Vec<u32>,
 }
 
-/// Corrupt `rows` (padded later to their longest); at least one position per batch.
+/// The ids of the special tokens (`[CLS]`, `[SEP]`, …) that occur in `rows`,
+/// sorted: masking never picks them.
+pub fn special_ids(rows: &[Encoded]) -> Vec<u32> {
+    let mut ids: Vec<u32> = rows
+        .iter()
+        .flat_map(|r| r.tokens.iter().zip(&r.input_ids))
+        .filter(|(token, _)| tokenize::is_special(token))
+        .map(|(_, &id)| id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Corrupt `rows` (padded later to their longest); at least one position per
+/// batch. `specials` (sorted, from [`special_ids`]) are never chosen, so the
+/// rows need their ids only, not their token strings.
 pub fn mask_batch(
     rows: &[Encoded],
+    specials: &[u32],
     mask_id: u32,
     vocab_size: usize,
     rng: &mut SmallRng,
 ) -> MaskedBatch {
+    let is_special = |id: &u32| specials.binary_search(id).is_ok();
     let seq = rows.iter().map(Encoded::len).max().unwrap_or(0);
     let mut out = rows.to_vec();
     let mut positions = Vec::new();
     let mut targets = Vec::new();
     let mut chosen = Vec::new();
     for (b, row) in rows.iter().enumerate() {
-        for (i, token) in row.tokens.iter().enumerate() {
-            if !is_special(token) && rng.random::<f64>() < MASK_PROBABILITY {
+        for (i, id) in row.input_ids.iter().enumerate() {
+            if !is_special(id) && rng.random::<f64>() < MASK_PROBABILITY {
                 chosen.push((b, i));
             }
         }
@@ -39,7 +57,7 @@ pub fn mask_batch(
     if chosen.is_empty() {
         let ordinary: Vec<(usize, usize)> = (0..rows.len())
             .flat_map(|b| (0..rows[b].len()).map(move |i| (b, i)))
-            .filter(|&(b, i)| !is_special(&rows[b].tokens[i]))
+            .filter(|&(b, i)| !is_special(&rows[b].input_ids[i]))
             .collect();
         if !ordinary.is_empty() {
             chosen.push(ordinary[rng.random_range(0..ordinary.len())]);
@@ -84,7 +102,7 @@ mod tests {
     fn masks_fifteen_percent_eighty_ten_ten() {
         let rows: Vec<Encoded> = (0..200).map(|_| row(100)).collect();
         let mut rng = SmallRng::seed_from_u64(1);
-        let m = mask_batch(&rows, 4, 1000, &mut rng);
+        let m = mask_batch(&rows, &special_ids(&rows), 4, 1000, &mut rng);
         let chosen = m.positions.len() as f64 / 20_000.0;
         assert!((chosen - 0.15).abs() < 0.01, "{chosen}");
         let seq = 102;
@@ -108,7 +126,7 @@ mod tests {
     #[test]
     fn at_least_one_position() {
         let mut rng = SmallRng::seed_from_u64(2);
-        let m = mask_batch(&[row(1)], 4, 50, &mut rng);
+        let m = mask_batch(&[row(1)], &special_ids(&[row(1)]), 4, 50, &mut rng);
         assert_eq!(m.positions.len(), 1);
     }
 }

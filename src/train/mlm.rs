@@ -97,7 +97,8 @@ pub fn evaluate(
         if cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(crate::error::BertError::Cancelled);
         }
-        let batch = masking::mask_batch(rows, mask_id, model.config.raw.vocab_size, &mut rng);
+        let vocab = model.config.raw.vocab_size;
+        let batch = masking::mask_batch(rows, &dev.special_ids, mask_id, vocab, &mut rng);
         if batch.positions.is_empty() {
             continue;
         }

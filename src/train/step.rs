@@ -130,7 +130,9 @@ pub(crate) fn accumulate_step(
             let vocab = model.config.raw.vocab_size;
             let batches: Vec<masking::MaskedBatch> = parts
                 .iter()
-                .map(|part| masking::mask_batch(&rows_of(part), mask_id, vocab, rng))
+                .map(|part| {
+                    masking::mask_batch(&rows_of(part), &data.special_ids, mask_id, vocab, rng)
+                })
                 .collect();
             let predicted: usize = batches.iter().map(|b| b.positions.len()).sum();
             if predicted == 0 {
