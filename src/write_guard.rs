@@ -28,6 +28,9 @@ pub const CHECKPOINT_FILES: [&str; 10] = [
     "trainer_state.json",
 ];
 
+/// What names a temporary file ([`temp_sibling`]): `.NAME.bertscope-tmp-PID-N`.
+const TEMP_INFIX: &str = "bertscope-tmp-";
+
 /// The subdirectory of a checkpoint that holds its per-epoch checkpoints.
 pub const EPOCHS_DIR: &str = "epochs";
 
@@ -410,30 +413,36 @@ pub fn remove_ours(dir: &Path) -> Result<()> {
     std::fs::remove_dir_all(&target).map_err(|e| BertError::io(Op::Remove, dir, &e))
 }
 
-/// Write a file through a temporary sibling and a rename: a reader (or a
-/// crash) sees the old file or the complete new one. `write` fills the file.
-pub fn write_file_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
+/// A new, empty file beside `path` (`.NAME.bertscope-tmp-PID-N`) to write
+/// before renaming it into place; the caller removes it if the write fails.
+pub fn temp_sibling(path: &Path) -> Result<(PathBuf, std::fs::File)> {
     let parent = parent_of(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".into());
     let mut n = 0;
-    let (tmp, file) = loop {
-        let tmp = parent.join(format!(".{name}.bertscope-tmp-{}-{n}", std::process::id()));
+    loop {
+        let tmp = parent.join(format!(".{name}.{TEMP_INFIX}{}-{n}", std::process::id()));
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&tmp)
         {
-            Ok(file) => break (tmp, file),
+            Ok(file) => return Ok((tmp, file)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
             Err(e) => return Err(BertError::io(Op::Create, path, &e)),
         }
-    };
+    }
+}
+
+/// Write a file through a temporary sibling and a rename: a reader (or a
+/// crash) sees the old file or the complete new one. `write` fills the file.
+pub fn write_file_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let (tmp, file) = temp_sibling(path)?;
     let mut writer = std::io::BufWriter::new(file);
     let written = write(&mut writer)
         .and_then(|()| writer.flush())

@@ -1,7 +1,8 @@
 //! `finetune --resume`: a run stopped after its first epoch and resumed ends
 //! with the same weights as the same run done in one go (optimiser moments,
 //! schedule, shuffle and dropout draws all restored), in the library and
-//! through the CLI after a SIGKILL.
+//! through the CLI after a SIGKILL. A cancel during a checkpoint write keeps
+//! what was there, and *Save as…* of an unsaved run copies its checkpoint only.
 
 mod common;
 
@@ -10,7 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bertscope::data::{self, Dataset, ReadOptions};
-use bertscope::train::{self, Event, TrainConfig, Trained};
+use bertscope::error::BertError;
+use bertscope::train::{self, save, Event, TrainConfig, Trained};
+use bertscope::write_guard;
 use candle_core::Device;
 use common::*;
 
@@ -330,4 +333,156 @@ fn cancel_lands_while_preparing_and_while_evaluating() {
         "epoch 1's evaluation was cut short"
     );
     assert_eq!(t.report.steps, steps_per_epoch);
+}
+
+/// A run without dev data (no evaluation looks at the flag) whose cancel is
+/// set at optimiser step `cancel_at`.
+fn run_cancelled_at(cfg: &TrainConfig, data: &Dataset, cancel_at: Option<usize>) -> Trained {
+    let cancel = AtomicBool::new(false);
+    let mut on_event = |e: Event| {
+        if matches!(e, Event::Step { step, .. } if Some(step) == cancel_at) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    let model = fixture_model("mlm-safetensors");
+    train::train(
+        &model,
+        data,
+        None,
+        cfg,
+        &Device::Cpu,
+        &mut on_event,
+        &cancel,
+    )
+    .unwrap()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Set during epoch 2's last step, the cancel's first check is in the write of
+/// epoch 2's state: `last/` stays epoch 1's, and resuming from it ends as an
+/// uninterrupted run.
+#[test]
+fn a_cancel_while_an_epoch_is_saved_keeps_the_previous_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let cfg = TrainConfig {
+        epochs: 2,
+        batch_size: 3,
+        lr: 1e-3,
+        ..Default::default()
+    };
+    let straight = run_cancelled_at(&cfg, &data, None);
+    let dir = tmp.path().join("run");
+    let in_dir = TrainConfig {
+        run_dir: Some(dir.clone()),
+        epochs_dir: Some(dir.join("epochs")),
+        ..cfg.clone()
+    };
+    let steps = ROWS.len().div_ceil(3);
+    let cancelled = run_cancelled_at(&in_dir, &data, Some(2 * steps));
+    assert_eq!(cancelled.report.epochs.len(), 2, "epoch 2 was trained");
+    let last = dir.join(train::run_dir::LAST);
+    assert_eq!(train::run_dir::read_progress(&last).unwrap().epoch, 1);
+    assert!(last.join(train::run_dir::OPTIMIZER_FILE).is_file());
+    assert_eq!(names(&dir), ["epochs", "last"], "no staging left behind");
+    assert_eq!(names(&dir.join("epochs")), ["epoch-0", "epoch-1"]);
+
+    let resumed = run_cancelled_at(
+        &TrainConfig {
+            resume: true,
+            ..in_dir
+        },
+        &data,
+        None,
+    );
+    assert_eq!(resumed.report.outcome, train::Outcome::Finished);
+    assert_same_weights(&straight, &resumed);
+}
+
+/// A cancelled save leaves the destination as it was, and nothing beside it.
+#[test]
+fn a_cancelled_checkpoint_write_leaves_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        ..Default::default()
+    };
+    let trained = run_cancelled_at(&cfg, &data, None);
+    let (never, cancelled) = (AtomicBool::new(false), AtomicBool::new(true));
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dir = out.join("epoch-1");
+    save::write_dir(&trained, &cfg, &dir, &never).unwrap();
+    let before = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let err = save::write_dir(&trained, &cfg, &dir, &cancelled).unwrap_err();
+    assert!(matches!(err, BertError::Cancelled), "{err}");
+    assert_eq!(
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        before
+    );
+    assert_eq!(names(&out), ["epoch-1"]);
+
+    let saved = out.join("saved");
+    let protected = write_guard::Protected::new();
+    let err = save::save_to_cancellable(&trained, &cfg, &saved, &protected, false, &cancelled)
+        .unwrap_err();
+    assert!(matches!(err, BertError::Cancelled), "{err}");
+    assert_eq!(names(&out), ["epoch-1"], "no output, no staging");
+}
+
+/// *Save as…* of an unsaved run's `last/`: the checkpoint without the AdamW
+/// moments and trainer state, marked as ours, loading, and the progress
+/// counting only what was copied.
+#[test]
+fn save_as_of_an_unsaved_run_copies_the_checkpoint_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = dataset(tmp.path());
+    let dir = tmp.path().join("run");
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        run_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    run_cancelled_at(&cfg, &data, None);
+    let last = dir.join(train::run_dir::LAST);
+    assert!(last.join(train::run_dir::OPTIMIZER_FILE).is_file());
+    let to = tmp.path().join("saved");
+    let mut seen = (0, 0);
+    let base = fixture_model("mlm-safetensors");
+    save::copy_checkpoint_with_progress(&last, &to, &base, false, &mut |copied, total| {
+        seen = (copied, total)
+    })
+    .unwrap();
+    let copied = names(&to);
+    assert!(
+        copied.contains(&"model.safetensors".to_string()),
+        "{copied:?}"
+    );
+    for file in &copied {
+        assert!(
+            write_guard::CHECKPOINT_FILES.contains(&file.as_str())
+                && file != train::run_dir::OPTIMIZER_FILE
+                && file != train::run_dir::STATE_FILE,
+            "{file} copied"
+        );
+    }
+    let bytes: u64 = copied
+        .iter()
+        .map(|f| std::fs::metadata(to.join(f)).unwrap().len())
+        .sum();
+    assert_eq!(seen, (bytes, bytes));
+    write_guard::ours(&to).unwrap();
+    let model = bertscope::LoadedModel::load_dir("saved", &to, &Device::Cpu).unwrap();
+    assert!(model.classify("the dog jumps", None).is_ok());
 }

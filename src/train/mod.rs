@@ -314,7 +314,7 @@ pub fn train(
             ))
         }
         _ => {
-            if let Err(e) = run.write_epoch_zero() {
+            if let Err(e) = run.write_epoch_zero(cancel) {
                 on_event(Event::Warning(format!(
                     "epoch 0 (the base with its new head) was not kept: {e}; training goes on"
                 )));

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 
 use candle_core::backprop::GradStore;
 use candle_core::{Device, Tensor};
@@ -119,7 +120,7 @@ impl Optim {
 
     /// Save the AdamW moments and step count as safetensors
     /// (`NAME.exp_avg`, `NAME.exp_avg_sq`, `step`), PyTorch's names.
-    pub fn save_state(&self, path: &Path) -> Result<()> {
+    pub fn save_state(&self, path: &Path, cancel: &AtomicBool) -> Result<()> {
         let Update::Fused(adamw) = &self.update else {
             return Err(BertError::Unsupported(
                 "saving the optimiser state is supported for runs on the CPU".into(),
@@ -127,21 +128,21 @@ impl Optim {
         };
         let adam_step = adamw.steps();
         let cpu = Device::Cpu;
-        let mut tensors = HashMap::new();
+        let mut tensors = Vec::new();
         for m in adamw.moments() {
             let (a, b) = (m.exp_avg, m.exp_avg_sq);
-            tensors.insert(
+            tensors.push((
                 format!("{}.exp_avg", m.name),
                 Tensor::from_slice(a, a.len(), &cpu)?,
-            );
-            tensors.insert(
+            ));
+            tensors.push((
                 format!("{}.exp_avg_sq", m.name),
                 Tensor::from_slice(b, b.len(), &cpu)?,
-            );
+            ));
         }
         let counters = [adam_step as u32, self.step as u32];
-        tensors.insert("step".into(), Tensor::from_slice(&counters, 2, &cpu)?);
-        crate::train::save::write_safetensors(&tensors, path)
+        tensors.push(("step".into(), Tensor::from_slice(&counters, 2, &cpu)?));
+        crate::train::save::write_safetensors(&tensors, path, cancel)
     }
 
     /// Restore what [`Optim::save_state`] wrote.

@@ -300,16 +300,7 @@ impl<'a> Loop<'a> {
         if is_best {
             (p.best_epoch, p.best_score) = (Some(epoch), Some(score));
         }
-        if let Err(e) = self.save_state(&previous, &current, is_best) {
-            on_event(Event::Warning(format!(
-                "epoch {epoch}'s checkpoint was not saved (a resume would start from an earlier epoch): {e}; training goes on"
-            )));
-        }
-        if let Err(e) = self.save_epoch_copy(&current) {
-            on_event(Event::Warning(format!(
-                "epoch {epoch}'s checkpoint was not kept: {e}; training goes on"
-            )));
-        }
+        self.keep_epoch(&previous, &current, is_best, on_event, cancel);
         if is_best {
             self.best = Some(current);
         }
@@ -319,6 +310,34 @@ impl<'a> Loop<'a> {
             dev,
         });
         Ok(true)
+    }
+
+    /// Save the finished epoch's resumable state and its epoch checkpoint. A
+    /// failed write is a warning and training goes on; a cancel stops the
+    /// writes, leaving the previous state as it was, and the loop stops at
+    /// its next look at the flag.
+    fn keep_epoch(
+        &self,
+        previous: &Progress,
+        current: &[(String, Tensor)],
+        is_best: bool,
+        on_event: &mut dyn FnMut(Event),
+        cancel: &AtomicBool,
+    ) {
+        let epoch = self.progress.epoch;
+        match self.save_state(previous, current, is_best, cancel) {
+            Ok(()) => {}
+            Err(BertError::Cancelled) => return,
+            Err(e) => on_event(Event::Warning(format!(
+                "epoch {epoch}'s checkpoint was not saved (a resume would start from an earlier epoch): {e}; training goes on"
+            ))),
+        }
+        match self.save_epoch_copy(current, cancel) {
+            Ok(()) | Err(BertError::Cancelled) => {}
+            Err(e) => on_event(Event::Warning(format!(
+                "epoch {epoch}'s checkpoint was not kept: {e}; training goes on"
+            ))),
+        }
     }
 
     fn evaluate(&self, cancel: &AtomicBool) -> Result<Option<DevMetrics>> {
@@ -366,43 +385,44 @@ impl<'a> Loop<'a> {
         Ok(self.trained(tensors, self.progress.best_epoch))
     }
 
-    /// Epoch 0 of the kept epochs: the base model with its freshly initialised head.
-    pub(super) fn write_epoch_zero(&self) -> Result<()> {
+    /// Epoch 0 of the kept epochs: the base model with its freshly initialised
+    /// head. Cancelled while it is written, nothing of it is kept (and the
+    /// loop stops at its first look at the flag).
+    pub(super) fn write_epoch_zero(&self, cancel: &AtomicBool) -> Result<()> {
         let Some(dir) = &self.cfg.epochs_dir else {
             return Ok(());
         };
         let initial = self.trained(snapshot(&self.vars)?, None);
-        save::write_dir(&initial, self.cfg, &dir.join("epoch-0"))
+        match save::write_dir(&initial, self.cfg, &dir.join("epoch-0"), cancel) {
+            Err(BertError::Cancelled) => Ok(()),
+            other => other,
+        }
     }
 
     /// Save a finished epoch's resumable state: `last/`, with the best epoch
-    /// set aside in `best/` when this one is worse.
+    /// set aside in `best/` when this one is worse. The new state is written
+    /// beside `last/` first, so a cancel, a failed write or a kill while it is
+    /// written leaves the previous state as it was.
     fn save_state(
         &self,
         previous: &Progress,
         current: &[(String, Tensor)],
         is_best: bool,
+        cancel: &AtomicBool,
     ) -> Result<()> {
         let Some(run) = &self.cfg.run_dir else {
             return Ok(());
         };
         let done = self.trained(current.to_vec(), Some(self.progress.epoch));
         let (last, best) = (run.join(run_dir::LAST), run.join(run_dir::BEST));
-        let best_is_last =
-            previous.best_epoch.is_some() && previous.best_epoch == Some(previous.epoch);
-        if !is_best && best_is_last && last.is_dir() {
-            if best.exists() {
-                write_guard::remove_ours(&best)?;
-            }
-            std::fs::rename(&last, &best).map_err(|e| BertError::io(Op::Rename, &best, &e))?;
-        }
         let staging = write_guard::staging_dir(&last, "new")?;
-        let written = save::write_checkpoint(&done, self.cfg, &staging)
+        let written = save::write_checkpoint(&done, self.cfg, &staging, cancel)
             .and_then(|()| {
-                self.optim
-                    .save_state(&staging.join(run_dir::OPTIMIZER_FILE))
+                let moments = staging.join(run_dir::OPTIMIZER_FILE);
+                self.optim.save_state(&moments, cancel)
             })
             .and_then(|()| run_dir::write_progress(&staging, &self.progress))
+            .and_then(|()| set_best_aside(previous, is_best, &last, &best))
             .and_then(|()| write_guard::replace_dir(&staging, &last));
         if let Err(e) = written {
             let _ = write_guard::remove_staging(&staging);
@@ -422,13 +442,13 @@ impl<'a> Loop<'a> {
     }
 
     /// Keep this epoch as `epochs/epoch-N` when the run keeps epochs.
-    fn save_epoch_copy(&self, current: &[(String, Tensor)]) -> Result<()> {
+    fn save_epoch_copy(&self, current: &[(String, Tensor)], cancel: &AtomicBool) -> Result<()> {
         let Some(dir) = &self.cfg.epochs_dir else {
             return Ok(());
         };
         let epoch = self.progress.epoch;
         let done = self.trained(current.to_vec(), Some(epoch));
-        save::write_dir(&done, self.cfg, &dir.join(format!("epoch-{epoch}")))
+        save::write_dir(&done, self.cfg, &dir.join(format!("epoch-{epoch}")), cancel)
     }
 
     /// Continue from the state saved in the run directory `run`.
@@ -467,4 +487,17 @@ impl<'a> Loop<'a> {
         };
         Ok(())
     }
+}
+
+/// Before the new state replaces `last/`: when `last/` held the best epoch
+/// and this one is worse, `last/` becomes `best/` (a stale `best/` removed).
+fn set_best_aside(previous: &Progress, is_best: bool, last: &Path, best: &Path) -> Result<()> {
+    let best_is_last = previous.best_epoch.is_some() && previous.best_epoch == Some(previous.epoch);
+    if is_best || !best_is_last || !last.is_dir() {
+        return Ok(());
+    }
+    if best.exists() {
+        write_guard::remove_ours(best)?;
+    }
+    std::fs::rename(last, best).map_err(|e| BertError::io(Op::Rename, best, &e))
 }

@@ -1,18 +1,24 @@
 //! Writing a fine-tuned model as a standard Hugging Face checkpoint, atomically:
 //! `config.json`, `model.safetensors` (`bert.` prefix, `classifier.*`, the MLM
 //! head when the base had one), tokenizer files, `metrics.json`, `training_args.json`.
+//! Writes take the run's cancel flag: a cancel stops them within a chunk
+//! (`BertError::Cancelled`), leaving what was at the destination untouched.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use candle_core::Tensor;
 use serde_json::{json, Value};
 
 use crate::error::{read_to_string, BertError, Op, Result};
+use crate::train::run_dir::{OPTIMIZER_FILE, STATE_FILE};
 use crate::train::weights::NamedVar;
 use crate::train::{TrainConfig, Trained};
 pub use crate::write_guard::EPOCHS_DIR;
 use crate::write_guard::{self, check_output_dir, Protected, MARKER_KEY};
+
+mod safetensors_writer;
 
 const TOKENIZER_FILES: [&str; 4] = [
     "tokenizer.json",
@@ -42,9 +48,24 @@ pub fn save_to(
     protected: &Protected,
     overwrite: bool,
 ) -> Result<PathBuf> {
+    let never = AtomicBool::new(false);
+    save_to_cancellable(trained, cfg, output, protected, overwrite, &never)
+}
+
+/// [`save_to`], stopped by `cancel` (`BertError::Cancelled`): the output is
+/// left as it was, the staging directory removed and the run's epoch
+/// checkpoints put back, so the run can still be resumed or saved.
+pub fn save_to_cancellable(
+    trained: &Trained,
+    cfg: &TrainConfig,
+    output: &Path,
+    protected: &Protected,
+    overwrite: bool,
+    cancel: &AtomicBool,
+) -> Result<PathBuf> {
     check_output_dir(output, protected, overwrite)?;
     let staging = write_guard::staging_dir(output, "new")?;
-    let written = write_checkpoint(trained, cfg, &staging)
+    let written = write_checkpoint(trained, cfg, &staging, cancel)
         .and_then(|()| move_epochs(cfg, &staging))
         .and_then(|()| write_guard::replace_dir(&staging, output));
     if let Err(e) = written {
@@ -89,10 +110,15 @@ pub fn save(
 
 /// Write a checkpoint to `dir` (a per-epoch checkpoint inside a run's own
 /// directory) through a staging directory, replacing a checkpoint of ours
-/// already there: a kill never leaves it half written.
-pub fn write_dir(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+/// already there: a kill or a cancel never leaves it half written.
+pub fn write_dir(
+    trained: &Trained,
+    cfg: &TrainConfig,
+    dir: &Path,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let staging = write_guard::staging_dir(dir, "new")?;
-    let written = write_checkpoint(trained, cfg, &staging)
+    let written = write_checkpoint(trained, cfg, &staging, cancel)
         .and_then(|()| write_guard::replace_dir(&staging, dir));
     if let Err(e) = written {
         let _ = write_guard::remove_staging(&staging);
@@ -130,50 +156,74 @@ fn move_epochs(cfg: &TrainConfig, out: &Path) -> Result<()> {
     if std::fs::rename(from, &to).is_ok() {
         return Ok(());
     }
-    copy_tree(from, &to, &mut |_| {})?;
+    copy_files(from, &to, &checkpoint_files(from)?, &mut |_| {})?;
     std::fs::remove_dir_all(from).map_err(|e| BertError::io(Op::Remove, from, &e))
 }
 
-/// Copy a directory tree (files and subdirectories; symbolic links are
-/// refused, not followed). `progress(bytes)` after each file.
-pub fn copy_tree(from: &Path, to: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| BertError::io(Op::Create, to, &e))?;
-    for entry in from
+/// What a copy of the checkpoint in `from` takes: every file of the tree
+/// (`epochs/epoch-N` included), by path relative to `from`, with its size —
+/// but not a run state's AdamW moments and trainer state, which only *Resume*
+/// reads (two thirds of an unsaved run's `last/`). Symbolic links are refused,
+/// not followed.
+pub fn checkpoint_files(from: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    let mut files = Vec::new();
+    list_files(from, Path::new(""), &mut files)?;
+    Ok(files)
+}
+
+fn list_files(root: &Path, sub: &Path, files: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+    let dir = root.join(sub);
+    for entry in dir
         .read_dir()
-        .map_err(|e| BertError::io(Op::List, from, &e))?
+        .map_err(|e| BertError::io(Op::List, &dir, &e))?
     {
-        let entry = entry.map_err(|e| BertError::io(Op::List, from, &e))?;
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry
-            .file_type()
-            .map_err(|e| BertError::io(Op::Read, &src, &e))?;
-        if kind.is_symlink() {
-            return Err(BertError::file(&src, "is a symbolic link; not copied"));
-        } else if kind.is_dir() {
-            copy_tree(&src, &dst, progress)?;
-        } else {
-            let bytes =
-                std::fs::copy(&src, &dst).map_err(|e| BertError::io(Op::Write, &dst, &e))?;
-            progress(bytes);
+        let entry = entry.map_err(|e| BertError::io(Op::List, &dir, &e))?;
+        let (path, name) = (entry.path(), entry.file_name());
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|e| BertError::io(Op::Read, &path, &e))?;
+        if meta.file_type().is_symlink() {
+            return Err(BertError::file(&path, "is a symbolic link; not copied"));
+        } else if meta.is_dir() {
+            list_files(root, &sub.join(&name), files)?;
+        } else if name != OPTIMIZER_FILE && name != STATE_FILE {
+            files.push((sub.join(&name), meta.len()));
         }
     }
     Ok(())
 }
 
-/// "Save as…": copy a fine-tuned directory to `output`, with the same rules as
-/// [`save_to`] (the base model and the run itself protected; an existing
-/// output replaced only when `overwrite` and it is bertscope's).
-pub fn copy_checkpoint(from: &Path, output: &Path, base: &Path, overwrite: bool) -> Result<()> {
-    copy_checkpoint_with_progress(from, output, base, overwrite, &mut |_| {})
+/// Copy `files` (from [`checkpoint_files`]) from `from` to `to`;
+/// `progress(bytes)` after each file.
+fn copy_files(
+    from: &Path,
+    to: &Path,
+    files: &[(PathBuf, u64)],
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| BertError::io(Op::Create, to, &e))?;
+    for (file, _) in files {
+        let dst = to.join(file);
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| BertError::io(Op::Create, parent, &e))?;
+        }
+        let bytes =
+            std::fs::copy(from.join(file), &dst).map_err(|e| BertError::io(Op::Write, &dst, &e))?;
+        progress(bytes);
+    }
+    Ok(())
 }
 
-/// [`copy_checkpoint`] reporting the bytes copied so far.
+/// "Save as…": copy the checkpoint in `from` (a saved run, or an unsaved
+/// run's `last/` or `best/`: see [`checkpoint_files`]) to `output`, with the
+/// same rules as [`save_to`] (the base model and the run itself protected; an
+/// existing output replaced only when `overwrite` and it is bertscope's).
+/// `progress(copied, total)` in bytes, once before the copy and after each file.
 pub fn copy_checkpoint_with_progress(
     from: &Path,
     output: &Path,
     base: &Path,
     overwrite: bool,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let mut protected = Protected::new();
     protected.add("the tuned model being saved", from);
@@ -181,16 +231,20 @@ pub fn copy_checkpoint_with_progress(
         protected.add("the base model", base);
     }
     check_output_dir(output, &protected, overwrite)?;
+    let files = checkpoint_files(from)?;
+    let total = files.iter().map(|(_, size)| size).sum();
+    progress(0, total);
     let staging = write_guard::staging_dir(output, "new")?;
     let mut copied = 0u64;
-    let written = copy_tree(from, &staging, &mut |bytes| {
+    let written = copy_files(from, &staging, &files, &mut |bytes| {
         copied += bytes;
-        progress(copied)
+        progress(copied, total)
     })
     .and_then(|()| write_guard::replace_dir(&staging, output));
     if let Err(e) = written {
+        // Ours, made above; it may hold the copy of a folder bertscope did not write.
         let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
+        return Err(relabel(e, &staging, output));
     }
     Ok(())
 }
@@ -223,7 +277,12 @@ pub fn read_weights(path: &Path, vars: &[NamedVar]) -> Result<Vec<(String, Tenso
 }
 
 /// Write every file of a checkpoint into the existing directory `dir`.
-pub fn write_checkpoint(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Result<()> {
+pub fn write_checkpoint(
+    trained: &Trained,
+    cfg: &TrainConfig,
+    dir: &Path,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let base_config = trained.base_dir.join("config.json");
     let mut config: Value = serde_json::from_str(&read_to_string(&base_config)?)
         .map_err(|e| BertError::json(&base_config, &e))?;
@@ -233,7 +292,7 @@ pub fn write_checkpoint(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Res
             obj.insert("architectures".into(), json!(["BertForMaskedLM"]));
             obj.insert("model_type".into(), json!("bert"));
         }
-        return write_rest(trained, cfg, dir, &config);
+        return write_rest(trained, cfg, dir, &config, cancel);
     }
     let id2label: serde_json::Map<String, Value> = labels
         .iter()
@@ -255,15 +314,21 @@ pub fn write_checkpoint(trained: &Trained, cfg: &TrainConfig, dir: &Path) -> Res
         obj.insert("label2id".into(), Value::Object(label2id));
         obj.insert("model_type".into(), json!("bert"));
     }
-    write_rest(trained, cfg, dir, &config)
+    write_rest(trained, cfg, dir, &config, cancel)
 }
 
 /// Everything but the architecture-specific config fields.
-fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) -> Result<()> {
+fn write_rest(
+    trained: &Trained,
+    cfg: &TrainConfig,
+    dir: &Path,
+    config: &Value,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let labels = &trained.labels;
     write_json(&dir.join("config.json"), config)?;
 
-    let tensors: HashMap<String, candle_core::Tensor> = trained
+    let tensors: Vec<(String, Tensor)> = trained
         .tensors
         .iter()
         .map(|(name, t)| {
@@ -274,7 +339,7 @@ fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) 
         })
         .collect::<Result<_>>()?;
     let weights = dir.join("model.safetensors");
-    write_safetensors(&tensors, &weights)?;
+    write_safetensors(&tensors, &weights, cancel)?;
 
     for file in TOKENIZER_FILES {
         let from = trained.base_dir.join(file);
@@ -299,16 +364,16 @@ fn write_rest(trained: &Trained, cfg: &TrainConfig, dir: &Path, config: &Value) 
     write_json(&dir.join("training_args.json"), &args)
 }
 
-/// Write tensors as safetensors with the `{"format": "pt"}` metadata that
-/// `transformers`' `from_pretrained` reads (4.x fails on a file without it).
-pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+/// Write tensors (on the CPU) as safetensors with the `{"format": "pt"}`
+/// metadata that `transformers`' `from_pretrained` reads (4.x fails on a file
+/// without it), in chunks: `BertError::Cancelled` soon after `cancel` is set.
+pub fn write_safetensors(
+    tensors: &[(String, Tensor)],
+    path: &Path,
+    cancel: &AtomicBool,
+) -> Result<()> {
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    let mut sorted: Vec<(&String, &Tensor)> = tensors.iter().collect();
-    sorted.sort_by_key(|(name, _)| name.as_str());
-    safetensors::serialize_to_file(sorted, Some(metadata), path).map_err(|e| match e {
-        safetensors::SafeTensorError::IoError(io) => BertError::io(Op::Write, path, &io),
-        other => BertError::file(path, format!("cannot write: {other}")),
-    })
+    safetensors_writer::write(tensors, &metadata, path, cancel)
 }
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {

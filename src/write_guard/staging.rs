@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{resolve, CHECKPOINT_FILES, EPOCHS_DIR};
+use super::{resolve, CHECKPOINT_FILES, EPOCHS_DIR, TEMP_INFIX};
 use crate::error::{BertError, Op, Result};
 
 /// A new, empty directory next to `output` (same filesystem, so moving it into
@@ -75,7 +75,8 @@ fn alive(pid: i32) -> bool {
 }
 
 /// A directory (tree) holding only the names bertscope writes: checkpoint
-/// files, `epochs/`, `run.json`, `last/`, `best/`.
+/// files (and the temporary files they are written through), `epochs/`,
+/// `run.json`, `last/`, `best/`.
 fn only_checkpoint_files(dir: &Path) -> bool {
     let Ok(entries) = dir.read_dir() else {
         return false;
@@ -90,9 +91,19 @@ fn only_checkpoint_files(dir: &Path) -> bool {
             known && only_checkpoint_files(&e.path())
         } else {
             kind.is_ok_and(|t| t.is_file())
-                && (CHECKPOINT_FILES.contains(&name.as_str()) || name == "run.json")
+                && (CHECKPOINT_FILES.contains(&name.as_str())
+                    || name == "run.json"
+                    || is_temp_of_checkpoint_file(&name))
         }
     })
+}
+
+/// `.model.safetensors.bertscope-tmp-PID-N`: a checkpoint file a killed
+/// process was writing.
+fn is_temp_of_checkpoint_file(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|rest| rest.split_once(&format!(".{TEMP_INFIX}")))
+        .is_some_and(|(file, _)| CHECKPOINT_FILES.contains(&file))
 }
 
 pub(super) fn parent_of(path: &Path) -> PathBuf {

@@ -1,7 +1,8 @@
 //! *Save as…*: copy the tuned model, or the best epoch of a run that could not
 //! be saved, to a directory of the user's choosing on a background thread,
 //! with the same guard as every output and the bytes copied so far for a
-//! progress bar.
+//! progress bar. An unsaved run's epoch is copied as a checkpoint: its AdamW
+//! moments and trainer state (for *Resume* only) stay behind.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,6 @@ use std::sync::Arc;
 
 use crate::train::{run_dir, save};
 use crate::ui::support::job::Job;
-use crate::ui::training::disk;
 use crate::write_guard::{self, Protected};
 
 /// What *Save as…* copies.
@@ -85,9 +85,9 @@ fn copy(
             best_epoch(partial)?
         }
     };
-    total.store(disk::dir_size(&from).max(1), Ordering::Relaxed);
-    save::copy_checkpoint_with_progress(&from, to, base, false, &mut |bytes| {
-        copied.store(bytes, Ordering::Relaxed)
+    save::copy_checkpoint_with_progress(&from, to, base, false, &mut |bytes, all| {
+        copied.store(bytes, Ordering::Relaxed);
+        total.store(all.max(1), Ordering::Relaxed);
     })
     .map_err(|e| e.to_string())
 }
@@ -111,6 +111,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+    use crate::ui::training::disk;
 
     fn wait(job: &SaveJob) -> Result<(), String> {
         let start = Instant::now();
@@ -181,5 +182,46 @@ mod tests {
         wait(&SaveJob::start(source, to.clone(), PathBuf::new(), || {})).unwrap();
         let weights = std::fs::read(to.join("model.safetensors")).unwrap();
         assert_eq!(weights.len(), 10, "epoch 1's weights");
+    }
+
+    #[test]
+    fn an_unsaved_runs_copy_is_its_checkpoint_without_the_resume_state() {
+        let tmp = tempfile::tempdir().unwrap();
+        let partial = tmp.path().join("m.partial");
+        let last = partial.join(run_dir::LAST);
+        checkpoint(&last, 1000);
+        let progress = run_dir::Progress {
+            epoch: 1,
+            best_epoch: Some(1),
+            ..run_dir::Progress::default()
+        };
+        run_dir::write_progress(&last, &progress).unwrap();
+        std::fs::write(last.join(run_dir::OPTIMIZER_FILE), vec![1u8; 2000]).unwrap();
+        let to = tmp.path().join("saved");
+        let source = SaveSource::RunState(partial.clone());
+        let job = SaveJob::start(source, to.clone(), PathBuf::new(), || {});
+        wait(&job).unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(&to)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["config.json", "model.safetensors", "training_args.json"]
+        );
+        let copied = disk::dir_size(&to);
+        assert_eq!(
+            job.progress(),
+            (copied, copied),
+            "the bar counts what is copied"
+        );
+        assert!(copied < disk::dir_size(&last) - 2000);
+        // A checkpoint of ours: a later save may replace it.
+        write_guard::ours(&to).unwrap();
+        assert!(
+            last.join(run_dir::OPTIMIZER_FILE).is_file(),
+            "the run is left whole"
+        );
     }
 }

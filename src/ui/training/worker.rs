@@ -5,7 +5,9 @@
 //! that cannot be written is a warning, a failed final save keeps that
 //! directory for *Resume*, and a run killed with the app is resumed from it.
 //! A panic in the run, or a thread gone without a word, ends the run as
-//! failed; a run cancelled before its first epoch ended keeps nothing.
+//! failed; a run cancelled before its first epoch ended keeps nothing. A
+//! cancel while training stops it and saves the best epoch; a cancel during
+//! that final save stops the save and keeps the run for *Resume* / *Save as…*.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -367,35 +369,80 @@ fn train_and_save(
         cancel,
     ) {
         Ok(trained) => trained,
-        // Cancelled while the data was being prepared: nothing was trained.
+        // Cancelled while the data was being prepared: nothing was trained,
+        // and a resumed run keeps the epochs it had.
         Err(crate::error::BertError::Cancelled) => {
-            runs::remove_run(partial).map_err(|e| anyhow!(e))?;
             let report = Box::new(train::Report::cancelled_before_training());
+            if job.resume {
+                return Ok(TrainMsg::NotSaved {
+                    partial: partial.to_path_buf(),
+                    error: "cancelled before resuming".into(),
+                    report,
+                });
+            }
+            runs::remove_run(partial).map_err(|e| anyhow!(e))?;
             return Ok(TrainMsg::NothingKept { report });
         }
         Err(e) => return Err(e.into()),
     };
     // Cancelled before any epoch ended: the weights are the base with a head
     // trained for a few steps, not a model worth keeping.
-    let report = Box::new(trained.report.clone());
+    let report = &trained.report;
     if report.outcome == Outcome::Cancelled && report.best_epoch.is_none() {
         runs::remove_run(partial).map_err(|e| anyhow!(e))?;
+        let report = Box::new(report.clone());
         return Ok(TrainMsg::NothingKept { report });
     }
-    match save::save_to(&trained, &config, &job.output, protected, job.resume) {
+    // A cancel that stopped the training asked for the best epoch to be
+    // saved: only a cancel after this point stops the save.
+    let never = AtomicBool::new(false);
+    let save_cancel = if cancel.load(Ordering::Relaxed) {
+        &never
+    } else {
+        cancel
+    };
+    Ok(save_run(
+        job,
+        partial,
+        protected,
+        &trained,
+        &config,
+        save_cancel,
+        send,
+    ))
+}
+
+/// Save the trained run to its output and remove its directory; a failed or
+/// cancelled save keeps the directory (`NotSaved`).
+fn save_run(
+    job: &TrainJob,
+    partial: &Path,
+    protected: &Protected,
+    trained: &train::Trained,
+    config: &TrainConfig,
+    cancel: &AtomicBool,
+    send: &dyn Fn(TrainMsg),
+) -> TrainMsg {
+    let report = Box::new(trained.report.clone());
+    let saved =
+        save::save_to_cancellable(trained, config, &job.output, protected, job.resume, cancel);
+    match saved {
         Ok(dir) => {
             if let Err(e) = runs::remove_run(partial) {
                 send(TrainMsg::Event(Event::Warning(format!(
                     "saved, but the run's working directory was not removed: {e}"
                 ))));
             }
-            Ok(TrainMsg::Finished { dir, report })
+            TrainMsg::Finished { dir, report }
         }
-        Err(e) => Ok(TrainMsg::NotSaved {
+        Err(e) => TrainMsg::NotSaved {
             partial: partial.to_path_buf(),
-            error: e.to_string(),
+            error: match e {
+                crate::error::BertError::Cancelled => "the save was cancelled".into(),
+                e => e.to_string(),
+            },
             report,
-        }),
+        },
     }
 }
 
@@ -656,5 +703,87 @@ mod tests {
         );
         assert_eq!(resumable, None);
         assert!(!job.partial().exists() && !job.output.exists());
+    }
+
+    #[test]
+    fn a_cancel_during_the_final_save_or_a_resume_keeps_the_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let job = job(tmp.path(), "m-1");
+        let (partial, protected) = (job.partial(), job.protected());
+        start_dir(&job, &partial, &protected, &|_| {}).unwrap();
+        let config = TrainConfig {
+            epochs_dir: Some(partial.join(EPOCHS_DIR)),
+            run_dir: Some(partial.clone()),
+            ..job.config.clone()
+        };
+        let (data, dev) = read_data(&job, &|_| {}).unwrap();
+        let never = AtomicBool::new(false);
+        let cpu = candle_core::Device::Cpu;
+        let trained = train::train(
+            &job.base_dir,
+            &data,
+            dev.as_ref(),
+            &config,
+            &cpu,
+            &mut |_| {},
+            &never,
+        )
+        .unwrap();
+        // The cancel comes while the checkpoint is being written.
+        let cancel = AtomicBool::new(true);
+        let end = save_run(
+            &job,
+            &partial,
+            &protected,
+            &trained,
+            &config,
+            &cancel,
+            &|_| {},
+        );
+        let TrainMsg::NotSaved {
+            partial: kept,
+            error,
+            ..
+        } = end
+        else {
+            panic!("{end:?}")
+        };
+        assert_eq!(
+            (kept.as_path(), error.as_str()),
+            (partial.as_path(), "the save was cancelled")
+        );
+        assert!(!job.output.exists());
+        assert!(run_dir::ours(&partial).is_ok());
+        let epochs: Vec<usize> = save::epoch_checkpoints(&partial)
+            .iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(
+            epochs,
+            [0, 1, 2],
+            "the epoch checkpoints are back in the run"
+        );
+        let names: Vec<String> = std::fs::read_dir(tmp.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["m-1.partial"], "no staging left behind");
+
+        // Cancelled again while a resume prepares the data: still kept.
+        let info = RunInfo::read(&partial).unwrap();
+        let end = run(&info.resume_job(DeviceChoice::Cpu), &cancel, &|_| {});
+        assert!(matches!(&end, TrainMsg::NotSaved { .. }), "{end:?}");
+        assert!(run_dir::latest_state(&partial).is_some());
+
+        let mut handle = TrainerHandle::resume(partial.clone(), DeviceChoice::Cpu, || {});
+        let mut state = RunState::resuming(&partial);
+        finish(&mut handle, &mut state);
+        assert_eq!(
+            state.status,
+            RunStatus::Done(Outcome::Finished),
+            "{:?}",
+            state.log
+        );
+        assert!(write_guard::ours(&job.output).is_ok() && !partial.exists());
     }
 }
