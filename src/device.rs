@@ -5,7 +5,18 @@ use candle_core::Device;
 use crate::error::{BertError, Result};
 
 /// `--device auto|cpu|cuda`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     #[default]
     Auto,
@@ -27,5 +38,20 @@ pub fn select(choice: DeviceChoice) -> Result<Device> {
             Device::new_cuda(0)
                 .map_err(|e| BertError::Unsupported(format!("CUDA: no usable GPU: {e}")))
         }
+    }
+}
+
+/// What a run is on, as the app and the log say it: the device, and for
+/// `auto` that it was chosen (`CPU (auto: no usable GPU)`).
+pub fn describe(device: &Device, choice: DeviceChoice) -> String {
+    let name = match device {
+        Device::Cpu => format!("CPU ({} threads)", candle_core::utils::get_num_threads()),
+        Device::Cuda(_) => "CUDA GPU 0".to_string(),
+        Device::Metal(_) => "Metal GPU".to_string(),
+    };
+    match (choice, device.is_cpu()) {
+        (DeviceChoice::Auto, true) => format!("{name}, auto: no usable GPU"),
+        (DeviceChoice::Auto, false) => format!("{name}, auto: GPU found"),
+        _ => name,
     }
 }

@@ -151,26 +151,62 @@ impl BertTokenizer {
             .map_err(|e| BertError::file(&self.source, format!("cannot decode {ids:?}: {e}")))
     }
 
-    /// Encode one sentence or a pair, truncating longest-first to `max_length` tokens.
+    /// Encode one sentence or a pair, truncating longest-first to `max_length`
+    /// tokens (`usize::MAX`: no truncation).
     pub fn encode(&self, text_a: &str, text_b: Option<&str>, max_length: usize) -> Result<Encoded> {
-        let tok = self.truncating_at(max_length)?;
-        let input: EncodeInput = match text_b {
-            Some(b) => (text_a, b).into(),
-            None => text_a.into(),
-        };
-        let enc = tok
-            .encode(input, true)
-            .map_err(|e| BertError::Input(format!("cannot tokenize input: {e}")))?;
-        Ok(Encoded {
-            tokens: enc.get_tokens().to_vec(),
-            input_ids: enc.get_ids().to_vec(),
-            token_type_ids: enc.get_type_ids().to_vec(),
-            truncated: !enc.get_overflowing().is_empty(),
-        })
+        let enc = self.with_limit(max_length, |tok| tok.encode(input(text_a, text_b), true))?;
+        let enc = enc.map_err(|e| BertError::Input(format!("cannot tokenize input: {e}")))?;
+        Ok(encoded(&enc, true))
+    }
+
+    /// Encode many inputs at once on every core (`tokenizers`' parallel
+    /// `encode_batch`), each as [`encode`](Self::encode) would. Without
+    /// `with_tokens` the token strings are left empty: training needs ids only.
+    pub fn encode_batch(
+        &self,
+        inputs: &[(&str, Option<&str>)],
+        max_length: usize,
+        with_tokens: bool,
+    ) -> Result<Vec<Encoded>> {
+        let batch: Vec<EncodeInput> = inputs.iter().map(|&(a, b)| input(a, b)).collect();
+        let encodings = self.with_limit(max_length, |tok| tok.encode_batch(batch, true))?;
+        let encodings =
+            encodings.map_err(|e| BertError::Input(format!("cannot tokenize input: {e}")))?;
+        Ok(encodings.iter().map(|e| encoded(e, with_tokens)).collect())
+    }
+}
+
+fn input<'s>(text_a: &'s str, text_b: Option<&'s str>) -> EncodeInput<'s> {
+    match text_b {
+        Some(b) => (text_a, b).into(),
+        None => text_a.into(),
+    }
+}
+
+fn encoded(enc: &tokenizers::Encoding, with_tokens: bool) -> Encoded {
+    Encoded {
+        tokens: if with_tokens {
+            enc.get_tokens().to_vec()
+        } else {
+            Vec::new()
+        },
+        input_ids: enc.get_ids().to_vec(),
+        token_type_ids: enc.get_type_ids().to_vec(),
+        truncated: !enc.get_overflowing().is_empty(),
     }
 }
 
 impl BertTokenizer {
+    /// `f` on the tokenizer that truncates at `max_length`; the plain one
+    /// (no truncation, no padding) for `usize::MAX`.
+    fn with_limit<R>(&self, max_length: usize, f: impl FnOnce(&Tokenizer) -> R) -> Result<R> {
+        if max_length == usize::MAX {
+            Ok(f(&self.inner))
+        } else {
+            Ok(f(&*self.truncating_at(max_length)?))
+        }
+    }
+
     /// The tokenizer truncating (longest first) at `max_length`, without padding.
     fn truncating_at(&self, max_length: usize) -> Result<Arc<Tokenizer>> {
         let mut cache = self.truncating.lock().unwrap_or_else(|e| e.into_inner());

@@ -483,7 +483,7 @@ fn masked_lm_head_is_added_and_trained() {
     ];
     let mut rng = train::weights::seeded(9);
     let vocab = t.model.config.raw.vocab_size;
-    let specials = train::masking::special_ids(&rows);
+    let specials = train::masking::special_ids(&rows, &tok);
     let batch =
         train::masking::mask_batch(&rows, &specials, tok.mask_id().unwrap(), vocab, &mut rng);
     let (loss, _) = train::mlm_loss(&t.model, &batch, tok.pad_id(), None).unwrap();
@@ -614,4 +614,79 @@ fn training_encodings_hold_ids_not_strings() {
             enc.special_ids
         );
     }
+}
+
+/// Training data is tokenised in parallel batches exactly as row by row; the
+/// summary counts a truncated row at its full length; progress reaches the total.
+#[test]
+fn batch_encoding_equals_row_by_row_with_progress_and_full_lengths() {
+    let scratch = tempfile::tempdir().unwrap();
+    let long = "the quick brown fox jumps over the lazy dog ".repeat(6);
+    let mut text = String::from("id\ttext_a\ttext_b\tlabel\n");
+    for i in 0..9_000 {
+        let a = if i % 7 == 0 {
+            long.as_str()
+        } else {
+            "the dog jumps"
+        };
+        let b = [
+            "a cat in a cafe",
+            "北京是中国的首都",
+            "news from paris today",
+        ][i % 3];
+        text.push_str(&format!("r{i}\trow {i} {a}\t{b}\t{}\n", labels()[i % 3]));
+    }
+    let path = scratch.path().join("many.tsv");
+    std::fs::write(&path, text).unwrap();
+    let options = bertscope::data::ReadOptions {
+        require_label: true,
+        ..Default::default()
+    };
+    let data = bertscope::data::read(&path, &options).unwrap();
+    let dir = fixture_model("mlm-safetensors");
+    let tok = BertTokenizer::load(&dir).unwrap();
+    let never = AtomicBool::new(false);
+    let max_length = 24;
+    let enc = train::encode(&tok, &data, &labels(), max_length, &never).unwrap();
+    let mut full_lengths = Vec::new();
+    for (e, row) in data.examples.iter().zip(&enc.rows) {
+        let one = tok
+            .encode(&e.text_a, e.text_b.as_deref(), max_length)
+            .unwrap();
+        assert_eq!(
+            (&row.input_ids, &row.token_type_ids, row.truncated),
+            (&one.input_ids, &one.token_type_ids, one.truncated),
+            "line {}",
+            e.line
+        );
+        full_lengths.push(
+            tok.encode(&e.text_a, e.text_b.as_deref(), usize::MAX)
+                .unwrap()
+                .len(),
+        );
+    }
+    let cfg = TrainConfig {
+        epochs: 1,
+        max_steps: Some(1),
+        max_length,
+        ..Default::default()
+    };
+    let (mut summary, mut progress) = (None, Vec::new());
+    let mut on_event = |event| match event {
+        train::Event::Summary(s) => summary = Some(s),
+        train::Event::Tokenizing { done, total } => progress.push((done, total)),
+        _ => {}
+    };
+    train::train(&dir, &data, None, &cfg, &Device::Cpu, &mut on_event, &never).unwrap();
+    let summary = summary.expect("a data summary");
+    let longer = full_lengths.iter().filter(|&&l| l > max_length).count();
+    assert!(longer > 1_000, "{longer} rows longer than {max_length}");
+    assert_eq!(summary.truncated, longer);
+    assert_eq!(
+        summary.length_percentiles[4],
+        *full_lengths.iter().max().unwrap()
+    );
+    assert!(progress.len() > 1, "{progress:?}");
+    assert!(progress.windows(2).all(|w| w[0].0 < w[1].0));
+    assert_eq!(progress.last(), Some(&(9_000, 9_000)));
 }

@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) into typed settings, then one engine call per command.
 
+mod bench;
 mod finetune;
 mod human;
 
@@ -46,26 +47,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Time the forward pass (batch 1, attentions returned), or with --train
-    /// the fine-tuning throughput.
-    Bench {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// Sequence lengths, comma separated (with --train: the first one).
-        #[arg(long, value_delimiter = ',', default_value = "16,64,256", value_parser = at_least::<2>)]
-        seq: Vec<usize>,
-        /// Measure training steps (forward, backward, AdamW) instead.
-        #[arg(long)]
-        train: bool,
-        /// Batch size for --train.
-        #[arg(long, default_value_t = 32, value_parser = at_least::<1>)]
-        batch_size: usize,
-        /// Timed runs per length (after 3 warm-up runs); the median is reported.
-        #[arg(long, default_value_t = 20)]
-        runs: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    /// Time the forward pass (batch 1, attentions returned), with --train
+    /// the fine-tuning throughput, with --data the preparation of a data file.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Args, Default)]
@@ -247,66 +231,6 @@ pub fn run() -> Result<()> {
         }
         Command::Finetune(args) => finetune::finetune(args),
         Command::Predict(args) => finetune::predict(args),
-        Command::Bench {
-            model,
-            seq,
-            train,
-            batch_size,
-            runs,
-            json,
-        } => {
-            if train {
-                bench_train(&model, &seq, batch_size, runs, json)
-            } else {
-                bench_forward(&model, &seq, runs, json)
-            }
-        }
+        Command::Bench(args) => bench::run(args),
     }
-}
-
-/// `bench --train`: fine-tuning throughput at the first `--seq`.
-fn bench_train(
-    model: &ModelArgs,
-    seq: &[usize],
-    batch_size: usize,
-    runs: usize,
-    json: bool,
-) -> Result<()> {
-    let dir = bertscope::hub::resolve(&model.model)?;
-    let device = select_device(model.device)?;
-    let seq = seq.first().copied().unwrap_or(64);
-    let rate = bertscope::train::bench::train_examples_per_s(&dir, batch_size, seq, runs, &device)?;
-    if json {
-        print_json(&serde_json::json!({ "train_examples_per_s": rate }))
-    } else {
-        println!("training: {rate:.1} examples/s (batch {batch_size}, seq {seq})");
-        Ok(())
-    }
-}
-
-/// `bench`: median forward time at each `--seq`.
-fn bench_forward(model: &ModelArgs, seq: &[usize], runs: usize, json: bool) -> Result<()> {
-    let start = std::time::Instant::now();
-    let loaded = model.load()?;
-    let load_ms = start.elapsed().as_secs_f64() * 1e3;
-    let max = loaded.config().raw.max_position_embeddings;
-    if let Some(len) = seq.iter().find(|&&len| len > max) {
-        anyhow::bail!(
-            "--seq {len}: longer than the model allows (max_position_embeddings = {max})"
-        );
-    }
-    let times = loaded.bench_forward(seq, runs)?;
-    if !json {
-        human::bench(load_ms, &times);
-        return Ok(());
-    }
-    let forward: serde_json::Map<String, serde_json::Value> = times
-        .iter()
-        .map(|(len, ms)| (len.to_string(), serde_json::json!(ms)))
-        .collect();
-    print_json(&serde_json::json!({
-        "forward_ms": forward,
-        "load_ms": load_ms,
-        "device": format!("{:?}", loaded.model.device().location()),
-    }))
 }

@@ -5,7 +5,7 @@
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use crate::tokenize::{self, Encoded};
+use crate::tokenize::{self, BertTokenizer, Encoded};
 
 pub const MASK_PROBABILITY: f64 = 0.15;
 
@@ -18,16 +18,20 @@ pub struct MaskedBatch {
 }
 
 /// The ids of the special tokens (`[CLS]`, `[SEP]`, …) that occur in `rows`,
-/// sorted: masking never picks them.
-pub fn special_ids(rows: &[Encoded]) -> Vec<u32> {
+/// sorted: masking never picks them. Read from the vocabulary, so the rows
+/// need their ids only.
+pub fn special_ids(rows: &[Encoded], tokenizer: &BertTokenizer) -> Vec<u32> {
     let mut ids: Vec<u32> = rows
         .iter()
-        .flat_map(|r| r.tokens.iter().zip(&r.input_ids))
-        .filter(|(token, _)| tokenize::is_special(token))
-        .map(|(_, &id)| id)
+        .flat_map(|r| r.input_ids.iter().copied())
         .collect();
     ids.sort_unstable();
     ids.dedup();
+    ids.retain(|&id| {
+        tokenizer
+            .id_to_token(id)
+            .is_some_and(|token| tokenize::is_special(&token))
+    });
     ids
 }
 
@@ -98,11 +102,16 @@ mod tests {
         }
     }
 
+    /// The ids of `row`'s `[CLS]` and `[SEP]`, sorted.
+    fn specials_of(row: &Encoded) -> Vec<u32> {
+        vec![row.input_ids[0], row.input_ids[row.len() - 1]]
+    }
+
     #[test]
     fn masks_fifteen_percent_eighty_ten_ten() {
         let rows: Vec<Encoded> = (0..200).map(|_| row(100)).collect();
         let mut rng = SmallRng::seed_from_u64(1);
-        let m = mask_batch(&rows, &special_ids(&rows), 4, 1000, &mut rng);
+        let m = mask_batch(&rows, &specials_of(&rows[0]), 4, 1000, &mut rng);
         let chosen = m.positions.len() as f64 / 20_000.0;
         assert!((chosen - 0.15).abs() < 0.01, "{chosen}");
         let seq = 102;
@@ -126,7 +135,7 @@ mod tests {
     #[test]
     fn at_least_one_position() {
         let mut rng = SmallRng::seed_from_u64(2);
-        let m = mask_batch(&[row(1)], &special_ids(&[row(1)]), 4, 50, &mut rng);
+        let m = mask_batch(&[row(1)], &specials_of(&row(1)), 4, 50, &mut rng);
         assert_eq!(m.positions.len(), 1);
     }
 }

@@ -2,6 +2,7 @@
 //! engine loads, trained with the BERT recipe on a worker-friendly loop that
 //! reports progress events and stops within a step when cancelled.
 
+mod batching;
 pub mod bench;
 mod data_prep;
 pub mod fused_adamw;
@@ -10,6 +11,7 @@ pub mod metrics;
 pub mod mlm;
 pub mod optim;
 pub mod preview;
+pub mod profile;
 pub mod run_dir;
 mod run_loop;
 pub mod save;
@@ -28,7 +30,7 @@ use crate::data::Dataset;
 use crate::error::{BertError, Result};
 use crate::model::{BertModel, Compute};
 pub use data_prep::{encode, split_dev, DataSummary, Encodings};
-pub(crate) use data_prep::{percentile, summarize};
+pub(crate) use data_prep::{encode_reporting, percentile, summarize};
 use metrics::DevMetrics;
 pub use mlm::mlm_loss;
 use run_loop::{prepare, Loop};
@@ -61,6 +63,11 @@ pub struct TrainConfig {
     pub seed: u64,
     pub max_steps: Option<usize>,
     pub shuffle: bool,
+    /// With `shuffle`: batch rows of similar length together (sorted inside
+    /// windows of [`BUCKET_WINDOW`] batches, the batches then shuffled), so
+    /// that batches carry little padding. Off: exactly the shuffled order.
+    #[serde(default = "yes")]
+    pub bucketing: bool,
     /// Overrides the config's dropout probabilities.
     pub dropout: Option<f64>,
     pub save_last: bool,
@@ -93,6 +100,7 @@ impl Default for TrainConfig {
             seed: 42,
             max_steps: None,
             shuffle: true,
+            bucketing: true,
             dropout: None,
             save_last: false,
             labels: None,
@@ -103,9 +111,22 @@ impl Default for TrainConfig {
     }
 }
 
+fn yes() -> bool {
+    true
+}
+
+/// Batches per length-sorted window when bucketing (as `transformers`'
+/// `group_by_length` sorts "megabatches" of 50 batches).
+pub const BUCKET_WINDOW: usize = 50;
+
 /// Progress of a run, as the CLI and the app show it.
 #[derive(Debug, Clone, Serialize)]
 pub enum Event {
+    /// Rows tokenised so far while the data is prepared (training and dev).
+    Tokenizing {
+        done: usize,
+        total: usize,
+    },
     Summary(DataSummary),
     Step {
         step: usize,

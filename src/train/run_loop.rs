@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::Tensor;
-use rand::seq::SliceRandom;
 
 use crate::config::BertConfig;
 use crate::data::Dataset;
@@ -20,8 +19,9 @@ use crate::train::optim::Optim;
 use crate::train::run_dir::{self, Progress};
 use crate::train::weights::{self, NamedVar};
 use crate::train::{
-    accumulate_step, encode, evaluate, mlm, save, summarize, DataSummary, Encodings, EpochSummary,
-    Event, Outcome, Report, StepContext, StepRecord, Task, TrainConfig, Trainable, Trained,
+    accumulate_step, batching::epoch_batches, encode_reporting, evaluate, mlm, save, summarize,
+    DataSummary, Encodings, EpochSummary, Event, Outcome, Report, StepContext, StepRecord, Task,
+    TrainConfig, Trainable, Trained,
 };
 use crate::write_guard;
 
@@ -86,11 +86,29 @@ pub(super) fn prepare(
     let max_length = cfg
         .max_length
         .min(BertConfig::load(&base_dir.join("config.json"))?.max_length());
-    let summary = summarize(&tokenizer, train_data, dev_data, max_length, cancel)?;
+    let total = train_data.examples.len() + dev_data.map_or(0, |d| d.examples.len());
+    let mut tokenized = |done| on_event(Event::Tokenizing { done, total });
+    let train_enc = encode_reporting(
+        &tokenizer,
+        train_data,
+        &labels,
+        max_length,
+        cancel,
+        &mut tokenized,
+    )?;
+    let summary = summarize(&tokenizer, (train_data, &train_enc), dev_data, cancel)?;
     on_event(Event::Summary(summary.clone()));
-    let train_enc = encode(&tokenizer, train_data, &labels, max_length, cancel)?;
+    let n_train = train_enc.rows.len();
     let dev_enc = dev_data
-        .map(|d| encode(&tokenizer, d, &labels, max_length, cancel))
+        .map(|d| {
+            let mut tokenized = |done| {
+                on_event(Event::Tokenizing {
+                    done: n_train + done,
+                    total,
+                })
+            };
+            encode_reporting(&tokenizer, d, &labels, max_length, cancel, &mut tokenized)
+        })
         .transpose()?;
     Ok(Prepared {
         labels,
@@ -189,12 +207,9 @@ impl<'a> Loop<'a> {
         let seed = epoch_seed(cfg.seed, epoch);
         let mut rng = weights::seeded(seed);
         self.dropout.reseed(seed ^ DROPOUT_STREAM);
-        let mut order: Vec<usize> = (0..self.data.train_enc.rows.len()).collect();
-        if cfg.shuffle {
-            order.shuffle(&mut rng);
-        }
+        let batches_of_epoch = epoch_batches(&self.data.train_enc, cfg, &mut rng);
         let (mut loss_sum, mut batches) = (0f64, 0usize);
-        for chunk in order.chunks(cfg.batch_size) {
+        for chunk in &batches_of_epoch {
             if self.progress.step >= self.total {
                 break;
             }

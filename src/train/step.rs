@@ -70,7 +70,7 @@ pub fn evaluate(
 /// them, well within a second. GPUs take the whole batch at once.
 const MICRO_BATCH_TOKENS: usize = 512;
 
-fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
+pub(crate) fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
     if device.is_cpu() {
         (MICRO_BATCH_TOKENS / longest.max(1)).clamp(1, batch.max(1))
     } else {

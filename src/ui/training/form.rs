@@ -32,7 +32,8 @@ pub struct TrainForm {
     pub seed: u64,
     /// 0: no limit.
     pub max_steps: usize,
-    pub use_gpu: bool,
+    /// `auto`: CUDA when this build has it and a GPU works, else the CPU.
+    pub device: DeviceChoice,
     /// "Save as…" / "Open tuned…" path fields.
     pub save_path: String,
     pub tuned_path: String,
@@ -61,7 +62,7 @@ impl Default for TrainForm {
             max_length: d.max_length,
             seed: d.seed,
             max_steps: 0,
-            use_gpu: false,
+            device: DeviceChoice::Auto,
             save_path: String::new(),
             tuned_path: String::new(),
             epochs_budget_gb: crate::ui::training::disk::DEFAULT_BUDGET_GB,
@@ -135,14 +136,6 @@ impl TrainForm {
         }
     }
 
-    pub fn device(&self) -> DeviceChoice {
-        if self.use_gpu {
-            DeviceChoice::Cuda
-        } else {
-            DeviceChoice::Cpu
-        }
-    }
-
     /// The hyperparameter grid; returns true when something changed.
     pub fn show_hyperparameters(&mut self, ui: &mut egui::Ui) -> bool {
         let before = self.clone();
@@ -158,17 +151,17 @@ impl TrainForm {
                 });
                 ui.label("Device");
                 let gpu = candle_core::utils::cuda_is_available();
-                ui.add_enabled_ui(gpu, |ui| {
-                    let shown = if self.use_gpu { "GPU (CUDA)" } else { "CPU" };
-                    combo(ui, "Device", shown, |ui| {
-                        ui.selectable_value(&mut self.use_gpu, false, "CPU");
-                        ui.selectable_value(&mut self.use_gpu, true, "GPU (CUDA)");
-                    });
-                })
-                .response
-                .on_disabled_hover_text(
-                    "this build has no CUDA support (build with --features cuda)",
-                );
+                combo(ui, "Device", device_label(self.device, gpu), |ui| {
+                    for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda] {
+                        ui.add_enabled_ui(gpu || d != DeviceChoice::Cuda, |ui| {
+                            ui.selectable_value(&mut self.device, d, device_label(d, gpu))
+                        })
+                        .response
+                        .on_disabled_hover_text(
+                            "this build has no CUDA support (build with --features cuda)",
+                        );
+                    }
+                });
                 ui.end_row();
                 field(ui, "Epochs", &mut self.epochs, 1.0, 1..=10_000);
                 field(ui, "Batch size", &mut self.batch_size, 1.0, 1..=1024);
@@ -208,6 +201,15 @@ impl TrainForm {
                 ui.end_row();
             });
         *self != before
+    }
+}
+
+fn device_label(device: DeviceChoice, cuda_built: bool) -> &'static str {
+    match (device, cuda_built) {
+        (DeviceChoice::Auto, true) => "auto (GPU when one works)",
+        (DeviceChoice::Auto, false) => "auto (CPU: no CUDA in this build)",
+        (DeviceChoice::Cpu, _) => "CPU",
+        (DeviceChoice::Cuda, _) => "GPU (CUDA)",
     }
 }
 

@@ -375,7 +375,7 @@ impl Tuning {
             columns: form.columns(),
             delimiter: None,
             config: form.config(),
-            device: form.device(),
+            device: form.device,
             output: run_dir(&self.runs.dir, base_dir),
             keep_epochs: true,
             resume: false,
@@ -409,7 +409,7 @@ impl Tuning {
         }
         self.run = RunState::resuming(&partial);
         self.run.partial = Some(partial.clone());
-        self.trainer = Some(TrainerHandle::resume(partial, form.device(), notify));
+        self.trainer = Some(TrainerHandle::resume(partial, form.device, notify));
     }
 
     /// Copy the tuned model (or the best epoch of a run that could not be

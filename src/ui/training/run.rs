@@ -35,10 +35,14 @@ pub struct RunState {
     pub epochs: Vec<EpochSummary>,
     pub step: usize,
     pub total_steps: usize,
+    /// `(rows tokenised, rows)` while the data is prepared.
+    pub tokenized: (usize, usize),
     pub epoch: usize,
     pub lr: f64,
     pub examples_per_s: f64,
     pub eta_s: f64,
+    /// What the run trains on, as the worker chose it.
+    pub device: Option<String>,
     pub best_epoch: Option<usize>,
     /// Epochs the run was set up for (the progress bar's denominator).
     pub planned_epochs: Option<usize>,
@@ -112,6 +116,7 @@ impl RunState {
                 self.log.push(format!("skipped {} bad rows:", lines.len()));
                 self.log.extend(lines.into_iter().map(|l| format!("  {l}")));
             }
+            TrainMsg::Event(Event::Tokenizing { done, total }) => self.tokenized = (done, total),
             TrainMsg::Event(Event::Summary(s)) => {
                 self.log.push(format!(
                     "data: {} training rows, {} dev rows, majority baseline {:.1}%",
@@ -139,6 +144,10 @@ impl RunState {
                 self.eta_s = eta_s;
             }
             TrainMsg::Note(line) => self.log.push(line),
+            TrainMsg::Device(device) => {
+                self.log.push(format!("training on {device}"));
+                self.device = Some(device);
+            }
             TrainMsg::Resumed {
                 planned_epochs,
                 so_far,

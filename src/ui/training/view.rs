@@ -447,9 +447,17 @@ fn run_section(
     for warning in &run.warnings {
         ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {warning}"));
     }
-    if run.total_steps > 0 || run.is_active() {
+    let (tokenized, rows) = run.tokenized;
+    if run.total_steps == 0 && run.is_active() && rows > 0 {
+        let text = format!("preparing the data: {tokenized}/{rows} rows tokenised");
+        ui.add(egui::ProgressBar::new(tokenized as f32 / rows as f32).text(text));
+    } else if run.total_steps > 0 || run.is_active() {
         let text = format!(
-            "step {}/{} · epoch {}/{} · {:.1} examples/s · lr {:.2e} · ETA {}",
+            "{}step {}/{} · epoch {}/{} · {:.1} examples/s · lr {:.2e} · ETA {}",
+            run.device
+                .as_deref()
+                .map(|d| format!("{d} · "))
+                .unwrap_or_default(),
             run.step,
             run.total_steps,
             run.epoch,

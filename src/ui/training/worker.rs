@@ -96,6 +96,8 @@ pub enum TrainMsg {
     Skipped(Vec<String>),
     /// A line for the log (the disk the run needs, resuming).
     Note(String),
+    /// What the run trains on (`CPU (2 threads), auto: no usable GPU`).
+    Device(String),
     /// A resumed run's epochs so far, before it goes on.
     Resumed {
         planned_epochs: usize,
@@ -346,6 +348,7 @@ fn train_and_save(
 ) -> anyhow::Result<TrainMsg> {
     let (train_data, dev_data) = read_data(job, send)?;
     let device = device::select(job.device)?;
+    send(TrainMsg::Device(device::describe(&device, job.device)));
     let config = TrainConfig {
         epochs_dir: job.keep_epochs.then(|| partial.join(EPOCHS_DIR)),
         run_dir: Some(partial.to_path_buf()),
