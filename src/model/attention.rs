@@ -8,7 +8,9 @@ use crate::checkpoint::Weights;
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::model::dropout::{maybe, TrainDropout};
-use crate::model::ops::{softmax, Compute, LayerNorm, Linear};
+use crate::model::grad_kernels;
+use crate::model::kernels::AttentionShape;
+use crate::model::ops::{softmax, LayerNorm, Linear};
 use crate::model::BatchMask;
 
 #[derive(Debug, Clone)]
@@ -50,32 +52,57 @@ impl BertAttention {
         dropout: Option<&TrainDropout>,
     ) -> Result<(Tensor, Tensor)> {
         let (context, probs) = self.attend(x, mask, dropout)?;
-        let projected = maybe(dropout, self.output_dense.forward(&context)?, |d| d.hidden)?;
+        let projected = self.output_dense.forward(&context)?;
         let out = self
             .output_layer_norm
-            .forward(&(projected + x)?, Compute::Differentiable)?;
+            .forward_residual(projected, x, dropout)?;
         Ok((out, probs))
     }
 
+    /// The attention core, `[batch·seq, hidden]` → context and probabilities:
+    /// one fused node on host `f32` (`grad_kernels::attention`), else
+    /// composed candle ops. The dropout mask is drawn after the projections
+    /// either way, so seeded runs agree.
     fn attend(
         &self,
         x: &Tensor,
         mask: &BatchMask,
         dropout: Option<&TrainDropout>,
     ) -> Result<(Tensor, Tensor)> {
-        let (b, s, nh, d) = (mask.batch, mask.seq, self.heads, self.head_dim);
-        let split = |t: Tensor| -> Result<Tensor> {
-            Ok(t.reshape((b, s, nh, d))?.transpose(1, 2)?.contiguous()?)
-        };
         let (q, k, v) = (
             self.query.forward(x)?,
             self.key.forward(x)?,
             self.value.forward(x)?,
         );
+        let additive = mask.additive(x.device())?;
+        if !grad_kernels::fused_cpu(x) {
+            return self.attend_composed((q, k, v), mask, &additive, dropout);
+        }
+        let shape = AttentionShape {
+            batch: mask.batch,
+            seq: mask.seq,
+            heads: self.heads,
+            head_dim: self.head_dim,
+        };
+        let probs = shape.batch * shape.heads * shape.seq * shape.seq;
+        let keep = dropout.and_then(|d| d.draw(probs, d.attention));
+        grad_kernels::attention((&q, &k, &v), &additive, shape, keep)
+    }
+
+    fn attend_composed(
+        &self,
+        (q, k, v): (Tensor, Tensor, Tensor),
+        mask: &BatchMask,
+        additive: &Tensor,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<(Tensor, Tensor)> {
+        let (b, s, nh, d) = (mask.batch, mask.seq, self.heads, self.head_dim);
+        let split = |t: Tensor| -> Result<Tensor> {
+            Ok(t.reshape((b, s, nh, d))?.transpose(1, 2)?.contiguous()?)
+        };
         let (q, k, v) = (split(q)?, split(k)?, split(v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (d as f64).sqrt()))?;
-        let scores = scores.broadcast_add(&mask.additive(x.device())?)?;
-        let probs = softmax(&scores)?;
+        let probs = softmax(&scores.broadcast_add(additive)?)?;
         let dropped = maybe(dropout, probs.clone(), |d| d.attention)?;
         let context = dropped
             .matmul(&v)?

@@ -8,6 +8,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use crate::error::Result;
+use crate::model::grad_kernels;
 
 /// The dropout probabilities of a BERT and the generator that draws the masks.
 pub struct TrainDropout {
@@ -36,26 +37,36 @@ impl TrainDropout {
         *self.rng.lock().unwrap_or_else(|e| e.into_inner()) = SmallRng::seed_from_u64(seed);
     }
 
-    /// Zero each element with probability `p` and scale the rest by `1/(1-p)`.
-    pub fn apply(&self, x: &Tensor, p: f64) -> Result<Tensor> {
+    /// Draw the mask of `n` elements: each `1/(1-p)` with probability `1-p`,
+    /// else 0; none (and nothing drawn) when `p` is 0.
+    pub(crate) fn draw(&self, n: usize, p: f64) -> Option<Vec<f32>> {
         if p <= 0.0 {
-            return Ok(x.clone());
+            return None;
         }
         let keep = 1.0 - p;
         let scale = (1.0 / keep) as f32;
-        let n = x.elem_count();
-        let mask: Vec<f32> = {
-            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            (0..n)
-                .map(|_| {
-                    if rng.random::<f64>() < keep {
-                        scale
-                    } else {
-                        0.0
-                    }
-                })
-                .collect()
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        let mask = (0..n)
+            .map(|_| {
+                if rng.random::<f64>() < keep {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Some(mask)
+    }
+
+    /// Zero each element with probability `p` and scale the rest by `1/(1-p)`:
+    /// one fused node on host `f32` (`grad_kernels::dropout`), else a product.
+    pub fn apply(&self, x: &Tensor, p: f64) -> Result<Tensor> {
+        let Some(mask) = self.draw(x.elem_count(), p) else {
+            return Ok(x.clone());
         };
+        if grad_kernels::fused_cpu(x) {
+            return grad_kernels::dropout(x, mask);
+        }
         let mask = Tensor::from_vec(mask, x.shape(), x.device())?;
         Ok(x.mul(&mask)?)
     }

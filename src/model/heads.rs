@@ -7,7 +7,7 @@ use candle_core::Tensor;
 use crate::checkpoint::Weights;
 use crate::config::{Activation, BertConfig};
 use crate::error::Result;
-use crate::model::ops::{activate, Compute, LayerNorm, Linear};
+use crate::model::ops::{linear, Compute, LayerNorm, Linear};
 
 /// `BertPooler`: dense + tanh on each sequence's first (`[CLS]`) token.
 #[derive(Debug, Clone)]
@@ -77,9 +77,9 @@ impl MlmHead {
 
     /// `rows`: `[n, hidden]` hidden states → `[n, vocab]` logits.
     pub fn forward(&self, rows: &Tensor, compute: Compute) -> Result<Tensor> {
-        let x = activate(&self.transform.forward(rows)?, self.activation)?;
+        let x = self.transform.forward_activated(rows, self.activation)?;
         let x = self.layer_norm.forward(&x, compute)?;
-        Ok(x.matmul(&self.decoder.t()?)?.broadcast_add(&self.bias)?)
+        linear(&x, &self.decoder, &self.bias)
     }
 }
 

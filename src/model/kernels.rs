@@ -13,7 +13,7 @@ const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 /// Below this many multiply-adds a GEMM runs on one thread: splitting costs more.
 const PARALLEL_GEMM_MIN_FLOPS: usize = 1 << 18;
 
-fn parallelism(flops: usize) -> gemm::Parallelism {
+pub(crate) fn parallelism(flops: usize) -> gemm::Parallelism {
     let threads = rayon::current_num_threads();
     if threads > 1 && flops >= PARALLEL_GEMM_MIN_FLOPS {
         gemm::Parallelism::Rayon(threads)
@@ -79,6 +79,7 @@ macro_rules! with_simd {
         body($($arg),*)
     };
 }
+pub(crate) use with_simd;
 
 /// Apply an activation in place, in parallel chunks.
 pub fn activate(values: &mut [f32], act: Activation) {
@@ -109,7 +110,7 @@ pub fn gelu_erf(x: f32) -> f32 {
 }
 
 #[inline]
-fn erf(x: f32) -> f32 {
+pub(crate) fn erf(x: f32) -> f32 {
     // erf(x) = 1 - t·exp(-x² + P(t)) (Numerical Recipes `erfcc`, rel. error < 1.2e-7).
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);

@@ -7,8 +7,8 @@ use crate::checkpoint::Weights;
 use crate::config::{Activation, BertConfig};
 use crate::error::Result;
 use crate::model::attention::BertAttention;
-use crate::model::dropout::{maybe, TrainDropout};
-use crate::model::ops::{activate, Compute, LayerNorm, Linear};
+use crate::model::dropout::TrainDropout;
+use crate::model::ops::{LayerNorm, Linear};
 use crate::model::BatchMask;
 
 #[derive(Debug, Clone)]
@@ -45,13 +45,14 @@ impl BertLayer {
         mask: &BatchMask,
         dropout: Option<&TrainDropout>,
     ) -> Result<(Tensor, Tensor)> {
-        let compute = Compute::Differentiable;
         let (attended, probs) = self.attention.forward(x, mask, dropout)?;
-        let inner = activate(&self.intermediate.forward(&attended)?, self.activation)?;
-        let out = maybe(dropout, self.output.forward(&inner)?, |d| d.hidden)?;
+        let inner = self
+            .intermediate
+            .forward_activated(&attended, self.activation)?;
+        let out = self.output.forward(&inner)?;
         let out = self
             .output_layer_norm
-            .forward(&(out + &attended)?, compute)?;
+            .forward_residual(out, &attended, dropout)?;
         Ok((out, probs))
     }
 

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod dropout;
 pub mod embeddings;
 pub mod fused_encoder;
+pub mod grad_kernels;
 pub mod heads;
 pub mod kernels;
 pub mod layer;

@@ -1,0 +1,137 @@
+//! `nn.Linear` as one op, optionally followed by GELU (`BertIntermediate`):
+//! the bias rides in the GEMM, and the backward writes `dW` in the weight's
+//! own `[out, in]` layout (candle's composed form transposes it back).
+
+use std::sync::OnceLock;
+
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
+
+use super::{by_blocks, column_sums, host, matmul, rows, tensor_like, Gelu, Held};
+
+/// `act(x Wᵀ + b)`: `(x, W, b)` with `x` `[.., in]`, `W` `[out, in]`, `b` `[out]`.
+pub(super) struct LinearOp {
+    gelu: Option<Gelu>,
+    /// `x Wᵀ + b`, kept by a forward with GELU for its backward.
+    pre_activation: OnceLock<Vec<f32>>,
+}
+
+impl LinearOp {
+    pub fn new(gelu: Option<Gelu>) -> Self {
+        LinearOp {
+            gelu,
+            pre_activation: OnceLock::new(),
+        }
+    }
+
+    /// GELU of `z` (kept for the backward), or `z` itself.
+    fn activate(&self, z: Vec<f32>) -> candle_core::Result<Vec<f32>> {
+        let Some(kind) = self.gelu else {
+            return Ok(z);
+        };
+        let mut y = vec![0f32; z.len()];
+        by_blocks(&mut y, 1, |at, out| {
+            rows::gelu(&z[at..at + out.len()], kind, out)
+        });
+        if self.pre_activation.set(z).is_err() {
+            bail!("linear: the op ran twice");
+        }
+        Ok(y)
+    }
+
+    /// The gradient of `x Wᵀ + b` from the output's: through GELU if any.
+    fn pre_activation_grad(&self, dy: &[f32]) -> candle_core::Result<Option<Vec<f32>>> {
+        let Some(kind) = self.gelu else {
+            return Ok(None);
+        };
+        let Some(z) = self.pre_activation.get() else {
+            bail!("linear: backward before forward")
+        };
+        let mut dz = vec![0f32; dy.len()];
+        by_blocks(&mut dz, 1, |at, out| {
+            let end = at + out.len();
+            rows::gelu_bwd(&z[at..end], &dy[at..end], kind, out)
+        });
+        Ok(Some(dz))
+    }
+}
+
+impl CustomOp3 for LinearOp {
+    fn name(&self) -> &'static str {
+        "fused-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (host(s1, l1)?, host(s2, l2)?, host(s3, l3)?);
+        let (out, inner) = l2.shape().dims2()?;
+        if l1.dims().last() != Some(&inner) || b.len() != out {
+            let (x_dims, w_dims) = (l1.dims(), l2.dims());
+            bail!(
+                "linear: input {x_dims:?}, weight {w_dims:?}, {} biases",
+                b.len()
+            );
+        }
+        let n_rows = x.len() / inner.max(1);
+        let mut z = vec![0f32; n_rows * out];
+        for row in z.chunks_exact_mut(out.max(1)) {
+            row.copy_from_slice(b);
+        }
+        let (x_view, w_t) = ((x, inner, 1), (w, 1, inner));
+        matmul((n_rows, out, inner), &mut z, true, x_view, w_t, true)?;
+        let mut dims = l1.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = out;
+        }
+        Ok((CpuStorage::F32(self.activate(z)?), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        let (hx, hw, hdy) = (Held::of(x), Held::of(w), Held::of(&dy));
+        let (xs, ws) = (hx.values()?, hw.values()?);
+        let dz_owned = self.pre_activation_grad(hdy.values()?)?;
+        let dz = match &dz_owned {
+            Some(dz) => dz.as_slice(),
+            None => hdy.values()?,
+        };
+        let (out, inner) = w.dims2()?;
+        let n_rows = xs.len() / inner.max(1);
+        let mut dx = vec![0f32; n_rows * inner];
+        matmul(
+            (n_rows, inner, out),
+            &mut dx,
+            false,
+            (dz, out, 1),
+            (ws, inner, 1),
+            true,
+        )?;
+        let mut dw = vec![0f32; out * inner];
+        matmul(
+            (out, inner, n_rows),
+            &mut dw,
+            false,
+            (dz, 1, out),
+            (xs, inner, 1),
+            true,
+        )?;
+        Ok((
+            Some(tensor_like(dx, x)?),
+            Some(tensor_like(dw, w)?),
+            Some(tensor_like(column_sums(dz, out), b)?),
+        ))
+    }
+}
