@@ -690,3 +690,26 @@ fn batch_encoding_equals_row_by_row_with_progress_and_full_lengths() {
     assert!(progress.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(progress.last(), Some(&(9_000, 9_000)));
 }
+
+/// A cancel lands inside a backward pass: the fused linear layers are cancel
+/// points, so a step stops within a layer, not at the end of its micro-batch.
+#[test]
+fn a_cancel_stops_a_backward_pass_midway() {
+    let dir = fixture_model("classifier");
+    let t = train::build(&dir, train::Task::Classification, &labels(), 0, &Device::Cpu).unwrap();
+    let tok = BertTokenizer::load(&dir).unwrap();
+    let rows = vec![tok.encode("the dog jumps", Some("the fox"), 40).unwrap(); 4];
+    let mut optim = Optim::new(t.vars.clone(), 1e-3, 0.01, 0, 10, 1.0).unwrap();
+    let flag = AtomicBool::new(false);
+    use bertscope::model::cancel::watching;
+    let (loss, _) = watching(&flag, || {
+        batch_loss(&t.model, &rows, &[0, 1, 2, 0], tok.pad_id(), None)
+    })
+    .unwrap();
+    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = watching(&flag, || optim.backward(&loss)).unwrap_err();
+    assert!(err.to_string().contains("cancelled"), "{err}");
+    // Not watched (or not set), the same backward pass runs to the end.
+    optim.backward(&loss).unwrap();
+    assert!(optim.step().unwrap().grad_norm > 0.0);
+}

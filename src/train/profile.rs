@@ -49,7 +49,7 @@ pub fn profile_step(
     let mut rng = weights::seeded(42);
     let never = AtomicBool::new(false);
     bench.step(&mut rng, &never)?;
-    let per = micro_batch_rows(seq, batch, device);
+    let per = micro_batch_rows(&bench.model, seq, batch);
     let (mut forward, mut backward, mut optimizer) = (0.0, 0.0, 0.0);
     let before = Usage::now();
     for _ in 0..steps {

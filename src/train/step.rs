@@ -3,9 +3,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Tensor, D};
 
 use crate::error::Result;
+use crate::model::cancel;
 use crate::model::dropout::TrainDropout;
 use crate::model::{BertModel, ModelInput};
 use crate::tokenize::Encoded;
@@ -64,18 +65,28 @@ pub fn evaluate(
     Ok(metrics::evaluate(&dev.labels, &predicted, classes, loss))
 }
 
-/// Rows per micro-batch so that one forward and backward pass stays short on
-/// the CPU (about `MICRO_BATCH_TOKENS` padded tokens): gradients are summed
-/// over micro-batches, so the step is the same, and a cancel is seen between
-/// them, well within a second. GPUs take the whole batch at once.
-const MICRO_BATCH_TOKENS: usize = 512;
+/// Activation memory one micro-batch may hold on the CPU: the graph keeps
+/// every layer's intermediate tensors until its backward pass. Gradients are
+/// summed over micro-batches, so the step is the same; a cancel lands within
+/// a layer anyway (see `model::cancel`), so micro-batches need only bound
+/// memory, and large ones keep the matrix products efficient.
+const MICRO_BATCH_BYTES: usize = 2 << 30;
 
-pub(crate) fn micro_batch_rows(longest: usize, batch: usize, device: &Device) -> usize {
-    if device.is_cpu() {
-        (MICRO_BATCH_TOKENS / longest.max(1)).clamp(1, batch.max(1))
-    } else {
-        batch.max(1)
+/// Rows per micro-batch for inputs of `longest` tokens: as many as fit in
+/// [`MICRO_BATCH_BYTES`] by an estimate of what a layer keeps per token
+/// (hidden-size tensors, the feed-forward block's, the attention maps). GPUs
+/// take the whole batch at once.
+pub(crate) fn micro_batch_rows(model: &BertModel, longest: usize, batch: usize) -> usize {
+    if !model.device().is_cpu() {
+        return batch.max(1);
     }
+    let raw = &model.config.raw;
+    let per_token = 4
+        * raw.num_hidden_layers
+        * (12 * raw.hidden_size
+            + 3 * raw.intermediate_size
+            + 3 * raw.num_attention_heads * longest);
+    (MICRO_BATCH_BYTES / (per_token * longest).max(1)).clamp(1, batch.max(1))
 }
 
 /// What every training step of a run reads.
@@ -92,7 +103,23 @@ pub(crate) struct StepContext<'a> {
 /// Forward and backward over the rows `chunk` of one batch in micro-batches,
 /// gradients gathered in `optim`. Returns the batch's loss, or `None` when
 /// cancelled midway (or, for masked-LM, when there is nothing to predict).
+/// The fused CPU ops watch the cancel flag: a cancel lands within a layer.
 pub(crate) fn accumulate_step(
+    ctx: &StepContext,
+    chunk: &[usize],
+    rng: &mut rand::rngs::SmallRng,
+    optim: &mut Optim,
+) -> Result<Option<f64>> {
+    match cancel::watching(ctx.cancel, || micro_batches(ctx, chunk, rng, optim)) {
+        Err(_) if ctx.cancel.load(Ordering::Relaxed) => {
+            optim.discard();
+            Ok(None)
+        }
+        done => done,
+    }
+}
+
+fn micro_batches(
     ctx: &StepContext,
     chunk: &[usize],
     rng: &mut rand::rngs::SmallRng,
@@ -108,7 +135,7 @@ pub(crate) fn accumulate_step(
         cancel,
     } = *ctx;
     let longest = chunk.iter().map(|&i| data.rows[i].len()).max().unwrap_or(1);
-    let per = micro_batch_rows(longest, chunk.len(), model.device());
+    let per = micro_batch_rows(model, longest, chunk.len());
     let parts: Vec<&[usize]> = chunk.chunks(per).collect();
     let rows_of =
         |part: &[usize]| -> Vec<Encoded> { part.iter().map(|&i| data.rows[i].clone()).collect() };

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
 use super::{by_blocks, column_sums, host, matmul, rows, tensor_like, Gelu, Held};
+use crate::model::cancel;
 
 /// `act(x Wᵀ + b)`: `(x, W, b)` with `x` `[.., in]`, `W` `[out, in]`, `b` `[out]`.
 pub(super) struct LinearOp {
@@ -69,6 +70,7 @@ impl CustomOp3 for LinearOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
+        cancel::check()?;
         let (x, w, b) = (host(s1, l1)?, host(s2, l2)?, host(s3, l3)?);
         let (out, inner) = l2.shape().dims2()?;
         if l1.dims().last() != Some(&inner) || b.len() != out {
@@ -100,6 +102,8 @@ impl CustomOp3 for LinearOp {
         _y: &Tensor,
         dy: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        // Six linear layers per BERT layer, forward and backward: the step's cancel points.
+        cancel::check()?;
         let dy = dy.contiguous()?;
         let (hx, hw, hdy) = (Held::of(x), Held::of(w), Held::of(&dy));
         let (xs, ws) = (hx.values()?, hw.values()?);
