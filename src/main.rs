@@ -5,6 +5,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    bertscope::runtime::tune_threads();
     bertscope::runtime::tune_allocator();
     match cli::run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -598,7 +598,8 @@ fn runs_are_listed(h: &mut Harness<'static, BertscopeApp>, old: &Path) {
     let best = report.best_epoch.unwrap();
     let accuracy = report.epochs[best - 1].dev.as_ref().unwrap().accuracy;
     let metric = format!("accuracy {:.1}% (epoch {best})", accuracy * 100.0);
-    assert!(h.query_by_label(&metric).is_some(), "{metric}");
+    // Both runs may reach the same metric: at least old-run's is shown.
+    assert!(h.query_all_by_label(&metric).count() >= 1, "{metric}");
     assert!(h.query_all_by_label("mlm-safetensors").count() >= 2);
     assert!(h.query_by_label("Delete old-run").is_some());
     assert!(h.query_by_label("Delete my-notes").is_none());

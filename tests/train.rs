@@ -696,7 +696,14 @@ fn batch_encoding_equals_row_by_row_with_progress_and_full_lengths() {
 #[test]
 fn a_cancel_stops_a_backward_pass_midway() {
     let dir = fixture_model("classifier");
-    let t = train::build(&dir, train::Task::Classification, &labels(), 0, &Device::Cpu).unwrap();
+    let t = train::build(
+        &dir,
+        train::Task::Classification,
+        &labels(),
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
     let tok = BertTokenizer::load(&dir).unwrap();
     let rows = vec![tok.encode("the dog jumps", Some("the fox"), 40).unwrap(); 4];
     let mut optim = Optim::new(t.vars.clone(), 1e-3, 0.01, 0, 10, 1.0).unwrap();
@@ -712,4 +719,60 @@ fn a_cancel_stops_a_backward_pass_midway() {
     // Not watched (or not set), the same backward pass runs to the end.
     optim.backward(&loss).unwrap();
     assert!(optim.step().unwrap().grad_norm > 0.0);
+}
+
+/// A classifier's training forward computes its last layer at `[CLS]` only:
+/// the loss and every gradient equal the full forward's.
+#[test]
+fn the_cls_only_last_layer_gives_the_full_forwards_gradients() {
+    let dir = fixture_model("classifier");
+    let t = train::build(
+        &dir,
+        train::Task::Classification,
+        &labels(),
+        0,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tok = BertTokenizer::load(&dir).unwrap();
+    let rows: Vec<_> = ROWS
+        .iter()
+        .map(|(a, b, _)| tok.encode(a, Some(b), 40).unwrap())
+        .collect();
+    let targets: Vec<u32> = (0..rows.len() as u32).map(|i| i % 3).collect();
+    let targets_t = candle_core::Tensor::new(targets.as_slice(), &Device::Cpu).unwrap();
+    let input = bertscope::model::ModelInput::batch(&rows, tok.pad_id());
+    let out = t.model.encode_train(&input, None).unwrap();
+    let logits = t
+        .model
+        .classify_logits_train(&out, &input.mask, None)
+        .unwrap();
+    let full = candle_nn::loss::cross_entropy(&logits, &targets_t).unwrap();
+    let classes: Vec<usize> = targets.iter().map(|&c| c as usize).collect();
+    let (pruned, _) = batch_loss(&t.model, &rows, &classes, tok.pad_id(), None).unwrap();
+    let (lf, lp) = (
+        full.to_scalar::<f32>().unwrap(),
+        pruned.to_scalar::<f32>().unwrap(),
+    );
+    assert!((lf - lp).abs() < 1e-6, "loss {lf} vs {lp}");
+    let (gf, gp) = (full.backward().unwrap(), pruned.backward().unwrap());
+    for v in &t.vars {
+        let values = |g: &candle_core::backprop::GradStore| {
+            g.get(&v.var)
+                .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        };
+        let (a, b) = (values(&gf), values(&gp));
+        let (Some(a), Some(b)) = (a, b) else {
+            panic!("{}: a gradient on one path only", v.name);
+        };
+        let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+        // A key bias's exact gradient is zero (softmax ignores a constant per
+        // row): both paths give rounding noise there, hence the floor.
+        assert!(
+            max_abs_diff(&a, &b) <= (1e-5 * scale).max(1e-7),
+            "{}: {} (largest {scale})",
+            v.name,
+            max_abs_diff(&a, &b)
+        );
+    }
 }

@@ -59,6 +59,34 @@ impl BertAttention {
         Ok((out, probs))
     }
 
+    /// The block's output at each sequence's first token (`[CLS]`, rows
+    /// `cls` of `x`) only, `[batch, hidden]`: all a classifier's last layer
+    /// needs. Keys and values still cover every token; the one query per
+    /// sequence makes the attention a small product (composed candle ops).
+    pub fn forward_cls(
+        &self,
+        x: &Tensor,
+        cls: &Tensor,
+        mask: &BatchMask,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<Tensor> {
+        let (b, s, nh, d) = (mask.batch, mask.seq, self.heads, self.head_dim);
+        let heads = |t: Tensor, len: usize| -> Result<Tensor> {
+            Ok(t.reshape((b, len, nh, d))?.transpose(1, 2)?.contiguous()?)
+        };
+        let q = heads(self.query.forward(cls)?, 1)?;
+        let k = heads(self.key.forward(x)?, s)?;
+        let v = heads(self.value.forward(x)?, s)?;
+        let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (d as f64).sqrt()))?;
+        let probs = softmax(&scores.broadcast_add(&mask.additive(x.device())?)?)?;
+        let dropped = maybe(dropout, probs, |d| d.attention)?;
+        // `[batch, heads, 1, head_dim]` is already `[batch, hidden]` in memory.
+        let context = dropped.matmul(&v)?.reshape((b, nh * d))?;
+        let projected = self.output_dense.forward(&context)?;
+        self.output_layer_norm
+            .forward_residual(projected, cls, dropout)
+    }
+
     /// The attention core, `[batch·seq, hidden]` → context and probabilities:
     /// one fused node on host `f32` (`grad_kernels::attention`), else
     /// composed candle ops. The dropout mask is drawn after the projections

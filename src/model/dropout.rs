@@ -5,10 +5,14 @@ use std::sync::Mutex;
 
 use candle_core::Tensor;
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
+use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::model::grad_kernels;
+
+/// Mask elements drawn from one generator; the blocks are drawn in parallel.
+const MASK_BLOCK: usize = 1 << 16;
 
 /// The dropout probabilities of a BERT and the generator that draws the masks.
 pub struct TrainDropout {
@@ -38,23 +42,31 @@ impl TrainDropout {
     }
 
     /// Draw the mask of `n` elements: each `1/(1-p)` with probability `1-p`,
-    /// else 0; none (and nothing drawn) when `p` is 0.
+    /// else 0; none (and nothing drawn) when `p` is 0. One number comes from
+    /// the run's generator; blocks of [`MASK_BLOCK`] elements are then drawn
+    /// in parallel, each from a generator seeded by it and the block's index,
+    /// so the mask depends on the seed alone, not on the thread count.
     pub(crate) fn draw(&self, n: usize, p: f64) -> Option<Vec<f32>> {
         if p <= 0.0 {
             return None;
         }
         let keep = 1.0 - p;
         let scale = (1.0 / keep) as f32;
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let mask = (0..n)
-            .map(|_| {
-                if rng.random::<f64>() < keep {
-                    scale
-                } else {
-                    0.0
+        // `keep` as a fraction of 2³²: a uniform u32 below it keeps its element.
+        let threshold = (keep * 4_294_967_296.0) as u64;
+        let seed: u64 = self.rng.lock().unwrap_or_else(|e| e.into_inner()).random();
+        let mut mask = vec![0f32; n];
+        mask.par_chunks_mut(MASK_BLOCK)
+            .enumerate()
+            .for_each(|(block, values)| {
+                let stream = (block as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut rng = SmallRng::seed_from_u64(seed ^ stream);
+                for v in values {
+                    if u64::from(rng.next_u32()) < threshold {
+                        *v = scale;
+                    }
                 }
-            })
-            .collect();
+            });
         Some(mask)
     }
 

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::model::attention::BertAttention;
 use crate::model::dropout::TrainDropout;
 use crate::model::ops::{LayerNorm, Linear};
-use crate::model::BatchMask;
+use crate::model::{first_tokens, BatchMask};
 
 #[derive(Debug, Clone)]
 pub struct BertLayer {
@@ -54,6 +54,24 @@ impl BertLayer {
             .output_layer_norm
             .forward_residual(out, &attended, dropout)?;
         Ok((out, probs))
+    }
+
+    /// [`forward`](Self::forward) at each sequence's `[CLS]` only,
+    /// `[batch, hidden]` (the last layer of a classifier in training).
+    pub fn forward_cls(
+        &self,
+        x: &Tensor,
+        mask: &BatchMask,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<Tensor> {
+        let cls = first_tokens(x, mask)?;
+        let attended = self.attention.forward_cls(x, &cls, mask, dropout)?;
+        let inner = self
+            .intermediate
+            .forward_activated(&attended, self.activation)?;
+        let out = self.output.forward(&inner)?;
+        self.output_layer_norm
+            .forward_residual(out, &attended, dropout)
     }
 
     pub fn activation(&self) -> Activation {

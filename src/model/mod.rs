@@ -38,6 +38,14 @@ pub struct BatchMask {
     pub keep: Vec<bool>,
 }
 
+/// Each sequence's first row (`[CLS]`) of `hidden` `[batch·seq, hidden]`:
+/// `[batch, hidden]`.
+pub(crate) fn first_tokens(hidden: &Tensor, mask: &BatchMask) -> Result<Tensor> {
+    let index: Vec<u32> = (0..mask.batch).map(|i| (i * mask.seq) as u32).collect();
+    let index = Tensor::from_vec(index, mask.batch, hidden.device())?;
+    Ok(hidden.index_select(&index, 0)?)
+}
+
 impl BatchMask {
     /// `[batch, 1, 1, seq]`: 0 for real keys, a large negative for padding.
     pub fn additive(&self, device: &Device) -> Result<Tensor> {
@@ -308,15 +316,9 @@ impl BertModel {
         input: &ModelInput,
         dropout: Option<&TrainDropout>,
     ) -> Result<EncoderOutput> {
-        self.check_input(input)?;
         let (b, s) = (input.mask.batch, input.mask.seq);
         let dev = &self.device;
-        let ids = Tensor::from_slice(&input.input_ids, b * s, dev)?;
-        let types = Tensor::from_slice(&input.token_type_ids, b * s, dev)?;
-        let positions: Vec<u32> = (0..b).flat_map(|_| 0..s as u32).collect();
-        let positions = Tensor::from_vec(positions, b * s, dev)?;
-        let compute = self.compute();
-        let mut hidden = self.embeddings.forward(&ids, &types, &positions, compute)?;
+        let mut hidden = self.embed(input)?;
         match &self.encoder {
             Encoder::Fused(encoder) => {
                 let width = self.config.hidden_size();
@@ -341,11 +343,47 @@ impl BertModel {
         }
     }
 
+    /// The embeddings of `input`, `[batch·seq, hidden]`.
+    fn embed(&self, input: &ModelInput) -> Result<Tensor> {
+        self.check_input(input)?;
+        let (b, s) = (input.mask.batch, input.mask.seq);
+        let dev = &self.device;
+        let ids = Tensor::from_slice(&input.input_ids, b * s, dev)?;
+        let types = Tensor::from_slice(&input.token_type_ids, b * s, dev)?;
+        let positions: Vec<u32> = (0..b).flat_map(|_| 0..s as u32).collect();
+        let positions = Tensor::from_vec(positions, b * s, dev)?;
+        self.embeddings
+            .forward(&ids, &types, &positions, self.compute())
+    }
+
+    /// The training forward of a classifier: `[CLS]`'s hidden state after the
+    /// last layer, `[batch, hidden]`, with the last layer computed at `[CLS]`
+    /// only (nothing else of it reaches the classifier): the same numbers as
+    /// [`encode_train`](Self::encode_train)'s `[CLS]` rows, for about one
+    /// layer's work less.
+    pub fn encode_train_cls(
+        &self,
+        input: &ModelInput,
+        dropout: Option<&TrainDropout>,
+    ) -> Result<Tensor> {
+        let Encoder::Differentiable(layers) = &self.encoder else {
+            return Err(BertError::Unsupported(
+                "training needs a model built for the differentiable path".into(),
+            ));
+        };
+        let mut hidden = dropout::maybe(dropout, self.embed(input)?, |d| d.hidden)?;
+        let Some((last, first)) = layers.split_last() else {
+            return first_tokens(&hidden, &input.mask);
+        };
+        for layer in first {
+            hidden = layer.forward(&hidden, &input.mask, dropout)?.0;
+        }
+        last.forward_cls(&hidden, &input.mask, dropout)
+    }
+
     /// Rows of `[CLS]` hidden states, `[batch, hidden]`.
     pub fn cls_rows(&self, hidden: &Tensor, mask: &BatchMask) -> Result<Tensor> {
-        let index: Vec<u32> = (0..mask.batch).map(|i| (i * mask.seq) as u32).collect();
-        let index = Tensor::from_vec(index, mask.batch, &self.device)?;
-        Ok(hidden.index_select(&index, 0)?)
+        first_tokens(hidden, mask)
     }
 
     /// Classifier logits `[batch, labels]` (dropout is the identity at inference).
@@ -360,6 +398,12 @@ impl BertModel {
         mask: &BatchMask,
         dropout: Option<&TrainDropout>,
     ) -> Result<Tensor> {
+        self.classify_cls(&self.cls_rows(&out.hidden, mask)?, dropout)
+    }
+
+    /// Classifier logits `[batch, labels]` from `[CLS]` hidden states
+    /// `[batch, hidden]`, with the classifier's dropout when training.
+    pub fn classify_cls(&self, cls: &Tensor, dropout: Option<&TrainDropout>) -> Result<Tensor> {
         let classifier = self.classifier.as_ref().ok_or_else(|| {
             BertError::Unsupported(format!(
                 "{}: this checkpoint has no classification head (no `classifier.weight`)",
@@ -380,7 +424,7 @@ impl BertModel {
                     .display()
             ))
         })?;
-        let pooled = pooler.forward(&self.cls_rows(&out.hidden, mask)?)?;
+        let pooled = pooler.forward(cls)?;
         classifier.forward(&dropout::maybe(dropout, pooled, |d| d.classifier)?)
     }
 

@@ -13,7 +13,9 @@ use serde::Serialize;
 use crate::config::BertConfig;
 use crate::error::Result;
 use crate::model::dropout::TrainDropout;
-use crate::model::ops::{activate, softmax, Compute, LayerNorm, Linear};
+use crate::model::grad_kernels;
+use crate::model::kernels::AttentionShape;
+use crate::model::ops::{LayerNorm, Linear};
 use crate::train::bench::Bench;
 use crate::train::step::micro_batch_rows;
 use crate::train::{batch_loss, weights};
@@ -123,71 +125,77 @@ impl Shapes {
 /// Runs per op kind when timing it alone.
 const RUNS: usize = 3;
 
+/// The backward pass of each kind of op the training forward runs, alone at
+/// one micro-batch's shapes, times the micro-batches and layers of a step.
+/// On the CPU only: the fused ops it times exist there.
 fn backward_by_op(
     s: &Shapes,
     dropout: &TrainDropout,
     micro_batches: usize,
     device: &Device,
 ) -> Result<Vec<(String, f64)>> {
-    let var = |shape: &[usize]| Var::randn(0f32, 1f32, shape, device);
+    if !device.is_cpu() {
+        return Ok(Vec::new());
+    }
+    let var = |shape: &[usize]| -> Result<Tensor> {
+        Ok(Var::randn(0f32, 1f32, shape, device)?.as_tensor().clone())
+    };
     let tokens = s.rows * s.seq;
-    let (h, i, d) = (s.hidden, s.inner, s.hidden / s.heads.max(1));
-    let linear = |inp: usize, out: usize| -> Result<(Var, Linear)> {
-        Ok((
-            var(&[tokens, inp])?,
-            Linear::new(
-                var(&[out, inp])?.as_tensor().clone(),
-                var(&[out])?.as_tensor().clone(),
-            ),
-        ))
+    let (h, i) = (s.hidden, s.inner);
+    let linear = |inp: usize, out: usize| -> Result<Linear> {
+        Ok(Linear::new(var(&[out, inp])?, var(&[out])?))
     };
     let per_layer = (micro_batches * s.layers) as f64;
-    let mut kinds = Vec::new();
-    // Six linear layers per BERT layer: query, key, value, output, and the two of the feed-forward block.
-    let mut matmul = 0.0;
-    for (inp, out, count) in [(h, h, 4.0), (h, i, 1.0), (i, h, 1.0)] {
-        let (x, lin) = linear(inp, out)?;
-        matmul += count * backward_ms(&|| lin.forward(&x))?;
-    }
-    kinds.push(("linear layers (matmul)".to_string(), matmul * per_layer));
-    let heads = [s.rows, s.heads, s.seq, d];
-    let (q, k, v) = (var(&heads)?, var(&heads)?, var(&heads)?);
-    let probs = var(&[s.rows, s.heads, s.seq, s.seq])?;
-    let attention =
-        backward_ms(&|| Ok(q.matmul(&k.t()?)?))? + backward_ms(&|| Ok(probs.matmul(&v)?))?;
-    kinds.push((
-        "attention matmuls (q·kᵀ, p·v)".into(),
-        attention * per_layer,
-    ));
-    kinds.push((
-        "softmax".into(),
-        backward_ms(&|| softmax(&probs))? * per_layer,
-    ));
     let x = var(&[tokens, h])?;
+    let projection = linear(h, h)?;
+    let projections = 4.0 * backward_ms(&|| projection.forward(&x))?;
+    let (up, down, wide) = (linear(h, i)?, linear(i, h)?, var(&[tokens, i])?);
+    let feed_forward = backward_ms(&|| up.forward_activated(&x, s.activation))?
+        + backward_ms(&|| down.forward(&wide))?;
+    let shape = AttentionShape {
+        batch: s.rows,
+        seq: s.seq,
+        heads: s.heads,
+        head_dim: h / s.heads.max(1),
+    };
+    let (q, k, v) = (var(&[tokens, h])?, var(&[tokens, h])?, var(&[tokens, h])?);
+    let mask = Tensor::zeros((s.rows, 1, 1, s.seq), DType::F32, device)?;
+    let maps = s.rows * s.heads * s.seq * s.seq;
+    let core = backward_ms(&|| {
+        let keep = dropout.draw(maps, dropout.attention);
+        Ok(grad_kernels::attention((&q, &k, &v), &mask, shape, keep)?.0)
+    })?;
     let norm = LayerNorm {
-        weight: var(&[h])?.as_tensor().clone(),
-        bias: var(&[h])?.as_tensor().clone(),
+        weight: var(&[h])?,
+        bias: var(&[h])?,
         eps: s.eps,
     };
-    let ln = backward_ms(&|| norm.forward(&x, Compute::Differentiable))?;
-    kinds.push(("layer norm".into(), 2.0 * ln * per_layer));
-    let wide = var(&[tokens, i])?;
-    kinds.push((
-        "activation".into(),
-        backward_ms(&|| activate(&wide, s.activation))? * per_layer,
-    ));
-    let y = var(&[tokens, h])?;
-    let hidden = backward_ms(&|| Ok((dropout.apply(&x, dropout.hidden)? + y.as_tensor())?))?;
-    let attn = backward_ms(&|| dropout.apply(&probs, dropout.attention))?;
-    kinds.push((
-        "dropout + residual".into(),
-        (2.0 * hidden + attn) * per_layer,
-    ));
-    let table = var(&[s.vocab, h])?;
-    let ids = Tensor::zeros(tokens, DType::U32, device)?;
+    let residual = var(&[tokens, h])?;
+    let norms = 2.0 * backward_ms(&|| norm.forward_residual(x.clone(), &residual, Some(dropout)))?;
+    let (table, ids) = (
+        var(&[s.vocab, h])?,
+        Tensor::zeros(tokens, DType::U32, device)?,
+    );
     let lookup = backward_ms(&|| Ok(table.embedding(&ids)?))?;
-    kinds.push(("embedding lookup".into(), lookup * micro_batches as f64));
-    Ok(kinds)
+    Ok(vec![
+        (
+            "q, k, v, output projections".into(),
+            projections * per_layer,
+        ),
+        (
+            "feed-forward (linear + GELU, linear)".into(),
+            feed_forward * per_layer,
+        ),
+        (
+            "attention core (scores, softmax, context)".into(),
+            core * per_layer,
+        ),
+        ("layer norm + dropout + residual".into(), norms * per_layer),
+        (
+            "word-embedding lookup".into(),
+            lookup * micro_batches as f64,
+        ),
+    ])
 }
 
 /// Milliseconds of the backward pass of `f`'s output (summed to a scalar):

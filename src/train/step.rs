@@ -24,8 +24,8 @@ pub fn batch_loss(
     dropout: Option<&TrainDropout>,
 ) -> Result<(Tensor, Tensor)> {
     let input = ModelInput::batch(rows, pad_id);
-    let out = model.encode_train(&input, dropout)?;
-    let logits = model.classify_logits_train(&out, &input.mask, dropout)?;
+    let cls = model.encode_train_cls(&input, dropout)?;
+    let logits = model.classify_cls(&cls, dropout)?;
     let targets: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
     let targets = Tensor::from_vec(targets, labels.len(), model.device())?;
     let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
