@@ -27,10 +27,12 @@ LABELS = ["agreed", "disagreed", "unrelated"]
 
 
 def vocabulary(model_dir):
-    """Whole words of the vocabulary (no ## pieces, no [specials])."""
+    """Whole words of the vocabulary (no ## pieces, no [specials], no quotes)."""
     with open(os.path.join(model_dir, "vocab.txt"), encoding="utf-8") as f:
         words = [w.strip() for w in f]
-    return [w for w in words if w and not w.startswith("##") and not w.startswith("[")]
+    # No quotes: a TSV field may not hold one unquoted (the two readers would
+    # disagree on where such a row ends).
+    return [w for w in words if w and not w.startswith("##") and not w.startswith("[") and '"' not in w]
 
 
 def generate(path, rows, words, seed=7):

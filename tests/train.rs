@@ -691,10 +691,8 @@ fn batch_encoding_equals_row_by_row_with_progress_and_full_lengths() {
     assert_eq!(progress.last(), Some(&(9_000, 9_000)));
 }
 
-/// A cancel lands inside a backward pass: the fused linear layers are cancel
-/// points, so a step stops within a layer, not at the end of its micro-batch.
-#[test]
-fn a_cancel_stops_a_backward_pass_midway() {
+/// The classifier fixture built for training, and its tokenizer.
+fn classifier_fixture() -> (train::Trainable, BertTokenizer) {
     let dir = fixture_model("classifier");
     let t = train::build(
         &dir,
@@ -702,9 +700,15 @@ fn a_cancel_stops_a_backward_pass_midway() {
         &labels(),
         0,
         &Device::Cpu,
-    )
-    .unwrap();
-    let tok = BertTokenizer::load(&dir).unwrap();
+    );
+    (t.unwrap(), BertTokenizer::load(&dir).unwrap())
+}
+
+/// A cancel lands inside a backward pass: the fused linear layers are cancel
+/// points, so a step stops within a layer, not at the end of its micro-batch.
+#[test]
+fn a_cancel_stops_a_backward_pass_midway() {
+    let (t, tok) = classifier_fixture();
     let rows = vec![tok.encode("the dog jumps", Some("the fox"), 40).unwrap(); 4];
     let mut optim = Optim::new(t.vars.clone(), 1e-3, 0.01, 0, 10, 1.0).unwrap();
     let flag = AtomicBool::new(false);
@@ -725,16 +729,7 @@ fn a_cancel_stops_a_backward_pass_midway() {
 /// the loss and every gradient equal the full forward's.
 #[test]
 fn the_cls_only_last_layer_gives_the_full_forwards_gradients() {
-    let dir = fixture_model("classifier");
-    let t = train::build(
-        &dir,
-        train::Task::Classification,
-        &labels(),
-        0,
-        &Device::Cpu,
-    )
-    .unwrap();
-    let tok = BertTokenizer::load(&dir).unwrap();
+    let (t, tok) = classifier_fixture();
     let rows: Vec<_> = ROWS
         .iter()
         .map(|(a, b, _)| tok.encode(a, Some(b), 40).unwrap())
