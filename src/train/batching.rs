@@ -139,4 +139,13 @@ mod tests {
         let firsts: Vec<usize> = bucketed.iter().take(20).map(longest).collect();
         assert!(firsts.windows(2).any(|w| w[0] < w[1]), "{firsts:?}");
     }
+
+    #[test]
+    fn runs_saved_before_bucketing_keep_their_order() {
+        let mut json = serde_json::to_value(TrainConfig::default()).unwrap();
+        assert_eq!(json["bucketing"], true, "new runs bucket");
+        json.as_object_mut().unwrap().remove("bucketing");
+        let old: TrainConfig = serde_json::from_value(json).unwrap();
+        assert!(!old.bucketing, "an older run.json resumes without it");
+    }
 }

@@ -66,7 +66,9 @@ pub struct TrainConfig {
     /// With `shuffle`: batch rows of similar length together (sorted inside
     /// windows of [`BUCKET_WINDOW`] batches, the batches then shuffled), so
     /// that batches carry little padding. Off: exactly the shuffled order.
-    #[serde(default = "yes")]
+    /// Absent from the settings of runs made before it existed, which had
+    /// none: such a run resumes (or trains again) without it.
+    #[serde(default)]
     pub bucketing: bool,
     /// Overrides the config's dropout probabilities.
     pub dropout: Option<f64>,
@@ -109,10 +111,6 @@ impl Default for TrainConfig {
             resume: false,
         }
     }
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Batches per length-sorted window when bucketing (as `transformers`'

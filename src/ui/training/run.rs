@@ -256,10 +256,46 @@ impl RunState {
         }
     }
 
+    /// The progress bar's fraction and text: rows tokenised while the data is
+    /// prepared, then the step, epoch, device, speed, learning rate and ETA;
+    /// none before a run.
+    pub fn progress_line(&self, planned_epochs: usize) -> Option<(f32, String)> {
+        let (tokenized, rows) = self.tokenized;
+        if self.total_steps == 0 && self.is_active() && rows > 0 {
+            let text = format!("preparing the data: {tokenized}/{rows} rows tokenised");
+            return Some((tokenized as f32 / rows as f32, text));
+        }
+        if self.total_steps == 0 && !self.is_active() {
+            return None;
+        }
+        let device = self.device.as_deref().map(|d| format!("{d} · "));
+        let eta = if self.is_active() {
+            format_eta(self.eta_s)
+        } else {
+            "—".into()
+        };
+        let text = format!(
+            "{}step {}/{} · epoch {}/{planned_epochs} · {:.1} examples/s · lr {:.2e} · ETA {eta}",
+            device.unwrap_or_default(),
+            self.step,
+            self.total_steps,
+            self.epoch,
+            self.examples_per_s,
+            self.lr,
+        );
+        Some((self.progress(), text))
+    }
+
     /// The loss curve smoothed with a bias-corrected exponential moving average.
     pub fn smoothed_losses(&self) -> Vec<[f64; 2]> {
         smooth(&self.losses, SMOOTHING)
     }
+}
+
+/// Seconds as `m:ss`.
+pub fn format_eta(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
 }
 
 /// Exponential moving average with bias correction (as TensorBoard smooths):
@@ -288,6 +324,39 @@ mod tests {
         let two = smooth(&[[1.0, 4.0], [2.0, 2.0]], 0.9);
         assert!((two[0][1] - 4.0).abs() < 1e-12);
         assert!((two[1][1] - 0.56 / 0.19).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_progress_line_shows_tokenising_then_steps_on_the_device() {
+        let mut run = RunState::running(2);
+        assert_eq!(run.progress_line(2).map(|(f, _)| f), Some(0.0));
+        run.apply(TrainMsg::Device(
+            "CPU (2 threads), auto: no usable GPU".into(),
+        ));
+        run.apply(TrainMsg::Event(Event::Tokenizing {
+            done: 4_096,
+            total: 16_384,
+        }));
+        let (fraction, text) = run.progress_line(2).unwrap();
+        assert_eq!(fraction, 0.25);
+        assert_eq!(text, "preparing the data: 4096/16384 rows tokenised");
+        run.apply(TrainMsg::Event(Event::Step {
+            step: 5,
+            total_steps: 10,
+            epoch: 1,
+            loss: 0.7,
+            lr: 2e-5,
+            examples_per_s: 31.5,
+            eta_s: 75.0,
+        }));
+        let (fraction, text) = run.progress_line(2).unwrap();
+        assert_eq!(fraction, 0.5);
+        assert_eq!(
+            text,
+            "CPU (2 threads), auto: no usable GPU · step 5/10 · epoch 1/2 · 31.5 examples/s · lr 2.00e-5 · ETA 1:15"
+        );
+        assert!(run.log.iter().any(|l| l.contains("training on CPU")));
+        assert_eq!(RunState::default().progress_line(2), None);
     }
 
     #[test]

@@ -410,11 +410,6 @@ fn status_text(run: &RunState, visuals: &egui::Visuals) -> (String, Color32) {
     }
 }
 
-fn format_eta(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    format!("{}:{:02}", s / 60, s % 60)
-}
-
 fn run_section(
     ui: &mut egui::Ui,
     form: &TrainForm,
@@ -447,30 +442,9 @@ fn run_section(
     for warning in &run.warnings {
         ui.colored_label(ui.visuals().warn_fg_color, format!("Warning: {warning}"));
     }
-    let (tokenized, rows) = run.tokenized;
-    if run.total_steps == 0 && run.is_active() && rows > 0 {
-        let text = format!("preparing the data: {tokenized}/{rows} rows tokenised");
-        ui.add(egui::ProgressBar::new(tokenized as f32 / rows as f32).text(text));
-    } else if run.total_steps > 0 || run.is_active() {
-        let text = format!(
-            "{}step {}/{} · epoch {}/{} · {:.1} examples/s · lr {:.2e} · ETA {}",
-            run.device
-                .as_deref()
-                .map(|d| format!("{d} · "))
-                .unwrap_or_default(),
-            run.step,
-            run.total_steps,
-            run.epoch,
-            run.planned_epochs.unwrap_or(form.epochs),
-            run.examples_per_s,
-            run.lr,
-            if run.is_active() {
-                format_eta(run.eta_s)
-            } else {
-                "—".into()
-            }
-        );
-        ui.add(egui::ProgressBar::new(run.progress()).text(text));
+    let planned = run.planned_epochs.unwrap_or(form.epochs);
+    if let Some((fraction, text)) = run.progress_line(planned) {
+        ui.add(egui::ProgressBar::new(fraction).text(text));
     }
     if !run.losses.is_empty() || !run.epochs.is_empty() {
         ui.columns(2, |cols| {
@@ -748,7 +722,7 @@ fn show_note(ui: &mut egui::Ui, note: Option<Note>) {
                 } else {
                     fmt_bytes(total)
                 },
-                format_eta(elapsed.as_secs_f64())
+                super::run::format_eta(elapsed.as_secs_f64())
             );
             ui.add(egui::ProgressBar::new(fraction).text(text));
         }
