@@ -5,6 +5,7 @@
 //! folder and reading a run's hyperparameters run on their own threads, so
 //! the UI thread never waits on the disk.
 
+mod data_view;
 pub mod disk;
 pub mod form;
 pub mod opened;
