@@ -443,7 +443,13 @@ fn attention_matches_the_composed_core() {
             Tensor::from_vec(keep.clone(), probs_dims, &Device::Cpu).unwrap()
         });
         let fused = |t: &[Tensor]| {
-            grad_kernels::attention((&t[0], &t[1], &t[2]), &additive, shape, keep.clone()).unwrap()
+            grad_kernels::attention(
+                &Tensor::cat(&[&t[0], &t[1], &t[2]], 1).unwrap(),
+                &additive,
+                shape,
+                keep.clone(),
+            )
+            .unwrap()
         };
         let composed = |t: &[Tensor]| {
             composed_attention(
@@ -480,7 +486,13 @@ fn attention_gives_padding_keys_exactly_zero() {
         head_dim: 3,
     };
     let x = random(&[8, 3], 3, 5.0);
-    let (_, probs) = grad_kernels::attention((&x, &x, &x), &additive, shape, None).unwrap();
+    let (_, probs) = grad_kernels::attention(
+        &Tensor::cat(&[&x, &x, &x], 1).unwrap(),
+        &additive,
+        shape,
+        None,
+    )
+    .unwrap();
     let first: Vec<Vec<f32>> = probs.get(0).unwrap().get(0).unwrap().to_vec2().unwrap();
     for row in first {
         assert_eq!(&row[2..], &[0.0, 0.0]);

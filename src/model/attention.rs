@@ -97,15 +97,18 @@ impl BertAttention {
         mask: &BatchMask,
         dropout: Option<&TrainDropout>,
     ) -> Result<(Tensor, Tensor)> {
-        let (q, k, v) = (
-            self.query.forward(x)?,
-            self.key.forward(x)?,
-            self.value.forward(x)?,
-        );
         let additive = mask.additive(x.device())?;
         if !grad_kernels::fused_cpu(x) {
+            let q = self.query.forward(x)?;
+            let (k, v) = (self.key.forward(x)?, self.value.forward(x)?);
             return self.attend_composed((q, k, v), mask, &additive, dropout);
         }
+        // One projection with the three weights stacked: one product, and one
+        // gradient for `x` instead of three to add up.
+        let (q, k, v) = (&self.query, &self.key, &self.value);
+        let weight = Tensor::cat(&[&q.weight, &k.weight, &v.weight], 0)?;
+        let bias = Tensor::cat(&[&q.bias, &k.bias, &v.bias], 0)?;
+        let qkv = grad_kernels::linear(x, &weight, &bias)?;
         let shape = AttentionShape {
             batch: mask.batch,
             seq: mask.seq,
@@ -114,7 +117,7 @@ impl BertAttention {
         };
         let probs = shape.batch * shape.heads * shape.seq * shape.seq;
         let keep = dropout.and_then(|d| d.draw(probs, d.attention));
-        grad_kernels::attention((&q, &k, &v), &additive, shape, keep)
+        grad_kernels::attention(&qkv, &additive, shape, keep)
     }
 
     fn attend_composed(

@@ -235,12 +235,13 @@ pub fn dropout(x: &Tensor, keep: Vec<f32>) -> Result<Tensor> {
 
 /// The attention core as one node: per head, `softmax(q kᵀ/√head_dim + mask)`,
 /// dropout (`keep`, `[batch, heads, seq, seq]`) and the product with `v`.
-/// `q`, `k`, `v`: `[batch·seq, hidden]`; `mask`: additive `[batch, 1, 1, seq]`.
-/// Returns the context `[batch·seq, hidden]` and the probabilities before
-/// dropout, `[batch, heads, seq, seq]` (the attention maps; no gradient flows
-/// back through them).
+/// `qkv`: the packed projections `[batch·seq, 3·hidden]` (`q | k | v` in each
+/// row, what one linear layer with the three weights stacked gives); `mask`:
+/// additive `[batch, 1, 1, seq]`. Returns the context `[batch·seq, hidden]`
+/// and the probabilities before dropout, `[batch, heads, seq, seq]` (the
+/// attention maps; no gradient flows back through them).
 pub fn attention(
-    (q, k, v): (&Tensor, &Tensor, &Tensor),
+    qkv: &Tensor,
     mask: &Tensor,
     shape: AttentionShape,
     keep: Option<Vec<f32>>,
@@ -253,9 +254,7 @@ pub fn attention(
         keep,
         probs: Arc::clone(&probs),
     };
-    let context = q
-        .contiguous()?
-        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)?;
+    let context = qkv.contiguous()?.apply_op1(op)?;
     match probs.get() {
         Some(probs) => Ok((context, probs.clone())),
         None => Err(candle_core::Error::Msg("attention: no probabilities".into()).into()),

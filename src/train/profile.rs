@@ -147,8 +147,9 @@ fn backward_by_op(
     };
     let per_layer = (micro_batches * s.layers) as f64;
     let x = var(&[tokens, h])?;
-    let projection = linear(h, h)?;
-    let projections = 4.0 * backward_ms(&|| projection.forward(&x))?;
+    let (packed, projection) = (linear(h, 3 * h)?, linear(h, h)?);
+    let projections =
+        backward_ms(&|| packed.forward(&x))? + backward_ms(&|| projection.forward(&x))?;
     let (up, down, wide) = (linear(h, i)?, linear(i, h)?, var(&[tokens, i])?);
     let feed_forward = backward_ms(&|| up.forward_activated(&x, s.activation))?
         + backward_ms(&|| down.forward(&wide))?;
@@ -158,12 +159,12 @@ fn backward_by_op(
         heads: s.heads,
         head_dim: h / s.heads.max(1),
     };
-    let (q, k, v) = (var(&[tokens, h])?, var(&[tokens, h])?, var(&[tokens, h])?);
+    let qkv = var(&[tokens, 3 * h])?;
     let mask = Tensor::zeros((s.rows, 1, 1, s.seq), DType::F32, device)?;
     let maps = s.rows * s.heads * s.seq * s.seq;
     let core = backward_ms(&|| {
         let keep = dropout.draw(maps, dropout.attention);
-        Ok(grad_kernels::attention((&q, &k, &v), &mask, shape, keep)?.0)
+        Ok(grad_kernels::attention(&qkv, &mask, shape, keep)?.0)
     })?;
     let norm = LayerNorm {
         weight: var(&[h])?,

@@ -1,19 +1,19 @@
 //! The attention core as one op with a backward: scores, scaled masked
 //! softmax, dropout on the probabilities and the context, one (batch, head)
-//! per parallel task, read straight from the `[batch·seq, hidden]`
-//! projections the linear layers leave (no split into heads, no transposed
-//! copies, no batched matmul nodes).
+//! per parallel task, read straight from the packed `[batch·seq, 3·hidden]`
+//! query/key/value projection one linear layer leaves (no split into heads,
+//! no transposed copies, no batched matmul nodes, one gradient to return).
 
 use std::sync::{Arc, OnceLock};
 
-use candle_core::{bail, CpuStorage, CustomOp3, Device, Layout, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{host, matmul, rows, tensor_like, Held};
 use crate::model::kernels::AttentionShape;
 
-/// `softmax(scale·q kᵀ + mask)` per head, dropout, times `v`: `(q, k, v)`, each
-/// `[batch·seq, hidden]`, give the context `[batch·seq, hidden]`.
+/// `softmax(scale·q kᵀ + mask)` per head, dropout, times `v`: the packed
+/// `[batch·seq, 3·hidden]` rows `q | k | v` give the context `[batch·seq, hidden]`.
 pub(super) struct AttentionOp {
     pub shape: AttentionShape,
     pub scale: f32,
@@ -28,15 +28,13 @@ pub(super) struct AttentionOp {
 
 /// The values a head's backward reads.
 struct Saved<'a> {
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
+    qkv: &'a [f32],
     dctx: &'a [f32],
     probs: &'a [f32],
 }
 
 impl AttentionOp {
-    fn check(&self, q: &[f32], k: &[f32], v: &[f32]) -> candle_core::Result<()> {
+    fn check(&self, qkv: &[f32]) -> candle_core::Result<()> {
         let AttentionShape {
             batch,
             seq,
@@ -45,7 +43,7 @@ impl AttentionOp {
         } = self.shape;
         let n = batch * seq * heads * head_dim;
         let probs = batch * heads * seq * seq;
-        if q.len() != n || k.len() != n || v.len() != n || self.mask.len() != batch * seq {
+        if qkv.len() != 3 * n || self.mask.len() != batch * seq {
             bail!("attention: inputs do not match {:?}", self.shape);
         }
         if self.keep.as_ref().is_some_and(|keep| keep.len() != probs) {
@@ -58,8 +56,9 @@ impl AttentionOp {
     }
 
     /// Task `b·heads + h`: batch row `b`, and where its head `h` starts in a
-    /// `[batch·seq, hidden]` buffer.
-    fn head_start(&self, task: usize) -> (usize, usize) {
+    /// buffer of rows of `row` values (`hidden` for the context, `3·hidden`
+    /// for the packed input, whose `q` part comes first).
+    fn head_start(&self, task: usize, row: usize) -> (usize, usize) {
         let AttentionShape {
             seq,
             heads,
@@ -67,14 +66,14 @@ impl AttentionOp {
             ..
         } = self.shape;
         let (b, h) = (task / heads, task % heads);
-        (b, b * seq * heads * head_dim + h * head_dim)
+        (b, b * seq * row + h * head_dim)
     }
 
     /// One head's probabilities `p` `[seq, seq]` and context `ctx` `[seq, head_dim]`.
     fn forward_head(
         &self,
         task: usize,
-        (q, k, v): (&[f32], &[f32], &[f32]),
+        qkv: &[f32],
         p: &mut [f32],
         ctx: &mut [f32],
     ) -> candle_core::Result<()> {
@@ -84,10 +83,10 @@ impl AttentionOp {
             head_dim,
             ..
         } = self.shape;
-        let hidden = heads * head_dim;
-        let (b, at) = self.head_start(task);
+        let (hidden, row) = (heads * head_dim, 3 * heads * head_dim);
+        let (b, at) = self.head_start(task, row);
         let mut scores = vec![0f32; seq * seq];
-        let (qh, kh_t) = ((&q[at..], hidden, 1), (&k[at..], 1, hidden));
+        let (qh, kh_t) = ((&qkv[at..], row, 1), (&qkv[at + hidden..], 1, row));
         matmul((seq, seq, head_dim), &mut scores, false, qh, kh_t, false)?;
         let mask = &self.mask[b * seq..(b + 1) * seq];
         for (s_row, p_row) in scores.chunks_exact(seq).zip(p.chunks_exact_mut(seq)) {
@@ -105,7 +104,7 @@ impl AttentionOp {
             }
             None => p,
         };
-        let vh = (&v[at..], hidden, 1);
+        let vh = (&qkv[at + 2 * hidden..], row, 1);
         matmul(
             (seq, head_dim, seq),
             ctx,
@@ -130,7 +129,9 @@ impl AttentionOp {
             ..
         } = self.shape;
         let (hidden, sq) = (heads * head_dim, seq * seq);
-        let (_, at) = self.head_start(task);
+        let row = 3 * hidden;
+        let (_, at) = self.head_start(task, hidden);
+        let (_, at_in) = self.head_start(task, row);
         let p = &saved.probs[task * sq..][..sq];
         let keep = self.keep.as_ref().map(|keep| &keep[task * sq..][..sq]);
         let (mut a, mut g) = (vec![0f32; sq], vec![0f32; sq]);
@@ -151,7 +152,7 @@ impl AttentionOp {
             dctx,
             false,
         )?;
-        let vh_t = (&saved.v[at..], 1, hidden);
+        let vh_t = (&saved.qkv[at_in + 2 * hidden..], 1, row);
         matmul((seq, seq, head_dim), &mut g, false, dctx, vh_t, false)?;
         // Through dropout, then the softmax: ds = scale · p ⊙ (dp − Σ dp⊙p).
         let (dp, ds) = match keep {
@@ -166,13 +167,17 @@ impl AttentionOp {
             rows::softmax_bwd(p_row, dp_row, self.scale, ds_row);
         }
         // dq = ds · k; dk = dsᵀ · q.
-        let (kh, qh) = ((&saved.k[at..], hidden, 1), (&saved.q[at..], hidden, 1));
+        let (kh, qh) = (
+            (&saved.qkv[at_in + hidden..], row, 1),
+            (&saved.qkv[at_in..], row, 1),
+        );
         matmul((seq, head_dim, seq), dq, false, (ds, seq, 1), kh, false)?;
         matmul((seq, head_dim, seq), dk, false, (ds, 1, seq), qh, false)
     }
 
-    /// `[batch, heads, seq, head_dim]` blocks → `[batch·seq, hidden]` rows.
-    fn merge_heads(&self, per_head: &[f32]) -> Vec<f32> {
+    /// `[batch, heads, seq, head_dim]` blocks → the columns `offset..offset +
+    /// hidden` of `out`'s rows of `row` values.
+    fn merge_heads(&self, per_head: &[f32], out: &mut [f32], row: usize, offset: usize) {
         let AttentionShape {
             seq,
             heads,
@@ -180,18 +185,17 @@ impl AttentionOp {
             ..
         } = self.shape;
         let hidden = heads * head_dim;
-        let mut out = vec![0f32; per_head.len()];
-        out.par_chunks_mut(seq * hidden)
+        out.par_chunks_mut(seq * row)
             .enumerate()
             .for_each(|(b, block)| {
-                for (i, row) in block.chunks_exact_mut(hidden).enumerate() {
-                    for (h, dst) in row.chunks_exact_mut(head_dim).enumerate() {
+                for (i, out_row) in block.chunks_exact_mut(row).enumerate() {
+                    let part = &mut out_row[offset..offset + hidden];
+                    for (h, dst) in part.chunks_exact_mut(head_dim).enumerate() {
                         let at = ((b * heads + h) * seq + i) * head_dim;
                         dst.copy_from_slice(&per_head[at..at + head_dim]);
                     }
                 }
             });
-        out
     }
 
     fn head_sizes(&self) -> (usize, usize) {
@@ -200,24 +204,19 @@ impl AttentionOp {
     }
 }
 
-impl CustomOp3 for AttentionOp {
+impl CustomOp1 for AttentionOp {
     fn name(&self) -> &'static str {
         "fused-attention"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (q, k, v) = (host(s1, l1)?, host(s2, l2)?, host(s3, l3)?);
-        self.check(q, k, v)?;
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let qkv = host(s, l)?;
+        self.check(qkv)?;
         let AttentionShape {
-            batch, seq, heads, ..
+            batch,
+            seq,
+            heads,
+            head_dim,
         } = self.shape;
         let (sq, sd) = self.head_sizes();
         let mut probs = vec![0f32; batch * heads * sq];
@@ -226,38 +225,34 @@ impl CustomOp3 for AttentionOp {
             .par_chunks_mut(sq.max(1))
             .zip(per_head.par_chunks_mut(sd.max(1)))
             .enumerate()
-            .try_for_each(|(task, (p, ctx))| self.forward_head(task, (q, k, v), p, ctx))?;
+            .try_for_each(|(task, (p, ctx))| self.forward_head(task, qkv, p, ctx))?;
         let probs = Tensor::from_vec(probs, (batch, heads, seq, seq), &Device::Cpu)?;
         if self.probs.set(probs).is_err() {
             bail!("attention: the op ran twice");
         }
-        Ok((
-            CpuStorage::F32(self.merge_heads(&per_head)),
-            l1.shape().clone(),
-        ))
+        let hidden = heads * head_dim;
+        let mut context = vec![0f32; batch * seq * hidden];
+        self.merge_heads(&per_head, &mut context, hidden, 0);
+        Ok((CpuStorage::F32(context), Shape::from((batch * seq, hidden))))
     }
 
     fn bwd(
         &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
+        qkv: &Tensor,
         _ctx: &Tensor,
         dctx: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> candle_core::Result<Option<Tensor>> {
         let Some(probs) = self.probs.get() else {
             bail!("attention: backward before forward")
         };
         let dctx = dctx.contiguous()?;
-        let held = [q, k, v, &dctx, probs].map(Held::of);
+        let held = [qkv, &dctx, probs].map(Held::of);
         let saved = Saved {
-            q: held[0].values()?,
-            k: held[1].values()?,
-            v: held[2].values()?,
-            dctx: held[3].values()?,
-            probs: held[4].values()?,
+            qkv: held[0].values()?,
+            dctx: held[1].values()?,
+            probs: held[2].values()?,
         };
-        let n = saved.q.len();
+        let n = saved.dctx.len();
         let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
         let sd = self.head_sizes().1.max(1);
         dq.par_chunks_mut(sd)
@@ -267,10 +262,11 @@ impl CustomOp3 for AttentionOp {
             .try_for_each(|(task, ((dq, dk), dv))| {
                 self.backward_head(task, &saved, (dq, dk, dv))
             })?;
-        Ok((
-            Some(tensor_like(self.merge_heads(&dq), q)?),
-            Some(tensor_like(self.merge_heads(&dk), k)?),
-            Some(tensor_like(self.merge_heads(&dv), v)?),
-        ))
+        let hidden = self.shape.heads * self.shape.head_dim;
+        let mut dqkv = vec![0f32; 3 * n];
+        for (i, part) in [dq, dk, dv].iter().enumerate() {
+            self.merge_heads(part, &mut dqkv, 3 * hidden, i * hidden);
+        }
+        Ok(Some(tensor_like(dqkv, qkv)?))
     }
 }
