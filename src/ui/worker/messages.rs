@@ -1,0 +1,217 @@
+//! What the UI and the model worker say to each other: requests, their
+//! answers, the slots an answer fills, and the envelopes carrying their ids.
+
+use std::path::PathBuf;
+
+use crate::compare::{Comparison, HeadChanges};
+use crate::data::Columns;
+use crate::engine::Analysis;
+use crate::train::preview::DataPreview;
+use crate::train::Report;
+
+/// Numbers the requests of one handle, from 1; answers nobody asked for carry 0.
+pub type RequestId = u64;
+
+/// A request from the UI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    Load {
+        spec: String,
+    },
+    Analyze(AnalyzeRequest),
+    /// Open a fine-tuned directory as the tuned model (`None`: forget it).
+    LoadTuned {
+        dir: Option<PathBuf>,
+    },
+    /// Show this epoch's checkpoint as the tuned model (`None`: the saved one).
+    ShowEpoch {
+        epoch: Option<usize>,
+    },
+    /// Read a data file for the training view (columns guessed when `None`).
+    Preview {
+        path: PathBuf,
+        columns: Option<Columns>,
+    },
+    /// Average the head changes over the first `limit` rows of a data file.
+    MeanChanges {
+        path: PathBuf,
+        columns: Columns,
+        limit: usize,
+    },
+    /// Tests only: make the worker panic, or end its thread as if it had died.
+    #[doc(hidden)]
+    InjectFault(Fault),
+}
+
+/// A fault a test injects into the worker.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Panic,
+    /// The thread ends without a word, as a thread killed by a bug would.
+    Exit,
+}
+
+/// Which answer a request waits for: a newer request with the same slot makes
+/// the answers to older ones stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    Load,
+    Analyze,
+    /// Opening a tuned run, or showing one of its epochs.
+    Tuned,
+    Preview,
+    MeanChanges,
+}
+
+impl Request {
+    /// The slot of its answer; `None`: no answer is awaited.
+    pub fn slot(&self) -> Option<Slot> {
+        match self {
+            Request::Load { .. } => Some(Slot::Load),
+            Request::Analyze(_) => Some(Slot::Analyze),
+            Request::LoadTuned { .. } | Request::ShowEpoch { .. } => Some(Slot::Tuned),
+            Request::Preview { .. } => Some(Slot::Preview),
+            Request::MeanChanges { .. } => Some(Slot::MeanChanges),
+            Request::InjectFault(_) => None,
+        }
+    }
+
+    /// The answer that says this request failed with `error` (where the UI
+    /// shows that request's errors), if it has one.
+    pub(super) fn failure(&self, error: String) -> Option<Response> {
+        Some(match self {
+            Request::Load { spec } => Response::LoadFailed {
+                spec: spec.clone(),
+                error,
+            },
+            Request::Analyze(_) => Response::AnalysisFailed { error },
+            Request::LoadTuned { dir: Some(dir) } => Response::TunedFailed {
+                dir: dir.clone(),
+                error,
+            },
+            Request::Preview { path, .. } => Response::PreviewFailed {
+                path: path.clone(),
+                error,
+            },
+            Request::MeanChanges { path, limit, .. } => Response::MeanChanges {
+                source: mean_source(path, *limit),
+                changes: Err(error),
+            },
+            Request::LoadTuned { dir: None }
+            | Request::ShowEpoch { .. }
+            | Request::InjectFault(_) => return None,
+        })
+    }
+}
+
+pub(super) fn mean_source(path: &std::path::Path, limit: usize) -> String {
+    format!("the first {limit} rows of {}", path.display())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyzeRequest {
+    pub text_a: String,
+    pub text_b: Option<String>,
+    pub masked: Vec<usize>,
+    pub top_k: usize,
+}
+
+/// What the UI needs to know about a loaded model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelInfo {
+    pub spec: String,
+    pub path: String,
+    pub layers: usize,
+    pub heads: usize,
+    pub vocab_size: usize,
+    pub has_mlm: bool,
+    /// Per gallery example: the share of its words that become `[UNK]`.
+    pub example_unknown: Vec<f32>,
+}
+
+/// A message from the worker.
+#[derive(Debug, Clone)]
+pub enum Response {
+    Loaded(ModelInfo),
+    LoadFailed {
+        spec: String,
+        error: String,
+    },
+    Analysis {
+        analysis: Box<Analysis>,
+        /// The tuned model on the same input, when one is loaded.
+        comparison: Option<Box<Comparison>>,
+    },
+    AnalysisFailed {
+        error: String,
+    },
+    /// Models found on this machine that have a masked-LM head.
+    MlmModels(Vec<String>),
+    TunedLoaded(TunedInfo),
+    TunedFailed {
+        dir: PathBuf,
+        error: String,
+    },
+    /// The tuned model was forgotten (`LoadTuned { dir: None }`).
+    TunedCleared,
+    Preview(Box<DataPreview>),
+    PreviewFailed {
+        path: PathBuf,
+        error: String,
+    },
+    MeanChanges {
+        source: String,
+        changes: Result<HeadChanges, String>,
+    },
+    /// A request panicked; the worker goes on with the models it had.
+    Crashed {
+        message: String,
+    },
+    /// The worker's thread was gone and a fresh one started, with no model:
+    /// whatever was loaded must be loaded again.
+    Restarted {
+        message: String,
+    },
+}
+
+impl Response {
+    /// The slot this answers; `None`: always delivered.
+    pub fn slot(&self) -> Option<Slot> {
+        match self {
+            Response::Loaded(_) | Response::LoadFailed { .. } => Some(Slot::Load),
+            Response::Analysis { .. } | Response::AnalysisFailed { .. } => Some(Slot::Analyze),
+            Response::TunedLoaded(_) | Response::TunedFailed { .. } | Response::TunedCleared => {
+                Some(Slot::Tuned)
+            }
+            Response::Preview(_) | Response::PreviewFailed { .. } => Some(Slot::Preview),
+            Response::MeanChanges { .. } => Some(Slot::MeanChanges),
+            Response::MlmModels(_) | Response::Crashed { .. } | Response::Restarted { .. } => None,
+        }
+    }
+}
+
+/// A request on its way to the worker.
+pub(super) struct Envelope {
+    pub id: RequestId,
+    pub request: Request,
+}
+
+/// An answer on its way back: `id` is its request's.
+pub(super) struct Reply {
+    pub id: RequestId,
+    pub response: Response,
+}
+
+/// The tuned side of the compare view.
+#[derive(Debug, Clone)]
+pub struct TunedInfo {
+    pub dir: PathBuf,
+    /// Epochs with a checkpoint (`epochs/epoch-N`), for the slider.
+    pub epochs: Vec<usize>,
+    /// The epoch shown (`None`: the saved checkpoint).
+    pub shown_epoch: Option<usize>,
+    pub report: Option<Report>,
+    pub has_mlm: bool,
+    pub labels: Vec<String>,
+}
