@@ -415,7 +415,7 @@ pub fn remove_ours(dir: &Path) -> Result<()> {
 
 /// A new, empty file beside `path` (`.NAME.bertscope-tmp-PID-N`) to write
 /// before renaming it into place; the caller removes it if the write fails.
-pub fn temp_sibling(path: &Path) -> Result<(PathBuf, std::fs::File)> {
+fn temp_sibling(path: &Path) -> Result<(PathBuf, std::fs::File)> {
     let parent = parent_of(path);
     let name = path
         .file_name()
@@ -436,24 +436,34 @@ pub fn temp_sibling(path: &Path) -> Result<(PathBuf, std::fs::File)> {
     }
 }
 
-/// Write a file through a temporary sibling and a rename: a reader (or a
-/// crash) sees the old file or the complete new one. `write` fills the file.
-pub fn write_file_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
-) -> Result<()> {
+/// Fill a new temporary sibling of `path` (created exclusively, so it is
+/// ours) with `fill`, then rename it over `path`: a reader (or a crash) sees
+/// the old file or the complete new one. On any failure the temporary file
+/// is removed and `path` is left as it was.
+pub fn via_temp_sibling(path: &Path, fill: impl FnOnce(std::fs::File) -> Result<()>) -> Result<()> {
     let (tmp, file) = temp_sibling(path)?;
-    let mut writer = std::io::BufWriter::new(file);
-    let written = write(&mut writer)
-        .and_then(|()| writer.flush())
-        .and_then(|()| writer.get_ref().sync_all());
-    if let Err(e) = written {
+    if let Err(e) = fill(file) {
         let _ = std::fs::remove_file(&tmp);
-        return Err(BertError::io(Op::Write, path, &e));
+        return Err(e);
     }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         BertError::io(Op::Rename, path, &e)
+    })
+}
+
+/// Write a file through a temporary sibling and a rename, synced to disk
+/// before the rename ([`via_temp_sibling`]). `write` fills the file.
+pub fn write_file_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+) -> Result<()> {
+    via_temp_sibling(path, |file| {
+        let mut writer = std::io::BufWriter::new(file);
+        write(&mut writer)
+            .and_then(|()| writer.flush())
+            .and_then(|()| writer.get_ref().sync_all())
+            .map_err(|e| BertError::io(Op::Write, path, &e))
     })
 }
 

@@ -21,18 +21,25 @@ pub struct MaskedBatch {
 /// sorted: masking never picks them. Read from the vocabulary, so the rows
 /// need their ids only.
 pub fn special_ids(rows: &[Encoded], tokenizer: &BertTokenizer) -> Vec<u32> {
-    let mut ids: Vec<u32> = rows
-        .iter()
-        .flat_map(|r| r.input_ids.iter().copied())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.retain(|&id| {
-        tokenizer
-            .id_to_token(id)
-            .is_some_and(|token| tokenize::is_special(&token))
-    });
-    ids
+    // Which ids occur, by id: one pass over the rows, no sort of every token.
+    let mut seen = vec![false; tokenizer.vocab_size()];
+    for &id in rows.iter().flat_map(|r| &r.input_ids) {
+        let id = id as usize;
+        if id >= seen.len() {
+            seen.resize(id + 1, false);
+        }
+        seen[id] = true;
+    }
+    (0u32..)
+        .zip(seen)
+        .filter(|&(id, occurs)| {
+            occurs
+                && tokenizer
+                    .id_to_token(id)
+                    .is_some_and(|token| tokenize::is_special(&token))
+        })
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// Corrupt `rows` (padded later to their longest); at least one position per

@@ -53,15 +53,7 @@ fn write_until<V: View>(
     if stop() {
         return Err(BertError::Cancelled);
     }
-    let (tmp, file) = write_guard::temp_sibling(path)?;
-    if let Err(e) = write_body(file, &header, &order, stop, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        BertError::io(Op::Rename, path, &e)
-    })
+    write_guard::via_temp_sibling(path, |file| write_body(file, &header, &order, stop, path))
 }
 
 /// The tensors in the order the safetensors crate lays them out: by
