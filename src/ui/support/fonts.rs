@@ -1,6 +1,6 @@
 //! Fonts: egui's defaults plus a CJK font, so Chinese and Japanese render
 //! (egui ships none). A full system CJK font is preferred; the bundled subset
-//! (`assets/fonts/cjk-subset.ttf`, the examples' characters) is the fallback and
+//! (`assets/fonts/cjk-subset.ttf`: the examples', fixtures' and demo data's characters) is the fallback and
 //! what tests use, for identical rendering everywhere.
 
 use std::sync::Arc;
