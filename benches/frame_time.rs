@@ -47,6 +47,7 @@ fn synthetic(seq: usize, layers: usize, heads: usize) -> AttentionResult {
         token_type_ids: (0..seq).map(|i| u32::from(i >= half)).collect(),
         attentions: AttentionMaps::new(layers, heads, seq, data),
         truncated: false,
+        neurons: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn compare_frame(seq: usize) -> (f64, f64, f64) {
         tuned: Analysis {
             attention: tuned,
             masks: None,
+            classes: None,
         },
         changes: changes.map_err(|e| e.to_string()),
         before: None,

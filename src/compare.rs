@@ -4,6 +4,7 @@
 use crate::attention_maps::AttentionMaps;
 use crate::engine::{Analysis, ClassifyResult, LoadedModel};
 use crate::error::{BertError, Result};
+use crate::Inspect;
 
 /// Jensen–Shannon divergence between two distributions over the same support,
 /// in bits: 0 for identical rows, 1 for rows with disjoint support.
@@ -149,7 +150,7 @@ pub fn compare_input(
     masked: &[usize],
     top_k: usize,
 ) -> Result<Comparison> {
-    let tuned_analysis = tuned.analyze(text_a, text_b, masked, top_k)?;
+    let tuned_analysis = tuned.analyze(text_a, text_b, masked, top_k, &Inspect::default())?;
     let changes = if base.1.attention.tokens == tuned_analysis.attention.tokens {
         head_changes(
             &base.1.attention.attentions,
@@ -162,17 +163,17 @@ pub fn compare_input(
     let has_head = |m: &LoadedModel| m.model.classifier.is_some();
     let (before, before_source) = match initial.filter(|m| has_head(m)) {
         Some(m) => (
-            Some(m.classify(text_a, text_b)?),
+            Some(m.classify(text_a, text_b, &Inspect::default())?),
             "base with the run's freshly initialised head (epoch 0)".to_string(),
         ),
         None if has_head(base.0) => (
-            Some(base.0.classify(text_a, text_b)?),
+            Some(base.0.classify(text_a, text_b, &Inspect::default())?),
             "the base model's own classifier".to_string(),
         ),
         None => (None, "the base model has no classifier".to_string()),
     };
     let after = if has_head(tuned) {
-        Some(tuned.classify(text_a, text_b)?)
+        Some(tuned.classify(text_a, text_b, &Inspect::default())?)
     } else {
         None
     };
@@ -194,8 +195,8 @@ pub fn mean_changes(
 ) -> Result<Option<HeadChanges>> {
     let mut total: Option<HeadChanges> = None;
     for (a, b) in inputs {
-        let x = base.attention(a, b.as_deref())?;
-        let y = tuned.attention(a, b.as_deref())?;
+        let x = base.attention(a, b.as_deref(), &Inspect::default())?;
+        let y = tuned.attention(a, b.as_deref(), &Inspect::default())?;
         if x.tokens != y.tokens {
             continue;
         }

@@ -11,7 +11,10 @@ use crate::attention_maps::AttentionMaps;
 use crate::config::BertConfig;
 use crate::error::{BertError, Result};
 use crate::hub;
-use crate::model::ops::softmax;
+use std::sync::OnceLock;
+
+use crate::model::head_mask::{Inspect, Neurons};
+use crate::model::ops::{softmax, Compute};
 use crate::model::{BertModel, EncoderOutput, ModelInput};
 use crate::tokenize::{BertTokenizer, Encoded};
 
@@ -22,6 +25,9 @@ pub struct LoadedModel {
     pub dir: PathBuf,
     pub tokenizer: BertTokenizer,
     pub model: BertModel,
+    /// The same weights on the differentiable path, loaded on first use by
+    /// explanations when `model` is the fused CPU encoder.
+    differentiable: OnceLock<BertModel>,
 }
 
 /// Tokens and every attention map of one input.
@@ -32,6 +38,9 @@ pub struct AttentionResult {
     pub token_type_ids: Vec<u32>,
     pub attentions: AttentionMaps,
     pub truncated: bool,
+    /// The queries and keys of the head [`Inspect::neurons`] named.
+    #[serde(skip)]
+    pub neurons: Option<Neurons>,
 }
 
 /// One candidate for a masked position, as the `fill-mask` pipeline names it.
@@ -62,6 +71,8 @@ pub struct Analysis {
     pub attention: AttentionResult,
     /// Masked-LM predictions; `None` when the model has no MLM head.
     pub masks: Option<Vec<MaskResult>>,
+    /// Label probabilities, highest first; `None` without a classifier.
+    pub classes: Option<Vec<LabelScore>>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -92,7 +103,27 @@ impl LoadedModel {
             dir: dir.to_path_buf(),
             tokenizer,
             model,
+            differentiable: OnceLock::new(),
         })
+    }
+
+    /// The model on the differentiable path (gradients): `model` itself
+    /// when it is built for it, else the same checkpoint loaded once more.
+    pub fn differentiable(&self) -> Result<&BertModel> {
+        if self.model.compute() == Compute::Differentiable {
+            return Ok(&self.model);
+        }
+        if let Some(model) = self.differentiable.get() {
+            return Ok(model);
+        }
+        let config = self.model.config.clone();
+        let model = BertModel::load_with(
+            &self.dir,
+            config,
+            self.model.device(),
+            Compute::Differentiable,
+        )?;
+        Ok(self.differentiable.get_or_init(|| model))
     }
 
     pub fn config(&self) -> &BertConfig {
@@ -105,21 +136,28 @@ impl LoadedModel {
             .encode(text_a, text_b, self.config().max_length())
     }
 
-    fn run(&self, encoded: &Encoded) -> Result<EncoderOutput> {
+    fn run(&self, encoded: &Encoded, inspect: &Inspect) -> Result<EncoderOutput> {
         let input = ModelInput::single(encoded);
-        self.model.encode(&input)
+        self.model.encode_inspect(&input, inspect)
     }
 
-    /// Every layer's and head's attention for one input.
-    pub fn attention(&self, text_a: &str, text_b: Option<&str>) -> Result<AttentionResult> {
+    /// Every layer's and head's attention for one input (with `inspect`'s
+    /// heads ablated and its head's queries and keys).
+    pub fn attention(
+        &self,
+        text_a: &str,
+        text_b: Option<&str>,
+        inspect: &Inspect,
+    ) -> Result<AttentionResult> {
         let encoded = self.encode(text_a, text_b)?;
-        let out = self.run(&encoded)?;
+        let out = self.run(&encoded, inspect)?;
         Ok(AttentionResult {
             attentions: out.attentions.into_maps(0)?,
             tokens: encoded.tokens,
             input_ids: encoded.input_ids,
             token_type_ids: encoded.token_type_ids,
             truncated: encoded.truncated,
+            neurons: out.neurons,
         })
     }
 
@@ -129,6 +167,7 @@ impl LoadedModel {
         text_a: &str,
         text_b: Option<&str>,
         top_k: usize,
+        inspect: &Inspect,
     ) -> Result<FillMaskResult> {
         if self.model.mlm.is_none() {
             return Err(BertError::Unsupported(format!(
@@ -137,7 +176,7 @@ impl LoadedModel {
             )));
         }
         let encoded = self.encode(text_a, text_b)?;
-        let masks = self.predict_masks(&encoded, top_k)?;
+        let masks = self.predict_masks(&encoded, top_k, inspect)?;
         Ok(FillMaskResult {
             tokens: encoded.tokens,
             masks,
@@ -146,8 +185,13 @@ impl LoadedModel {
     }
 
     /// Top-k predictions at each mask position of an already encoded input.
-    pub fn predict_masks(&self, encoded: &Encoded, top_k: usize) -> Result<Vec<MaskResult>> {
-        let out = self.run(encoded)?;
+    pub fn predict_masks(
+        &self,
+        encoded: &Encoded,
+        top_k: usize,
+        inspect: &Inspect,
+    ) -> Result<Vec<MaskResult>> {
+        let out = self.run(encoded, inspect)?;
         let masks = self.mask_predictions(encoded, &out, top_k)?;
         if masks.is_empty() {
             return Err(BertError::Input(format!(
@@ -218,6 +262,7 @@ impl LoadedModel {
         text_b: Option<&str>,
         masked: &[usize],
         top_k: usize,
+        inspect: &Inspect,
     ) -> Result<Analysis> {
         let mut encoded = self.encode(text_a, text_b)?;
         if let Some(mask_id) = self.tokenizer.mask_id() {
@@ -232,10 +277,18 @@ impl LoadedModel {
                 }
             }
         }
-        let out = self.run(&encoded)?;
+        let out = self.run(&encoded, inspect)?;
         let masks = match self.model.mlm {
             Some(_) => Some(self.mask_predictions(&encoded, &out, top_k)?),
             None => None,
+        };
+        let classes = match (&self.model.classifier, &self.model.pooler) {
+            (Some(_), Some(_)) => {
+                let mask = ModelInput::single(&encoded).mask;
+                let scores = self.scores(&self.model.classify_logits(&out, &mask)?)?;
+                scores.into_iter().next().map(|row| self.ranked_labels(row))
+            }
+            _ => None,
         };
         Ok(Analysis {
             attention: AttentionResult {
@@ -244,20 +297,36 @@ impl LoadedModel {
                 input_ids: encoded.input_ids,
                 token_type_ids: encoded.token_type_ids,
                 truncated: encoded.truncated,
+                neurons: out.neurons,
             },
             masks,
+            classes,
         })
     }
 
     /// Label probabilities, highest first.
-    pub fn classify(&self, text_a: &str, text_b: Option<&str>) -> Result<ClassifyResult> {
+    pub fn classify(
+        &self,
+        text_a: &str,
+        text_b: Option<&str>,
+        inspect: &Inspect,
+    ) -> Result<ClassifyResult> {
         let encoded = self.encode(text_a, text_b)?;
-        let labels = &self.config().labels;
         let scores = self
-            .classify_batch(std::slice::from_ref(&encoded))?
+            .classify_batch(std::slice::from_ref(&encoded), inspect)?
             .pop()
             .unwrap_or_default();
-        let mut predictions: Vec<LabelScore> = labels
+        Ok(ClassifyResult {
+            predictions: self.ranked_labels(scores),
+            truncated: encoded.truncated,
+        })
+    }
+
+    /// Each label with its score (class order), highest first.
+    fn ranked_labels(&self, scores: Vec<f32>) -> Vec<LabelScore> {
+        let mut predictions: Vec<LabelScore> = self
+            .config()
+            .labels
             .iter()
             .zip(scores)
             .map(|(label, score)| LabelScore {
@@ -266,24 +335,25 @@ impl LoadedModel {
             })
             .collect();
         predictions.sort_by(|a, b| b.score.total_cmp(&a.score));
-        Ok(ClassifyResult {
-            predictions,
-            truncated: encoded.truncated,
-        })
+        predictions
     }
 
     /// Label probabilities for a batch of encoded inputs (class order of `labels`).
-    pub fn classify_batch(&self, rows: &[Encoded]) -> Result<Vec<Vec<f32>>> {
+    pub fn classify_batch(&self, rows: &[Encoded], inspect: &Inspect) -> Result<Vec<Vec<f32>>> {
         if rows.is_empty() {
             return Ok(vec![]);
         }
         let input = ModelInput::batch(rows, self.tokenizer.pad_id());
-        let out = self.model.encode(&input)?;
-        let logits = self.model.classify_logits(&out, &input.mask)?;
+        let out = self.model.encode_inspect(&input, inspect)?;
+        self.scores(&self.model.classify_logits(&out, &input.mask)?)
+    }
+
+    /// Logits `[batch, labels]` → probabilities (sigmoid for multi-label models).
+    fn scores(&self, logits: &candle_core::Tensor) -> Result<Vec<Vec<f32>>> {
         let scores = if self.config().uses_sigmoid(self.config().labels.len()) {
-            candle_nn::ops::sigmoid(&logits)?
+            candle_nn::ops::sigmoid(logits)?
         } else {
-            softmax(&logits)?
+            softmax(logits)?
         };
         Ok(scores.to_vec2::<f32>()?)
     }

@@ -6,6 +6,7 @@ use crate::data::Dataset;
 use crate::engine::LoadedModel;
 use crate::error::Result;
 use crate::write_guard;
+use crate::Inspect;
 
 /// One prediction row.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,7 @@ pub fn predict(
             .iter()
             .map(|e| model.encode(&e.text_a, e.text_b.as_deref()))
             .collect::<Result<Vec<_>>>()?;
-        let scores = model.classify_batch(&rows)?;
+        let scores = model.classify_batch(&rows, &Inspect::default())?;
         for (i, (example, probs)) in chunk.iter().zip(scores).enumerate() {
             let best = probs
                 .iter()

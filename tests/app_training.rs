@@ -334,7 +334,9 @@ fn save_as_and_refuse_the_base(h: &mut Harness<'static, BertscopeApp>, dir: &Pat
     let model =
         bertscope::LoadedModel::load_dir("saved", &saved, &candle_core::Device::Cpu).unwrap();
     assert_eq!(model.config().labels, vec!["agreed", "unrelated"]);
-    let probs = model.classify("the dog", Some("the cat")).unwrap();
+    let probs = model
+        .classify("the dog", Some("the cat"), &bertscope::Inspect::default())
+        .unwrap();
     assert_eq!(probs.predictions.len(), 2);
 
     let base = fixture_model("mlm-safetensors").display().to_string();

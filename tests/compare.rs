@@ -23,7 +23,9 @@ fn head_changes_match_transformers_and_numpy() {
     for case in expected["cases"].as_array().unwrap() {
         let a = case["text_a"].as_str().unwrap();
         let b = case["text_b"].as_str();
-        let analysis = base.analyze(a, b, &[], 3).unwrap();
+        let analysis = base
+            .analyze(a, b, &[], 3, &bertscope::Inspect::default())
+            .unwrap();
         let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), &[], 3).unwrap();
         let changes = cmp.changes.unwrap();
         assert_eq!((changes.layers, changes.heads), (2, 4));
@@ -54,7 +56,9 @@ fn head_changes_match_transformers_and_numpy() {
     let recorded = common::expected("classifier");
     for case in recorded["cases"].as_array().unwrap() {
         let (a, b) = (case["text_a"].as_str().unwrap(), case["text_b"].as_str());
-        let analysis = base.analyze(a, b, &[], 3).unwrap();
+        let analysis = base
+            .analyze(a, b, &[], 3, &bertscope::Inspect::default())
+            .unwrap();
         let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), &[], 3).unwrap();
         let after = cmp.after.unwrap().predictions;
         let want = case["predictions"].as_array().unwrap();

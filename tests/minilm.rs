@@ -30,7 +30,9 @@ fn minilm_matches_transformers() {
     for case in expected["cases"].as_array().unwrap() {
         let a = case["text_a"].as_str().unwrap();
         let b = case.get("text_b").and_then(Value::as_str);
-        let result = model.attention(a, b).unwrap();
+        let result = model
+            .attention(a, b, &bertscope::Inspect::default())
+            .unwrap();
         assert_eq!(result.tokens, strings(&case["tokens"]), "{a}");
         assert_eq!(result.input_ids, u32s(&case["input_ids"]), "{a}");
         assert_eq!(result.token_type_ids, u32s(&case["token_type_ids"]), "{a}");

@@ -53,7 +53,9 @@ fn attentions_match_transformers_on_both_paths() {
         for case in expected(name)["cases"].as_array().unwrap() {
             let a = case["text_a"].as_str().unwrap();
             let want = floats(&case["attentions"]);
-            let result = model.attention(a, text_b(case)).unwrap();
+            let result = model
+                .attention(a, text_b(case), &bertscope::Inspect::default())
+                .unwrap();
             let shape = u32s(&case["attention_shape"]);
             assert_eq!(
                 [
@@ -134,7 +136,9 @@ fn fill_mask_matches_transformers() {
                 continue;
             };
             let a = case["text_a"].as_str().unwrap();
-            let result = model.fill_mask(a, text_b(case), 5).unwrap();
+            let result = model
+                .fill_mask(a, text_b(case), 5, &bertscope::Inspect::default())
+                .unwrap();
             assert_eq!(result.masks.len(), masks.len(), "{name}: {a}");
             for (got, want) in result.masks.iter().zip(masks) {
                 assert_eq!(got.index as u64, want["index"].as_u64().unwrap());
@@ -158,7 +162,9 @@ fn classify_matches_transformers() {
     let model = load("classifier");
     for case in expected("classifier")["cases"].as_array().unwrap() {
         let a = case["text_a"].as_str().unwrap();
-        let result = model.classify(a, text_b(case)).unwrap();
+        let result = model
+            .classify(a, text_b(case), &bertscope::Inspect::default())
+            .unwrap();
         let want = case["predictions"].as_array().unwrap();
         assert_eq!(result.predictions.len(), want.len());
         for (p, w) in result.predictions.iter().zip(want) {

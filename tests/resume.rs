@@ -484,5 +484,7 @@ fn save_as_of_an_unsaved_run_copies_the_checkpoint_only() {
     assert_eq!(seen, (bytes, bytes));
     write_guard::ours(&to).unwrap();
     let model = bertscope::LoadedModel::load_dir("saved", &to, &Device::Cpu).unwrap();
-    assert!(model.classify("the dog jumps", None).is_ok());
+    assert!(model
+        .classify("the dog jumps", None, &bertscope::Inspect::default())
+        .is_ok());
 }

@@ -33,7 +33,9 @@ fn bertscope_reads_its_checkpoint_as_transformers_does() {
     assert!(cases.len() >= 4);
     for case in cases {
         let a = case["text_a"].as_str().unwrap();
-        let result = model.classify(a, case["text_b"].as_str()).unwrap();
+        let result = model
+            .classify(a, case["text_b"].as_str(), &bertscope::Inspect::default())
+            .unwrap();
         let want = floats(&case["probabilities"]);
         assert_eq!(result.predictions.len(), want.len(), "{a}");
         for p in &result.predictions {

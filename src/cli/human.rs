@@ -4,7 +4,7 @@ use bertscope::catalog::ModelSummary;
 use bertscope::engine::{AttentionResult, ClassifyResult, FillMaskResult};
 use bertscope::tokenize::is_special;
 
-pub fn attention(result: &AttentionResult) {
+pub fn attention(result: &AttentionResult, words: bool) {
     println!("{} tokens:", result.tokens.len());
     for (i, (token, ty)) in result.tokens.iter().zip(&result.token_type_ids).enumerate() {
         println!(
@@ -39,7 +39,42 @@ pub fn attention(result: &AttentionResult) {
         }
         println!("{line}");
     }
+    attention_extras(result, words);
     println!("\n(use --json for every weight)");
+}
+
+/// `--neurons`: one head's query·key products; `--words`: the words.
+fn attention_extras(result: &AttentionResult, words: bool) {
+    if let Some(n) = &result.neurons {
+        println!(
+            "\nlayer {} head {}: each token's query and the key it scores highest (q·k/√d)",
+            n.layer, n.head
+        );
+        let scale = 1.0 / (n.dim as f32).sqrt();
+        for q in 0..n.tokens.min(result.tokens.len()) {
+            let scores: Vec<f32> = (0..n.tokens)
+                .map(|k| {
+                    n.query(q)
+                        .iter()
+                        .zip(n.key(k))
+                        .map(|(a, b)| a * b)
+                        .sum::<f32>()
+                        * scale
+                })
+                .collect();
+            let best = bertscope::engine::top_indices(&scores, 1);
+            if let Some(&k) = best.first() {
+                println!(
+                    "  {} → {}  {:.3}",
+                    result.tokens[q], result.tokens[k], scores[k]
+                );
+            }
+        }
+    }
+    if words {
+        let grouped = bertscope::explain::words::group(&result.tokens);
+        println!("\n{} words: {}", grouped.len(), grouped.words.join(" | "));
+    }
 }
 
 pub fn fill_mask(result: &FillMaskResult) {

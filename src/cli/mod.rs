@@ -1,6 +1,7 @@
 //! Command-line parsing (clap) into typed settings, then one engine call per command.
 
 mod bench;
+mod explain;
 mod finetune;
 mod human;
 
@@ -8,7 +9,8 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 use bertscope::device::{self, DeviceChoice};
-use bertscope::LoadedModel;
+use bertscope::model::head_mask::{parse_pair, HeadSet};
+use bertscope::{Inspect, LoadedModel};
 
 #[derive(Parser)]
 #[command(
@@ -27,7 +29,18 @@ enum Command {
     /// Open the app (the default without a subcommand).
     Gui(GuiArgs),
     /// Every layer's and head's attention for a sentence or a pair.
-    Attention(InputArgs),
+    Attention {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        heads: MaskHeads,
+        /// Add one head's query and key vectors (0-based LAYER:HEAD).
+        #[arg(long, value_name = "L:H", value_parser = parse_head)]
+        neurons: Option<(usize, usize)>,
+        /// Add word-level attention (a word = a token and its ## pieces).
+        #[arg(long)]
+        words: bool,
+    },
     /// Predict every [MASK] in the input.
     FillMask {
         #[command(flatten)]
@@ -35,9 +48,21 @@ enum Command {
         /// How many candidates to show per mask.
         #[arg(long, default_value_t = 5, value_parser = at_least::<1>)]
         top_k: usize,
+        #[command(flatten)]
+        heads: MaskHeads,
     },
     /// Label probabilities from a classification checkpoint.
-    Classify(InputArgs),
+    Classify {
+        #[command(flatten)]
+        input: InputArgs,
+        #[command(flatten)]
+        heads: MaskHeads,
+    },
+    /// Why the model predicts what it does: rollout, gradient-weighted
+    /// attention and integrated gradients; or head importance over a data file.
+    Explain(explain::ExplainArgs),
+    /// How each attention head changed between a base and a fine-tuned model.
+    Compare(explain::CompareArgs),
     /// Fine-tune a classifier on a TSV/CSV and save a Hugging Face checkpoint.
     Finetune(finetune::FinetuneArgs),
     /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label,score.
@@ -107,6 +132,39 @@ struct InputArgs {
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct MaskHeads {
+    /// Switch these heads off (0-based LAYER:HEAD, comma-separated): their
+    /// context is zeroed, as `head_mask = 0` does in transformers.
+    #[arg(long, value_name = "L:H,L:H", value_parser = parse_heads)]
+    mask_heads: Option<HeadSet>,
+}
+
+impl MaskHeads {
+    /// The inspection for `model`, each head checked against its shape.
+    fn inspect(&self, model: &LoadedModel, neurons: Option<(usize, usize)>) -> Result<Inspect> {
+        let (layers, heads) = (model.config().num_layers(), model.config().num_heads());
+        let ablate = self.mask_heads.clone().unwrap_or_default();
+        ablate
+            .check(layers, heads)
+            .map_err(|e| anyhow::anyhow!("--mask-heads: {e}"))?;
+        if let Some(pair) = neurons {
+            HeadSet::from_iter([pair])
+                .check(layers, heads)
+                .map_err(|e| anyhow::anyhow!("--neurons: {e}"))?;
+        }
+        Ok(Inspect { ablate, neurons })
+    }
+}
+
+fn parse_heads(text: &str) -> Result<HeadSet, String> {
+    HeadSet::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_head(text: &str) -> Result<(usize, usize), String> {
+    parse_pair(text).map_err(|e| e.to_string())
 }
 
 /// A clap value parser for integers of at least `MIN`.
@@ -184,20 +242,32 @@ pub fn run() -> Result<()> {
     };
     match command {
         Command::Gui(args) => gui(args),
-        Command::Attention(input) => {
+        Command::Attention {
+            input,
+            heads,
+            neurons,
+            words,
+        } => {
             let model = input.model.load()?;
-            let result = model.attention(&input.text_a, input.text_b.as_deref())?;
+            let inspect = heads.inspect(&model, neurons)?;
+            let result = model.attention(&input.text_a, input.text_b.as_deref(), &inspect)?;
             warn_truncated(result.truncated, &model);
             if input.json {
-                print_json(&result)
+                print_json(&explain::attention_json(&result, words)?)
             } else {
-                human::attention(&result);
+                human::attention(&result, words);
                 Ok(())
             }
         }
-        Command::FillMask { input, top_k } => {
+        Command::FillMask {
+            input,
+            top_k,
+            heads,
+        } => {
             let model = input.model.load()?;
-            let result = model.fill_mask(&input.text_a, input.text_b.as_deref(), top_k)?;
+            let inspect = heads.inspect(&model, None)?;
+            let result =
+                model.fill_mask(&input.text_a, input.text_b.as_deref(), top_k, &inspect)?;
             warn_truncated(result.truncated, &model);
             if input.json {
                 print_json(&result)
@@ -206,9 +276,10 @@ pub fn run() -> Result<()> {
                 Ok(())
             }
         }
-        Command::Classify(input) => {
+        Command::Classify { input, heads } => {
             let model = input.model.load()?;
-            let result = model.classify(&input.text_a, input.text_b.as_deref())?;
+            let inspect = heads.inspect(&model, None)?;
+            let result = model.classify(&input.text_a, input.text_b.as_deref(), &inspect)?;
             warn_truncated(result.truncated, &model);
             if input.json {
                 print_json(&result)
@@ -232,5 +303,7 @@ pub fn run() -> Result<()> {
         Command::Finetune(args) => finetune::finetune(args),
         Command::Predict(args) => finetune::predict(args),
         Command::Bench(args) => bench::run(args),
+        Command::Explain(args) => explain::explain(args),
+        Command::Compare(args) => explain::compare(args),
     }
 }

@@ -13,6 +13,31 @@ use crate::model::kernels::AttentionShape;
 use crate::model::ops::{softmax, LayerNorm, Linear};
 use crate::model::BatchMask;
 
+/// What the composed forward of one attention block takes besides its input
+/// (explanations, ablation on the differentiable path).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Probe<'a> {
+    /// `[batch or 1, heads, 1, 1]`, multiplied onto each head's context
+    /// before the output projection (0 ablates a head; a variable of ones
+    /// gives each head's importance as its gradient).
+    pub gate: Option<&'a Tensor>,
+    /// A zero variable shaped like the probabilities, added to them: its
+    /// gradient is the gradient with respect to the probabilities (candle
+    /// keeps gradients of variables only).
+    pub probs_grad: Option<&'a Tensor>,
+}
+
+/// The composed forward's output and what it observed on the way.
+pub struct Probed {
+    /// The block's output, `[batch·seq, hidden]`.
+    pub out: Tensor,
+    /// `[batch, heads, seq, seq]`.
+    pub probs: Tensor,
+    /// The query and key projections, `[batch·seq, hidden]` (bias added, not scaled).
+    pub query: Tensor,
+    pub key: Tensor,
+}
+
 #[derive(Debug, Clone)]
 pub struct BertAttention {
     pub query: Linear,
@@ -101,7 +126,7 @@ impl BertAttention {
         if !grad_kernels::fused_cpu(x) {
             let q = self.query.forward(x)?;
             let (k, v) = (self.key.forward(x)?, self.value.forward(x)?);
-            return self.attend_composed((q, k, v), mask, &additive, dropout);
+            return self.attend_composed((&q, &k, v), mask, &additive, (dropout, Probe::default()));
         }
         // One projection with the three weights stacked: one product, and one
         // gradient for `x` instead of three to add up.
@@ -120,23 +145,51 @@ impl BertAttention {
         grad_kernels::attention(&qkv, &additive, shape, keep)
     }
 
+    /// The block on composed candle ops, with a probe: every device, and
+    /// the path explanations take (their gradients need the probabilities as
+    /// a node of their own).
+    pub fn forward_probed(&self, x: &Tensor, mask: &BatchMask, probe: Probe) -> Result<Probed> {
+        let additive = mask.additive(x.device())?;
+        let (query, key) = (self.query.forward(x)?, self.key.forward(x)?);
+        let value = self.value.forward(x)?;
+        let qkv = (&query, &key, value);
+        let (context, probs) = self.attend_composed(qkv, mask, &additive, (None, probe))?;
+        let projected = self.output_dense.forward(&context)?;
+        let out = self
+            .output_layer_norm
+            .forward_residual(projected, x, None)?;
+        Ok(Probed {
+            out,
+            probs,
+            query,
+            key,
+        })
+    }
+
     fn attend_composed(
         &self,
-        (q, k, v): (Tensor, Tensor, Tensor),
+        (q, k, v): (&Tensor, &Tensor, Tensor),
         mask: &BatchMask,
         additive: &Tensor,
-        dropout: Option<&TrainDropout>,
+        (dropout, probe): (Option<&TrainDropout>, Probe),
     ) -> Result<(Tensor, Tensor)> {
         let (b, s, nh, d) = (mask.batch, mask.seq, self.heads, self.head_dim);
-        let split = |t: Tensor| -> Result<Tensor> {
+        let split = |t: &Tensor| -> Result<Tensor> {
             Ok(t.reshape((b, s, nh, d))?.transpose(1, 2)?.contiguous()?)
         };
-        let (q, k, v) = (split(q)?, split(k)?, split(v)?);
+        let (q, k, v) = (split(q)?, split(k)?, split(&v)?);
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (d as f64).sqrt()))?;
         let probs = softmax(&scores.broadcast_add(additive)?)?;
-        let dropped = maybe(dropout, probs.clone(), |d| d.attention)?;
-        let context = dropped
-            .matmul(&v)?
+        let observed = match probe.probs_grad {
+            Some(zero) => (&probs + zero)?,
+            None => probs.clone(),
+        };
+        let dropped = maybe(dropout, observed, |d| d.attention)?;
+        let mut context = dropped.matmul(&v)?;
+        if let Some(gate) = probe.gate {
+            context = context.broadcast_mul(gate)?;
+        }
+        let context = context
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b * s, nh * d))?;

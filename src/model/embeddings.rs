@@ -42,6 +42,18 @@ impl BertEmbeddings {
         compute: Compute,
     ) -> Result<Tensor> {
         let words = self.word_embeddings.index_select(input_ids, 0)?;
+        self.forward_from_words(&words, token_type_ids, position_ids, compute)
+    }
+
+    /// The same from the word-embedding lookup's output `words`
+    /// (`[batch·seq, hidden]`): the point integrated gradients scale.
+    pub fn forward_from_words(
+        &self,
+        words: &Tensor,
+        token_type_ids: &Tensor,
+        position_ids: &Tensor,
+        compute: Compute,
+    ) -> Result<Tensor> {
         let types = self.token_type_embeddings.index_select(token_type_ids, 0)?;
         let positions = self.position_embeddings.index_select(position_ids, 0)?;
         let sum = ((words + types)? + positions)?;

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, Storage, StorageRef, Tensor};
 
 use crate::config::Activation;
 use crate::error::{BertError, Result};
+use crate::model::head_mask::{Inspect, Neurons};
 use crate::model::kernels::{self, AttentionShape};
 use crate::model::layer::BertLayer;
 use crate::model::ops::{LayerNorm, Linear};
@@ -138,12 +139,15 @@ impl FusedEncoder {
         self.layers.len()
     }
 
-    /// Run every layer on `hidden` (`[batch·seq, hidden]` host data after the embeddings).
+    /// Run every layer on `hidden` (`[batch·seq, hidden]` host data after the
+    /// embeddings), zeroing the context of `inspect.ablate`'s heads and
+    /// copying out `inspect.neurons`' queries and keys (every row of the batch).
     pub fn forward(
         &self,
         mut hidden: Vec<f32>,
         mask: &BatchMask,
-    ) -> Result<(Vec<f32>, AttentionProbs)> {
+        inspect: &Inspect,
+    ) -> Result<(Vec<f32>, AttentionProbs, Option<Neurons>)> {
         let heads = self.heads;
         let rows = mask.batch * mask.seq;
         let width = hidden.len() / rows.max(1);
@@ -155,6 +159,7 @@ impl FusedEncoder {
         };
         let per_layer = mask.batch * heads * mask.seq * mask.seq;
         let mut probs = vec![0f32; self.layers.len() * per_layer];
+        let mut neurons = None;
         let (mut qkv, mut context, mut attended, mut inner, mut out) = (
             Vec::new(),
             vec![0f32; rows * width],
@@ -162,9 +167,16 @@ impl FusedEncoder {
             Vec::new(),
             Vec::new(),
         );
-        for (layer, layer_probs) in self.layers.iter().zip(probs.chunks_mut(per_layer.max(1))) {
+        let layers = self.layers.iter().zip(probs.chunks_mut(per_layer.max(1)));
+        for (index, (layer, layer_probs)) in layers.enumerate() {
             layer.qkv.apply(&hidden, rows, &mut qkv)?;
+            if let Some((l, h)) = inspect.neurons.filter(|&(l, _)| l == index) {
+                neurons = Some(neurons_of(&qkv, shape, rows, (l, h)));
+            }
             kernels::attention(&qkv, &mask.keep, shape, &mut context, layer_probs);
+            for head in inspect.ablate.in_layer(index) {
+                zero_head(&mut context, shape, head);
+            }
             layer
                 .attention_output
                 .apply(&context, rows, &mut attended)?;
@@ -175,15 +187,48 @@ impl FusedEncoder {
             add_norm(&mut out, &attended, &layer.output_norm)?;
             std::mem::swap(&mut hidden, &mut out);
         }
-        Ok((
-            hidden,
-            AttentionProbs::Host {
-                data: probs,
-                layers: self.layers.len(),
-                batch: mask.batch,
-                heads,
-                seq: mask.seq,
-            },
-        ))
+        let probs = AttentionProbs::Host {
+            data: probs,
+            layers: self.layers.len(),
+            batch: mask.batch,
+            heads,
+            seq: mask.seq,
+        };
+        Ok((hidden, probs, neurons))
+    }
+}
+
+/// Zero one head's columns of the context `[rows, heads·head_dim]`.
+fn zero_head(context: &mut [f32], shape: AttentionShape, head: usize) {
+    let (d, width) = (shape.head_dim, shape.heads * shape.head_dim);
+    if head >= shape.heads {
+        return;
+    }
+    for row in context.chunks_mut(width.max(1)) {
+        row[head * d..(head + 1) * d].fill(0.0);
+    }
+}
+
+/// One head's queries and keys from the packed `[rows, q | k | v]` projection.
+fn neurons_of(
+    qkv: &[f32],
+    shape: AttentionShape,
+    rows: usize,
+    (layer, head): (usize, usize),
+) -> Neurons {
+    let (d, width) = (shape.head_dim, shape.heads * shape.head_dim);
+    let mut queries = Vec::with_capacity(rows * d);
+    let mut keys = Vec::with_capacity(rows * d);
+    for row in qkv.chunks(3 * width).take(rows) {
+        queries.extend_from_slice(&row[head * d..(head + 1) * d]);
+        keys.extend_from_slice(&row[width + head * d..width + (head + 1) * d]);
+    }
+    Neurons {
+        layer,
+        head,
+        tokens: rows,
+        dim: d,
+        queries,
+        keys,
     }
 }

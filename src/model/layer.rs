@@ -6,7 +6,7 @@ use candle_core::Tensor;
 use crate::checkpoint::Weights;
 use crate::config::{Activation, BertConfig};
 use crate::error::Result;
-use crate::model::attention::BertAttention;
+use crate::model::attention::{BertAttention, Probe, Probed};
 use crate::model::dropout::TrainDropout;
 use crate::model::ops::{LayerNorm, Linear};
 use crate::model::{first_tokens, BatchMask};
@@ -72,6 +72,21 @@ impl BertLayer {
         let out = self.output.forward(&inner)?;
         self.output_layer_norm
             .forward_residual(out, &attended, dropout)
+    }
+
+    /// [`forward`](Self::forward) on composed ops with a probe on the
+    /// attention (no dropout): `out` is the layer's output.
+    pub fn forward_probed(&self, x: &Tensor, mask: &BatchMask, probe: Probe) -> Result<Probed> {
+        let mut probed = self.attention.forward_probed(x, mask, probe)?;
+        let attended = probed.out;
+        let inner = self
+            .intermediate
+            .forward_activated(&attended, self.activation)?;
+        let out = self.output.forward(&inner)?;
+        probed.out = self
+            .output_layer_norm
+            .forward_residual(out, &attended, None)?;
+        Ok(probed)
     }
 
     pub fn activation(&self) -> Activation {

@@ -7,6 +7,7 @@ pub mod dropout;
 pub mod embeddings;
 pub mod fused_encoder;
 pub mod grad_kernels;
+pub mod head_mask;
 pub mod heads;
 pub mod kernels;
 pub mod layer;
@@ -21,9 +22,11 @@ use crate::checkpoint::{Checkpoint, Weights};
 use crate::config::BertConfig;
 use crate::error::{BertError, Result};
 use crate::tokenize::Encoded;
+use attention::{Probe, Probed};
 use dropout::TrainDropout;
 use embeddings::BertEmbeddings;
 use fused_encoder::FusedEncoder;
+use head_mask::{HeadSet, Inspect, Neurons};
 use heads::{BertPooler, MlmHead};
 use layer::BertLayer;
 pub use ops::Compute;
@@ -40,7 +43,7 @@ pub struct BatchMask {
 
 /// Each sequence's first row (`[CLS]`) of `hidden` `[batch·seq, hidden]`:
 /// `[batch, hidden]`.
-pub(crate) fn first_tokens(hidden: &Tensor, mask: &BatchMask) -> Result<Tensor> {
+pub fn first_tokens(hidden: &Tensor, mask: &BatchMask) -> Result<Tensor> {
     let index: Vec<u32> = (0..mask.batch).map(|i| (i * mask.seq) as u32).collect();
     let index = Tensor::from_vec(index, mask.batch, hidden.device())?;
     Ok(hidden.index_select(&index, 0)?)
@@ -168,6 +171,8 @@ impl AttentionProbs {
 pub struct EncoderOutput {
     pub hidden: Tensor,
     pub attentions: AttentionProbs,
+    /// The queries and keys [`Inspect::neurons`] asked for.
+    pub neurons: Option<Neurons>,
 }
 
 /// The encoder layers, in the form of the model's one compute path.
@@ -297,6 +302,103 @@ impl BertModel {
         self.encode_with(input, None)
     }
 
+    /// [`encode`](Self::encode) with heads ablated and/or one head's queries
+    /// and keys reported.
+    pub fn encode_inspect(&self, input: &ModelInput, inspect: &Inspect) -> Result<EncoderOutput> {
+        let (layers, heads) = (self.config.num_layers(), self.config.num_heads());
+        inspect.ablate.check(layers, heads)?;
+        if let Some((l, h)) = inspect.neurons {
+            HeadSet::from_iter([(l, h)]).check(layers, heads)?;
+        }
+        match &self.encoder {
+            Encoder::Fused(encoder) => {
+                let (b, s) = (input.mask.batch, input.mask.seq);
+                let host = self.embed(input)?.flatten_all()?.to_vec1::<f32>()?;
+                let (host, attentions, neurons) = encoder.forward(host, &input.mask, inspect)?;
+                let hidden =
+                    Tensor::from_vec(host, (b * s, self.config.hidden_size()), &self.device)?;
+                Ok(EncoderOutput {
+                    hidden,
+                    attentions,
+                    neurons,
+                })
+            }
+            Encoder::Differentiable(_) if inspect.is_plain() => self.encode(input),
+            Encoder::Differentiable(_) => self.encode_gated(input, inspect),
+        }
+    }
+
+    /// The differentiable path with constant gates (0 for ablated heads).
+    fn encode_gated(&self, input: &ModelInput, inspect: &Inspect) -> Result<EncoderOutput> {
+        let (layers, heads) = (self.config.num_layers(), self.config.num_heads());
+        let gates = inspect
+            .ablate
+            .gates(layers, heads)
+            .into_iter()
+            .map(|g| Ok(Tensor::from_vec(g, (1, heads, 1, 1), &self.device)?))
+            .collect::<Result<Vec<_>>>()?;
+        let probes: Vec<Probe> = gates
+            .iter()
+            .map(|gate| Probe {
+                gate: Some(gate),
+                probs_grad: None,
+            })
+            .collect();
+        let words = self.word_embeddings(input)?;
+        let (hidden, probed) = self.encode_probed(&words, input, &probes)?;
+        let neurons = match inspect.neurons {
+            Some((l, h)) => Some(neurons_of(&probed[l], (l, h), heads)?),
+            None => None,
+        };
+        let attentions = AttentionProbs::Tensors(probed.into_iter().map(|p| p.probs).collect());
+        Ok(EncoderOutput {
+            hidden,
+            attentions,
+            neurons,
+        })
+    }
+
+    /// The word-embedding lookup of `input`, `[batch·seq, hidden]`.
+    pub fn word_embeddings(&self, input: &ModelInput) -> Result<Tensor> {
+        self.check_input(input)?;
+        let n = input.mask.batch * input.mask.seq;
+        let ids = Tensor::from_slice(&input.input_ids, n, &self.device)?;
+        Ok(self.embeddings.word_embeddings.index_select(&ids, 0)?)
+    }
+
+    /// Embeddings from the word-embedding output `words` (`[batch·seq,
+    /// hidden]`, e.g. a scaled variable), then every layer on composed ops
+    /// with `probes[layer]` (missing probes: none). The differentiable path
+    /// only; no dropout. Returns the last hidden states and each layer's
+    /// observations.
+    pub fn encode_probed(
+        &self,
+        words: &Tensor,
+        input: &ModelInput,
+        probes: &[Probe],
+    ) -> Result<(Tensor, Vec<Probed>)> {
+        let Encoder::Differentiable(layers) = &self.encoder else {
+            return Err(BertError::Unsupported(
+                "explanations need a model built for the differentiable path".into(),
+            ));
+        };
+        let (types, positions) = self.types_positions(input)?;
+        let mut hidden = self.embeddings.forward_from_words(
+            words,
+            &types,
+            &positions,
+            Compute::Differentiable,
+        )?;
+        let mut probed = Vec::with_capacity(layers.len());
+        for (i, layer) in layers.iter().enumerate() {
+            let probe = probes.get(i).copied().unwrap_or_default();
+            let step = layer.forward_probed(&hidden, &input.mask, probe)?;
+            hidden = step.out.clone();
+            probed.push(step);
+        }
+        Ok((hidden, probed))
+    }
+
     /// The forward of training, with dropout: the differentiable path only.
     pub fn encode_train(
         &self,
@@ -316,19 +418,10 @@ impl BertModel {
         input: &ModelInput,
         dropout: Option<&TrainDropout>,
     ) -> Result<EncoderOutput> {
-        let (b, s) = (input.mask.batch, input.mask.seq);
-        let dev = &self.device;
-        let mut hidden = self.embed(input)?;
         match &self.encoder {
-            Encoder::Fused(encoder) => {
-                let width = self.config.hidden_size();
-                let host = hidden.flatten_all()?.to_vec1::<f32>()?;
-                let (host, attentions) = encoder.forward(host, &input.mask)?;
-                let hidden = Tensor::from_vec(host, (b * s, width), dev)?;
-                Ok(EncoderOutput { hidden, attentions })
-            }
+            Encoder::Fused(_) => self.encode_inspect(input, &Inspect::default()),
             Encoder::Differentiable(layers) => {
-                hidden = dropout::maybe(dropout, hidden, |d| d.hidden)?;
+                let mut hidden = dropout::maybe(dropout, self.embed(input)?, |d| d.hidden)?;
                 let mut attentions = Vec::with_capacity(layers.len());
                 for layer in layers {
                     let (next, probs) = layer.forward(&hidden, &input.mask, dropout)?;
@@ -338,6 +431,7 @@ impl BertModel {
                 Ok(EncoderOutput {
                     hidden,
                     attentions: AttentionProbs::Tensors(attentions),
+                    neurons: None,
                 })
             }
         }
@@ -345,15 +439,20 @@ impl BertModel {
 
     /// The embeddings of `input`, `[batch·seq, hidden]`.
     fn embed(&self, input: &ModelInput) -> Result<Tensor> {
-        self.check_input(input)?;
-        let (b, s) = (input.mask.batch, input.mask.seq);
-        let dev = &self.device;
-        let ids = Tensor::from_slice(&input.input_ids, b * s, dev)?;
-        let types = Tensor::from_slice(&input.token_type_ids, b * s, dev)?;
-        let positions: Vec<u32> = (0..b).flat_map(|_| 0..s as u32).collect();
-        let positions = Tensor::from_vec(positions, b * s, dev)?;
+        let (types, positions) = self.types_positions(input)?;
+        let n = input.mask.batch * input.mask.seq;
+        let ids = Tensor::from_slice(&input.input_ids, n, &self.device)?;
         self.embeddings
             .forward(&ids, &types, &positions, self.compute())
+    }
+
+    /// The checked input's token types and positions, `[batch·seq]` each.
+    fn types_positions(&self, input: &ModelInput) -> Result<(Tensor, Tensor)> {
+        self.check_input(input)?;
+        let (b, s) = (input.mask.batch, input.mask.seq);
+        let types = Tensor::from_slice(&input.token_type_ids, b * s, &self.device)?;
+        let positions: Vec<u32> = (0..b).flat_map(|_| 0..s as u32).collect();
+        Ok((types, Tensor::from_vec(positions, b * s, &self.device)?))
     }
 
     /// The training forward of a classifier: `[CLS]`'s hidden state after the
@@ -443,4 +542,23 @@ impl BertModel {
         let index = Tensor::from_slice(rows, rows.len(), &self.device)?;
         head.forward(&out.hidden.index_select(&index, 0)?, self.compute())
     }
+}
+
+/// One head's queries and keys from a probed layer (every row of the batch).
+fn neurons_of(probed: &Probed, (layer, head): (usize, usize), heads: usize) -> Result<Neurons> {
+    let (rows, width) = probed.query.dims2()?;
+    let dim = width / heads.max(1);
+    let slice = |t: &Tensor| -> Result<Vec<f32>> {
+        Ok(t.narrow(1, head * dim, dim)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    };
+    Ok(Neurons {
+        layer,
+        head,
+        tokens: rows,
+        dim,
+        queries: slice(&probed.query)?,
+        keys: slice(&probed.key)?,
+    })
 }

@@ -1,0 +1,261 @@
+//! `explain` (per-input explanations, or head importance over a data file)
+//! and `compare` (head changes between a base and a fine-tuned model).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{anyhow, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+use bertscope::compare;
+use bertscope::explain::{self, Explanation, HeadImportance};
+use bertscope::{Inspect, LoadedModel};
+
+use super::finetune::DataArgs;
+use super::{print_json, warn_truncated, ModelArgs};
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// First sentence (a literal [MASK] is the mask token).
+    #[arg(long, required_unless_present = "head_importance")]
+    text_a: Option<String>,
+    /// Optional second sentence.
+    #[arg(long)]
+    text_b: Option<String>,
+    /// The label (or, at a [MASK], the token) to explain; default: the prediction.
+    #[arg(long)]
+    target: Option<String>,
+    /// Instead of one input: each head's importance over a labelled TSV/CSV
+    /// (mean |∂loss/∂gate|; Michel et al. 2019).
+    #[arg(long, value_name = "DATA", conflicts_with_all = ["text_a", "text_b", "target"])]
+    head_importance: Option<PathBuf>,
+    /// With --head-importance: use only the first N rows (default: all).
+    #[arg(long, value_parser = super::at_least::<1>, requires = "head_importance")]
+    max_rows: Option<usize>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn explain(args: ExplainArgs) -> Result<()> {
+    let model = args.model.load()?;
+    if let Some(path) = &args.head_importance {
+        let options = args.data.options(true)?;
+        let limit = args.max_rows.unwrap_or(usize::MAX);
+        let mut bar = progress("rows");
+        let cancel = AtomicBool::new(false);
+        let result =
+            explain::head_importance_of_file(&model, path, &options, limit, &cancel, &mut bar)?;
+        eprintln!();
+        return if args.json {
+            print_json(&json!({
+                "head_importance": result.to_rows(),
+                "rows": result.rows,
+            }))
+        } else {
+            print_importance(&result);
+            Ok(())
+        };
+    }
+    let text_a = args.text_a.as_deref().unwrap_or_default();
+    let mut bar = progress("integrated-gradients points");
+    let result = explain::explain(
+        &model,
+        text_a,
+        args.text_b.as_deref(),
+        args.target.as_deref(),
+        &mut bar,
+    )?;
+    eprintln!();
+    warn_truncated(result.truncated, &model);
+    if args.json {
+        print_json(&result)
+    } else {
+        print_explanation(&result);
+        Ok(())
+    }
+}
+
+/// A progress line on stderr when it is a terminal.
+fn progress(what: &'static str) -> impl FnMut(usize, usize) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    move |done, total| {
+        if tty {
+            eprint!("\r{done}/{total} {what}");
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+fn print_explanation(e: &Explanation) {
+    println!(
+        "target: {} (index {}), logit {:.4}",
+        e.target.label, e.target.index, e.target_logit
+    );
+    println!(
+        "{}",
+        explain::summary::sentence(&e.target.label, &e.tokens, &e.integrated_gradients, 3)
+    );
+    println!(
+        "\n  {:>3}  {:<16} {:>12} {:>12} {:>10}",
+        "#", "token", "int. grad.", "grad-attn", "rollout"
+    );
+    for (i, token) in e.tokens.iter().enumerate() {
+        let rollout = e
+            .rollout
+            .first()
+            .and_then(|r| r.get(i))
+            .copied()
+            .unwrap_or(0.0);
+        println!(
+            "  {i:>3}  {token:<16} {:>12.5} {:>12.5} {:>10.4}",
+            e.integrated_gradients[i], e.grad_attention[i], rollout
+        );
+    }
+    println!(
+        "\nintegrated gradients: {} points; completeness gap (ig_delta) {:.2e}",
+        explain::IG_STEPS,
+        e.ig_delta
+    );
+    println!("rollout column: how much of each token reaches [CLS] through all layers");
+}
+
+fn print_importance(r: &HeadImportance) {
+    println!(
+        "head importance over {} rows (mean |∂loss/∂gate|), layers × heads:",
+        r.rows
+    );
+    for layer in 0..r.layers {
+        let cells: Vec<String> = (0..r.heads)
+            .map(|h| format!("{:7.4}", r.get(layer, h)))
+            .collect();
+        println!("  layer {layer:>2}: {}", cells.join(" "));
+    }
+}
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// The model before fine-tuning.
+    #[arg(long)]
+    base: String,
+    /// The fine-tuned model (a directory bertscope or transformers saved).
+    #[arg(long)]
+    tuned: String,
+    #[arg(long)]
+    text_a: String,
+    #[arg(long)]
+    text_b: Option<String>,
+    #[arg(long, value_enum, default_value_t = bertscope::device::DeviceChoice::Auto)]
+    device: bertscope::device::DeviceChoice,
+    /// Machine-readable output.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn compare(args: CompareArgs) -> Result<()> {
+    let device = super::select_device(args.device)?;
+    let load = |spec: &str, flag: &str| {
+        LoadedModel::load(spec, &device).map_err(|e| anyhow!("--{flag}: {e}"))
+    };
+    let (base, tuned) = (load(&args.base, "base")?, load(&args.tuned, "tuned")?);
+    let initial = tuned.dir.join("epochs").join("epoch-0");
+    let initial = initial
+        .join("config.json")
+        .is_file()
+        .then(|| LoadedModel::load_dir("epoch-0", &initial, &device).ok())
+        .flatten();
+    let (a, b) = (args.text_a.as_str(), args.text_b.as_deref());
+    let base_analysis = base.analyze(a, b, &[], 5, &Inspect::default())?;
+    let comparison = compare::compare_input(
+        (&base, &base_analysis),
+        &tuned,
+        initial.as_ref(),
+        (a, b),
+        &[],
+        5,
+    )?;
+    let changes = comparison.changes.map_err(|e| anyhow!(e))?;
+    warn_truncated(base_analysis.attention.truncated, &base);
+    let rows: Vec<Vec<f32>> = changes
+        .values
+        .chunks(changes.heads.max(1))
+        .map(<[f32]>::to_vec)
+        .collect();
+    let ranking: Vec<Value> = changes
+        .ranked()
+        .into_iter()
+        .map(|(layer, head, change)| json!({"layer": layer, "head": head, "change": change}))
+        .collect();
+    if args.json {
+        return print_json(&json!({
+            "tokens": base_analysis.attention.tokens,
+            "head_changes": rows,
+            "ranking": ranking,
+            "before": comparison.before.map(|c| c.predictions),
+            "before_source": comparison.before_source,
+            "after": comparison.after.map(|c| c.predictions),
+            "masks_before": base_analysis.masks,
+            "masks_after": comparison.tuned.masks,
+        }));
+    }
+    println!(
+        "head changes (mean Jensen–Shannon divergence of attention rows, bits), layers × heads:"
+    );
+    for (layer, row) in rows.iter().enumerate() {
+        let cells: Vec<String> = row.iter().map(|v| format!("{v:6.3}")).collect();
+        println!("  layer {layer:>2}: {}", cells.join(" "));
+    }
+    println!("most changed:");
+    for (layer, head, change) in changes.ranked().into_iter().take(10) {
+        println!("  layer {layer} head {head}: {change:.3}");
+    }
+    let show = |name: &str, c: &Option<bertscope::engine::ClassifyResult>| {
+        if let Some(c) = c {
+            let parts: Vec<String> = c
+                .predictions
+                .iter()
+                .map(|p| format!("{} {:.3}", p.label, p.score))
+                .collect();
+            println!("{name}: {}", parts.join(", "));
+        }
+    };
+    show(
+        &format!("before ({})", comparison.before_source),
+        &comparison.before,
+    );
+    show("after", &comparison.after);
+    Ok(())
+}
+
+/// `attention --json`: the maps, plus `queries`/`keys` with `--neurons` and
+/// `words`/`word_attentions` with `--words`.
+pub fn attention_json(result: &bertscope::engine::AttentionResult, words: bool) -> Result<Value> {
+    let mut value = serde_json::to_value(result)?;
+    let Some(object) = value.as_object_mut() else {
+        return Ok(value);
+    };
+    if let Some(n) = &result.neurons {
+        let rows = |flat: &[f32]| -> Vec<Vec<f32>> {
+            flat.chunks(n.dim.max(1)).map(<[f32]>::to_vec).collect()
+        };
+        object.insert("neurons".into(), json!({"layer": n.layer, "head": n.head}));
+        object.insert("queries".into(), json!(rows(&n.queries)));
+        object.insert("keys".into(), json!(rows(&n.keys)));
+    }
+    if words {
+        let grouped = explain::words::group(&result.tokens);
+        object.insert("words".into(), json!(grouped.words));
+        object.insert(
+            "word_attentions".into(),
+            serde_json::to_value(grouped.merge_maps(&result.attentions))?,
+        );
+    }
+    Ok(value)
+}
