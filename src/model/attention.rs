@@ -33,9 +33,17 @@ pub struct Probed {
     pub out: Tensor,
     /// `[batch, heads, seq, seq]`.
     pub probs: Tensor,
-    /// The query and key projections, `[batch·seq, hidden]` (bias added, not scaled).
-    pub query: Tensor,
-    pub key: Tensor,
+    /// The query and key projections, `[batch·seq, hidden]` (bias added,
+    /// not scaled); `None` where the layer ran without a probe (fused ops).
+    pub query: Option<Tensor>,
+    pub key: Option<Tensor>,
+}
+
+impl Probe<'_> {
+    /// Whether the probe observes nothing (the fused ops may run).
+    pub fn is_empty(&self) -> bool {
+        self.gate.is_none() && self.probs_grad.is_none()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -161,8 +169,8 @@ impl BertAttention {
         Ok(Probed {
             out,
             probs,
-            query,
-            key,
+            query: Some(query),
+            key: Some(key),
         })
     }
 

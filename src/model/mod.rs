@@ -368,7 +368,8 @@ impl BertModel {
 
     /// Embeddings from the word-embedding output `words` (`[batch·seq,
     /// hidden]`, e.g. a scaled variable), then every layer on composed ops
-    /// with `probes[layer]` (missing probes: none). The differentiable path
+    /// with `probes[layer]` (missing or empty probes: the fused ops, no
+    /// queries and keys). The differentiable path
     /// only; no dropout. Returns the last hidden states and each layer's
     /// observations.
     pub fn encode_probed(
@@ -392,7 +393,17 @@ impl BertModel {
         let mut probed = Vec::with_capacity(layers.len());
         for (i, layer) in layers.iter().enumerate() {
             let probe = probes.get(i).copied().unwrap_or_default();
-            let step = layer.forward_probed(&hidden, &input.mask, probe)?;
+            let step = if probe.is_empty() {
+                let (out, probs) = layer.forward(&hidden, &input.mask, None)?;
+                Probed {
+                    out,
+                    probs,
+                    query: None,
+                    key: None,
+                }
+            } else {
+                layer.forward_probed(&hidden, &input.mask, probe)?
+            };
             hidden = step.out.clone();
             probed.push(step);
         }
@@ -546,7 +557,12 @@ impl BertModel {
 
 /// One head's queries and keys from a probed layer (every row of the batch).
 fn neurons_of(probed: &Probed, (layer, head): (usize, usize), heads: usize) -> Result<Neurons> {
-    let (rows, width) = probed.query.dims2()?;
+    let (Some(query), Some(key)) = (&probed.query, &probed.key) else {
+        return Err(BertError::Unsupported(format!(
+            "layer {layer} ran without a probe: no queries and keys to show"
+        )));
+    };
+    let (rows, width) = query.dims2()?;
     let dim = width / heads.max(1);
     let slice = |t: &Tensor| -> Result<Vec<f32>> {
         Ok(t.narrow(1, head * dim, dim)?
@@ -558,7 +574,7 @@ fn neurons_of(probed: &Probed, (layer, head): (usize, usize), heads: usize) -> R
         head,
         tokens: rows,
         dim,
-        queries: slice(&probed.query)?,
-        keys: slice(&probed.key)?,
+        queries: slice(query)?,
+        keys: slice(key)?,
     })
 }

@@ -123,6 +123,10 @@ impl CustomOp3 for LinearOp {
             (ws, inner, 1),
             true,
         )?;
+        // Weights that carry no gradient (explanations, frozen layers): no `dW`.
+        if !w.track_op() && !b.track_op() {
+            return Ok((Some(tensor_like(dx, x)?), None, None));
+        }
         let mut dw = vec![0f32; out * inner];
         matmul(
             (out, inner, n_rows),
