@@ -47,4 +47,29 @@ shot training $M --view train --train-data assets/demo/claims-train.tsv --tuned 
 CLAIM_A="a famous singer has died in a car crash"
 CLAIM_B="Fact check: it is false that a famous singer has died in a car crash"
 shot compare $M --view compare --tuned runs/claims --text-a "$CLAIM_A" --text-b "$CLAIM_B" --layer 5 --head 0
+
+# The Explain view: MiniLM with the 3-label head of the explanation fixtures
+# (tests/fixtures/minilm_head) as a two-shard checkpoint, head importance over
+# the fixture rows.
+H=runs/minilm-head
+if [ ! -f $H/model.safetensors.index.json ]; then
+  mkdir -p $H
+  cp tests/fixtures/minilm_head/config.json $H/
+  cp models/$M/{tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} $H/
+  ln -sf "$PWD/models/$M/model.safetensors" $H/model-00001-of-00002.safetensors
+  cp tests/fixtures/minilm_head/head.safetensors $H/model-00002-of-00002.safetensors
+  python3 - "$H" <<'EOF'
+import json, os, struct, sys
+d, weights = sys.argv[1], {}
+for f in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"):
+    with open(os.path.join(d, f), "rb") as fh:
+        header = json.loads(fh.read(struct.unpack("<Q", fh.read(8))[0]))
+    weights.update({k: f for k in header if k != "__metadata__"})
+with open(os.path.join(d, "model.safetensors.index.json"), "w") as out:
+    json.dump({"metadata": {}, "weight_map": weights}, out)
+EOF
+fi
+shot explain $H --view explain --train-data tests/fixtures/explain_rows_minilm.tsv \
+  --text-a "Scientists confirm that drinking coffee reverses aging overnight" \
+  --text-b "Coffee does not reverse aging, researchers say after reviewing the evidence"
 echo "screenshots/ updated: look at every PNG before committing"

@@ -87,14 +87,15 @@ struct GuiArgs {
     text_a: Option<String>,
     #[arg(long)]
     text_b: Option<String>,
-    /// The view to open: head, model, matrix, mlm, train or compare.
-    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "train", "compare"])]
+    /// The view to open: head, model, matrix, mlm, explain, train or compare.
+    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "explain", "train", "compare"])]
     view: Option<String>,
     /// A fine-tuned directory to compare with the base model (compare view;
     /// its curves show in the training view).
     #[arg(long)]
     tuned: Option<std::path::PathBuf>,
-    /// A data file (TSV/CSV) to preview in the training view.
+    /// A data file (TSV/CSV) to preview in the training view (with
+    /// `--view explain`: head importance is computed over it).
     #[arg(long)]
     train_data: Option<std::path::PathBuf>,
     #[arg(long)]

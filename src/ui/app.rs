@@ -17,6 +17,7 @@ use crate::catalog;
 use crate::engine::Analysis;
 use crate::ui::close_guard::{CloseAction, CloseGuard};
 use crate::ui::compare_view::{self, Changes, CompareInput};
+use crate::ui::explain::{ExplainInput, ExplainState};
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::support::fonts;
@@ -112,6 +113,8 @@ pub struct BertscopeApp {
     startup: Startup,
     /// Closing the window while a run trains asks first.
     pub close: CloseGuard,
+    /// The Explain view's state and cached explanations.
+    pub explain: ExplainState,
 }
 
 impl BertscopeApp {
@@ -186,10 +189,14 @@ impl BertscopeApp {
                 wait_for_tuned: options.tuned.is_some(),
             },
             close: CloseGuard::default(),
+            explain: ExplainState::default(),
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
         };
+        // `--view explain --train-data FILE`: head importance over FILE at once.
+        app.explain.importance.compute_on_open =
+            options.train_data.is_some() && app.settings.view == View::Explain;
         if let Some(spec) = model {
             app.load_model(spec);
         }
@@ -337,6 +344,10 @@ impl BertscopeApp {
             intents.extend(self.train_tab(ui));
             return intents;
         }
+        if self.settings.view == View::Explain {
+            intents.extend(self.explain_tab(ui));
+            return intents;
+        }
         if let Some(error) = &self.analysis_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
@@ -382,6 +393,23 @@ impl BertscopeApp {
             .into_iter()
             .map(Intent::Train)
             .collect()
+    }
+
+    fn explain_tab(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
+        let ModelStatus::Ready(info) = &self.status else {
+            ui.label("Loading the model…");
+            return Vec::new();
+        };
+        let s = &self.settings;
+        let input = ExplainInput {
+            text_a: &s.text_a,
+            text_b: &s.text_b,
+            text_settled: self.dirty_since.is_none(),
+            info,
+            train: &s.train,
+            selected: (s.selection.layer, s.selection.focus_head),
+        };
+        self.explain.show(ui, &input, &mut self.worker)
     }
 
     /// Warnings about the input shown above the views.
@@ -451,7 +479,7 @@ impl BertscopeApp {
                 };
                 intents.extend(compare_view::show(ui, &input));
             }
-            View::Train => {}
+            View::Train | View::Explain => {}
         }
         intents
     }
@@ -571,6 +599,7 @@ impl eframe::App for BertscopeApp {
                     && (self.tuning.tuned.is_none()
                         || self.tuning.comparison.is_some()
                         || self.analysis_error.is_some())
+                    && (self.settings.view != View::Explain || self.explain.settled())
             }
             ModelStatus::Failed { .. } | ModelStatus::None => true,
             ModelStatus::Loading(_) => false,

@@ -3,7 +3,7 @@
 //! views side by side, the attention difference, and the predictions before
 //! and after fine-tuning.
 
-use egui::{Color32, RichText, Sense, Vec2};
+use egui::{RichText, Sense, Vec2};
 
 use crate::compare::{self, Comparison, HeadChanges};
 use crate::engine::{AttentionResult, ClassifyResult, MaskResult};
@@ -11,7 +11,8 @@ use crate::ui::head_view::{self, Panel};
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::matrix_view;
 use crate::ui::selection::{token_infos, visible_tokens, Selection};
-use crate::ui::support::palette::head_color;
+use crate::ui::support::head_map::{self, HeadMap};
+use crate::ui::support::palette::{diverging, head_color};
 use crate::ui::worker::TunedInfo;
 
 /// What the change map shows.
@@ -31,8 +32,6 @@ pub struct CompareInput<'a> {
     pub sel: &'a Selection,
     pub focus: Option<TokenFocus>,
 }
-
-const CELL: f32 = 22.0;
 
 pub fn show(ui: &mut egui::Ui, input: &CompareInput) -> Vec<Intent> {
     let mut intents = Vec::new();
@@ -166,72 +165,27 @@ fn change_map(
             "this input".to_string()
         }
     ));
-    let size = Vec2::new(
-        30.0 + CELL * map.heads as f32,
-        18.0 + CELL * map.layers as f32,
-    );
-    let (area, response) = ui.allocate_exact_size(size, Sense::click());
-    let painter = ui.painter_at(area);
-    let origin = area.min + Vec2::new(30.0, 18.0);
-    let font = egui::FontId::proportional(11.0);
-    let text = ui.visuals().text_color();
-    for h in 0..map.heads {
-        painter.text(
-            origin + Vec2::new((h as f32 + 0.5) * CELL, -9.0),
-            egui::Align2::CENTER_CENTER,
-            h.to_string(),
-            font.clone(),
-            text,
-        );
-    }
-    for l in 0..map.layers {
-        painter.text(
-            origin + Vec2::new(-6.0, (l as f32 + 0.5) * CELL),
-            egui::Align2::RIGHT_CENTER,
-            format!("L{l}"),
-            font.clone(),
-            text,
-        );
-        for h in 0..map.heads {
-            let r = egui::Rect::from_min_size(
-                origin + Vec2::new(h as f32 * CELL, l as f32 * CELL),
-                Vec2::splat(CELL - 2.0),
-            );
-            painter.rect_filled(r, 2.0, change_color(map.get(l, h) / max));
-            if l == sel.layer && h == sel.focus_head {
-                painter.rect_stroke(
-                    r,
-                    2.0,
-                    egui::Stroke::new(2.0, Color32::from_rgb(214, 39, 40)),
-                    egui::StrokeKind::Outside,
-                );
-            }
-        }
-    }
-    let cell_at = |pos: egui::Pos2| {
-        let rel = pos - origin;
-        let (h, l) = ((rel.x / CELL).floor(), (rel.y / CELL).floor());
-        (h >= 0.0 && l >= 0.0 && (h as usize) < map.heads && (l as usize) < map.layers)
-            .then_some((l as usize, h as usize))
-    };
-    if let Some((l, h)) = response.hover_pos().and_then(cell_at) {
-        response.clone().on_hover_text_at_pointer(format!(
+    let shade = |l: usize, h: usize| map.get(l, h) / max;
+    let hover = |l: usize, h: usize| {
+        format!(
             "layer {l}, head {h}: {:.4} bits — click to open",
             map.get(l, h)
-        ));
+        )
+    };
+    let clicked = head_map::show(
+        ui,
+        &HeadMap {
+            layers: map.layers,
+            heads: map.heads,
+            shade: &shade,
+            hover: &hover,
+            selected: Some((sel.layer, sel.focus_head)),
+            label: "Head change map",
+        },
+    );
+    if let Some((layer, head)) = clicked {
+        intents.push(Intent::CompareHead { layer, head });
     }
-    if response.clicked() {
-        if let Some((layer, head)) = response.interact_pointer_pos().and_then(cell_at) {
-            intents.push(Intent::CompareHead { layer, head });
-        }
-    }
-}
-
-/// White → dark red.
-fn change_color(t: f32) -> Color32 {
-    let t = t.clamp(0.0, 1.0);
-    let lerp = |a: f32, b: f32| (a + (b - a) * t).round() as u8;
-    Color32::from_rgb(lerp(255.0, 165.0), lerp(255.0, 15.0), lerp(255.0, 21.0))
 }
 
 fn ranking(ui: &mut egui::Ui, cmp: &Comparison, changes: &Changes, intents: &mut Vec<Intent>) {
@@ -336,17 +290,4 @@ fn difference(ui: &mut egui::Ui, base: &AttentionResult, tuned: &AttentionResult
         &|v| diverging(v / scale),
         size,
     );
-}
-
-/// Blue (−1) → white (0) → red (+1).
-fn diverging(t: f32) -> Color32 {
-    let t = t.clamp(-1.0, 1.0);
-    let (r, g, b) = if t >= 0.0 {
-        (178.0, 24.0, 43.0)
-    } else {
-        (33.0, 102.0, 172.0)
-    };
-    let a = t.abs().sqrt();
-    let lerp = |end: f32| (255.0 + (end - 255.0) * a).round() as u8;
-    Color32::from_rgb(lerp(r), lerp(g), lerp(b))
 }

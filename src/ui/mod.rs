@@ -18,6 +18,7 @@ pub mod matrix_view;
 pub mod mlm_panel;
 pub mod model_view;
 // Multi-file capabilities, one folder each.
+pub mod explain;
 pub mod training;
 pub mod worker;
 // Drawing and window helpers.

@@ -15,14 +15,16 @@ pub enum View {
     MaskedLm,
     Train,
     Compare,
+    Explain,
 }
 
 impl View {
-    pub const ALL: [View; 6] = [
+    pub const ALL: [View; 7] = [
         View::Head,
         View::Model,
         View::Matrix,
         View::MaskedLm,
+        View::Explain,
         View::Train,
         View::Compare,
     ];
@@ -35,6 +37,7 @@ impl View {
             View::MaskedLm => "Masked LM",
             View::Train => "Training",
             View::Compare => "Compare",
+            View::Explain => "Explain",
         }
     }
 
@@ -47,6 +50,7 @@ impl View {
             "mlm" => Some(View::MaskedLm),
             "train" => Some(View::Train),
             "compare" => Some(View::Compare),
+            "explain" => Some(View::Explain),
             _ => None,
         }
     }

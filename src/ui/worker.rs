@@ -4,6 +4,7 @@
 //! answers to requests it has since replaced (`handle.rs`). A panic while
 //! serving a request becomes that request's error; the worker keeps serving.
 
+mod explain;
 mod handle;
 mod messages;
 
@@ -26,7 +27,8 @@ use crate::Inspect;
 pub use handle::WorkerHandle;
 use messages::{mean_source, Envelope, Reply};
 pub use messages::{
-    AnalyzeRequest, Fault, ModelInfo, Request, RequestId, Response, Slot, TunedInfo,
+    AnalyzeRequest, CancelFlag, ExplainKey, Fault, ImportanceRequest, ModelInfo, Request,
+    RequestId, Response, Slot, TunedInfo,
 };
 
 /// A fine-tuned run loaded for comparison.
@@ -75,20 +77,23 @@ fn start_thread(
     (req_tx, resp_rx)
 }
 
-/// Of everything queued, only the latest load and the latest analysis matter
-/// (older analyses are stale, and a load makes the analyses before it moot);
-/// other requests run in order, after the load and before the analysis.
-/// `None`: the UI is gone.
+/// Of everything queued, only the latest load, analysis and explanation
+/// matter (older ones are stale, and a load makes those before it moot);
+/// other requests run in order, after the load and before the analysis and
+/// the explanation. `None`: the UI is gone.
 fn next_batch(requests: &Receiver<Envelope>) -> Option<Vec<Envelope>> {
     let mut next = Some(requests.recv().ok()?);
     let (mut load, mut analyze, mut others) = (None, None, Vec::new());
+    let mut explain = None;
     while let Some(envelope) = next.take() {
         match envelope.request {
             Request::Load { .. } => {
                 load = Some(envelope);
                 analyze = None;
+                explain = None;
             }
             Request::Analyze(_) => analyze = Some(envelope),
+            Request::Explain(_) => explain = Some(envelope),
             _ => others.push(envelope),
         }
         match requests.try_recv() {
@@ -97,7 +102,13 @@ fn next_batch(requests: &Receiver<Envelope>) -> Option<Vec<Envelope>> {
             Err(TryRecvError::Disconnected) => return None,
         }
     }
-    Some(load.into_iter().chain(others).chain(analyze).collect())
+    Some(
+        load.into_iter()
+            .chain(others)
+            .chain(analyze)
+            .chain(explain)
+            .collect(),
+    )
 }
 
 /// Called after each answer (repaints the UI); shared with the preview threads.
@@ -198,6 +209,8 @@ impl Worker {
                 let source = mean_source(&path, limit);
                 self.reply(id, Response::MeanChanges { source, changes })
             }
+            Request::Explain(key) => self.explain(id, key),
+            Request::HeadImportance(req) => self.head_importance(id, req),
             Request::InjectFault(Fault::Panic) => panic!("a fault injected by a test"),
             Request::InjectFault(Fault::Exit) => false,
         }
@@ -348,6 +361,11 @@ impl Worker {
             heads: config.num_heads(),
             vocab_size: config.raw.vocab_size,
             has_mlm: model.model.mlm.is_some(),
+            labels: model
+                .model
+                .classifier
+                .as_ref()
+                .map_or_else(Vec::new, |_| config.labels.clone()),
             example_unknown,
         }
     }

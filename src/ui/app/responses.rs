@@ -20,6 +20,7 @@ impl BertscopeApp {
                 }
                 self.status = ModelStatus::Ready(info);
                 self.set_analysis(None);
+                self.explain.model_changed();
                 if let Some(dir) = sent.tuned {
                     self.worker.send(Request::LoadTuned { dir: Some(dir) });
                 }
@@ -68,6 +69,16 @@ impl BertscopeApp {
             }
             Response::MeanChanges { source, changes } => {
                 self.tuning.mean_changes = Some((source, changes));
+            }
+            Response::Explained { key, result } => self.explain.received(key, result.map(|e| *e)),
+            Response::ExplainProgress { key, done, total } => {
+                self.explain.progress(&key, done, total)
+            }
+            Response::HeadImportance { source, result } => {
+                self.explain.importance.finished(source, result)
+            }
+            Response::ImportanceProgress { done, total } => {
+                self.explain.importance.progress(done, total)
             }
             Response::Crashed { message } => self.thread_error = Some(message),
             Response::Restarted { message } => self.worker_restarted(message),

@@ -34,3 +34,16 @@ pub fn heat(weight: f32) -> Color32 {
     let lerp = |a: f32, b: f32| (a + (b - a) * t).round() as u8;
     Color32::from_rgb(lerp(255.0, 8.0), lerp(255.0, 48.0), lerp(255.0, 107.0))
 }
+
+/// Diverging scale for a signed value in [-1, 1]: blue (−) → white (0) → red (+).
+pub fn diverging(t: f32) -> Color32 {
+    let t = t.clamp(-1.0, 1.0);
+    let (r, g, b) = if t >= 0.0 {
+        (178.0, 24.0, 43.0)
+    } else {
+        (33.0, 102.0, 172.0)
+    };
+    let a = t.abs().sqrt();
+    let lerp = |end: f32| (255.0 + (end - 255.0) * a).round() as u8;
+    Color32::from_rgb(lerp(r), lerp(g), lerp(b))
+}

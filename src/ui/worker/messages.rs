@@ -2,10 +2,13 @@
 //! answers, the slots an answer fills, and the envelopes carrying their ids.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::compare::{Comparison, HeadChanges};
 use crate::data::Columns;
 use crate::engine::Analysis;
+use crate::explain::{Explanation, HeadImportance};
 use crate::train::preview::DataPreview;
 use crate::train::Report;
 
@@ -38,6 +41,10 @@ pub enum Request {
         columns: Columns,
         limit: usize,
     },
+    /// Explain one input's prediction (the Explain view).
+    Explain(ExplainKey),
+    /// Head importance over the first rows of a labelled data file.
+    HeadImportance(ImportanceRequest),
     /// Tests only: make the worker panic, or end its thread as if it had died.
     #[doc(hidden)]
     InjectFault(Fault),
@@ -62,6 +69,8 @@ pub enum Slot {
     Tuned,
     Preview,
     MeanChanges,
+    Explain,
+    HeadImportance,
 }
 
 impl Request {
@@ -73,6 +82,8 @@ impl Request {
             Request::LoadTuned { .. } | Request::ShowEpoch { .. } => Some(Slot::Tuned),
             Request::Preview { .. } => Some(Slot::Preview),
             Request::MeanChanges { .. } => Some(Slot::MeanChanges),
+            Request::Explain(_) => Some(Slot::Explain),
+            Request::HeadImportance(_) => Some(Slot::HeadImportance),
             Request::InjectFault(_) => None,
         }
     }
@@ -98,6 +109,14 @@ impl Request {
                 source: mean_source(path, *limit),
                 changes: Err(error),
             },
+            Request::Explain(key) => Response::Explained {
+                key: key.clone(),
+                result: Err(error),
+            },
+            Request::HeadImportance(req) => Response::HeadImportance {
+                source: req.path.display().to_string(),
+                result: Err(error),
+            },
             Request::LoadTuned { dir: None }
             | Request::ShowEpoch { .. }
             | Request::InjectFault(_) => return None,
@@ -117,6 +136,33 @@ pub struct AnalyzeRequest {
     pub top_k: usize,
 }
 
+/// What to explain: an input and a target (`None`: the prediction). The
+/// Explain view caches answers by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExplainKey {
+    pub text_a: String,
+    pub text_b: Option<String>,
+    pub target: Option<String>,
+}
+
+/// A flag the UI sets to stop a long request; equal when it is the same flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(pub Arc<AtomicBool>);
+
+impl PartialEq for CancelFlag {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportanceRequest {
+    pub path: PathBuf,
+    pub columns: Columns,
+    pub max_rows: usize,
+    pub cancel: CancelFlag,
+}
+
 /// What the UI needs to know about a loaded model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
@@ -126,6 +172,8 @@ pub struct ModelInfo {
     pub heads: usize,
     pub vocab_size: usize,
     pub has_mlm: bool,
+    /// The classifier's labels (empty without a classification head).
+    pub labels: Vec<String>,
     /// Per gallery example: the share of its words that become `[UNK]`.
     pub example_unknown: Vec<f32>,
 }
@@ -164,6 +212,26 @@ pub enum Response {
         source: String,
         changes: Result<HeadChanges, String>,
     },
+    Explained {
+        key: ExplainKey,
+        result: Result<Box<Explanation>, String>,
+    },
+    /// Integrated gradients' points done for `key` (delivered whatever the id).
+    ExplainProgress {
+        key: ExplainKey,
+        done: usize,
+        total: usize,
+    },
+    HeadImportance {
+        /// The data file.
+        source: String,
+        result: Result<HeadImportance, String>,
+    },
+    /// Rows of the data file done (delivered whatever the id).
+    ImportanceProgress {
+        done: usize,
+        total: usize,
+    },
     /// A request panicked; the worker goes on with the models it had.
     Crashed {
         message: String,
@@ -186,7 +254,13 @@ impl Response {
             }
             Response::Preview(_) | Response::PreviewFailed { .. } => Some(Slot::Preview),
             Response::MeanChanges { .. } => Some(Slot::MeanChanges),
-            Response::MlmModels(_) | Response::Crashed { .. } | Response::Restarted { .. } => None,
+            Response::Explained { .. } => Some(Slot::Explain),
+            Response::HeadImportance { .. } => Some(Slot::HeadImportance),
+            Response::MlmModels(_)
+            | Response::ExplainProgress { .. }
+            | Response::ImportanceProgress { .. }
+            | Response::Crashed { .. }
+            | Response::Restarted { .. } => None,
         }
     }
 }
