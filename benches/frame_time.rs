@@ -57,7 +57,12 @@ fn frame_ms(result: &AttentionResult, model: bool) -> (f64, f64, f64) {
     let mut cache = model_view::ThumbnailCache::default();
     time_frames(|ui| {
         if model {
-            model_view::show(ui, result, &sel, None, &mut cache);
+            let ablated = bertscope::HeadSet::new();
+            let ablation = model_view::Ablation {
+                ablated: &ablated,
+                mode: false,
+            };
+            model_view::show(ui, result, &sel, None, &mut cache, ablation);
         } else {
             head_view::show(ui, result, &sel, None, head_view::Panel::MAIN);
         }

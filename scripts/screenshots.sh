@@ -72,4 +72,9 @@ fi
 shot explain $H --view explain --train-data tests/fixtures/explain_rows_minilm.tsv \
   --text-a "Scientists confirm that drinking coffee reverses aging overnight" \
   --text-b "Coffee does not reverse aging, researchers say after reviewing the evidence"
+# Head ablation (four heads switched off, the classifier's bars) and the neuron
+# view (layer 3, head 1: "they" → "animals" from q·k).
+THEY="The animals did not cross the street because they were too tired."
+shot ablation $H --view model --text-a "$THEY" --mask-heads 0:1,2:5,5:0,5:7 --layer 5
+shot neurons $H --view head --text-a "$THEY" --neurons 3:1 --query-token 9
 echo "screenshots/ updated: look at every PNG before committing"

@@ -44,6 +44,7 @@ fn a_slow_preview_does_not_hold_up_the_model() {
         text_b: None,
         masked: Vec::new(),
         top_k: 1,
+        inspect: Default::default(),
     }));
     // The preview is still blocked opening the FIFO; the analysis comes anyway.
     wait_for(&mut worker, "analysis", |r| {

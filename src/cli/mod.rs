@@ -103,6 +103,18 @@ struct GuiArgs {
     /// Show only this head (and focus it in the matrix view).
     #[arg(long)]
     head: Option<usize>,
+    /// Switch these heads off (0-based LAYER:HEAD, comma-separated).
+    #[arg(long, value_name = "L:H,L:H", value_parser = parse_heads)]
+    mask_heads: Option<HeadSet>,
+    /// Open the head view's neuron panel on this head (0-based LAYER:HEAD).
+    #[arg(long, value_name = "L:H", value_parser = parse_head)]
+    neurons: Option<(usize, usize)>,
+    /// The neuron panel's query token (its position, [CLS] = 0).
+    #[arg(long, requires = "neurons")]
+    query_token: Option<usize>,
+    /// Draw words (a token and its ## pieces) instead of tokens.
+    #[arg(long)]
+    words: bool,
     /// Save a PNG of the window once the result is shown, then exit.
     #[arg(long)]
     screenshot: Option<std::path::PathBuf>,
@@ -224,6 +236,10 @@ fn gui(args: GuiArgs) -> Result<()> {
         device: Some(select_device(args.device)?),
         tuned: args.tuned,
         train_data: args.train_data,
+        ablate: args.mask_heads.unwrap_or_default(),
+        neurons: args.neurons,
+        query_token: args.query_token,
+        words: args.words,
         ..Default::default()
     };
     match bertscope::ui::run(options).map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))? {

@@ -3,6 +3,7 @@
 //! worker's answers and `app/intents.rs` the user's requests. Closing the
 //! window during a run asks first (`close_guard.rs`).
 
+mod inspect;
 mod intents;
 mod responses;
 mod startup;
@@ -26,7 +27,7 @@ use crate::ui::support::screenshot::{ScreenshotJob, ScreenshotSink};
 use crate::ui::training::view::{self as train_view, TrainViewState};
 use crate::ui::training::Tuning;
 use crate::ui::worker::{AnalyzeRequest, Fault, ModelInfo, Request, Slot, WorkerHandle};
-use crate::ui::{controls, examples, head_view, input_panel, matrix_view, mlm_panel, model_view};
+use crate::ui::{controls, examples, head_view, input_panel, mlm_panel, model_view};
 use startup::Startup;
 
 /// The first code point of the CJK blocks (CJK Radicals Supplement): tokens
@@ -72,6 +73,14 @@ pub struct AppOptions {
     pub train_data: Option<PathBuf>,
     /// Where runs started in the app are written (default: the user's cache).
     pub runs_dir: Option<PathBuf>,
+    /// `--mask-heads`: heads switched off.
+    pub ablate: crate::HeadSet,
+    /// `--neurons`: open the neuron panel on this (layer, head).
+    pub neurons: Option<(usize, usize)>,
+    /// `--query-token`: the neuron panel's query token.
+    pub query_token: Option<usize>,
+    /// `--words`: draw words instead of tokens.
+    pub words: bool,
 }
 
 /// Where the model stands.
@@ -113,6 +122,8 @@ pub struct BertscopeApp {
     startup: Startup,
     /// Closing the window while a run trains asks first.
     pub close: CloseGuard,
+    /// Ablation, neuron panel and word level: what was sent, caches.
+    live: inspect::LiveInspect,
     /// The Explain view's state and cached explanations.
     pub explain: ExplainState,
 }
@@ -127,6 +138,7 @@ impl BertscopeApp {
                 .and_then(|s| eframe::get_value(s, STORAGE_KEY))
                 .unwrap_or_default()
         };
+        let live = inspect::LiveInspect::from_options(&options, &mut settings);
         if let Some(a) = options.text_a {
             settings.text_a = a;
             settings.text_b = options.text_b.clone().unwrap_or_default();
@@ -170,7 +182,7 @@ impl BertscopeApp {
             thread_error: None,
             dirty_since: None,
             hover: None,
-            pinned: None,
+            pinned: options.query_token.map(TokenFocus::Query),
             mlm_models: Vec::new(),
             cjk_font,
             model_field: model.clone().unwrap_or_default(),
@@ -183,12 +195,13 @@ impl BertscopeApp {
             ),
             repaint: cc.egui_ctx.clone(),
             startup: Startup::BeforeModel {
-                head: options.head,
+                head: options.head.or(options.neurons.map(|(_, head)| head)),
                 tuned,
                 preview: options.train_data.is_some(),
                 wait_for_tuned: options.tuned.is_some(),
             },
             close: CloseGuard::default(),
+            live,
             explain: ExplainState::default(),
             screenshot: options
                 .screenshot
@@ -228,6 +241,7 @@ impl BertscopeApp {
     fn set_analysis(&mut self, analysis: Option<Analysis>) {
         self.analysis = analysis;
         self.thumbnails.data_changed();
+        self.live.words.data_changed();
     }
 
     fn load_model(&mut self, spec: String) {
@@ -241,6 +255,7 @@ impl BertscopeApp {
         if !matches!(self.status, ModelStatus::Ready(_)) {
             return;
         }
+        let inspect = self.inspect_to_send();
         let s = &self.settings;
         let b = s.text_b.trim();
         self.worker.send(Request::Analyze(AnalyzeRequest {
@@ -248,6 +263,7 @@ impl BertscopeApp {
             text_b: (!b.is_empty()).then(|| s.text_b.clone()),
             masked: s.masked.clone(),
             top_k: s.top_k,
+            inspect,
         }));
     }
 
@@ -442,15 +458,7 @@ impl BertscopeApp {
         let (layers, heads) = (result.attentions.layers, result.attentions.heads);
         let main = head_view::Panel::MAIN;
         match self.settings.view {
-            View::Head | View::Model | View::Matrix => {
-                intents.extend(controls::show(ui, sel, layers, heads, has_pair));
-                ui.separator();
-                intents.extend(match self.settings.view {
-                    View::Head => head_view::show(ui, result, sel, focus, main),
-                    View::Model => model_view::show(ui, result, sel, focus, &mut self.thumbnails),
-                    _ => matrix_view::show(ui, result, sel),
-                });
-            }
+            View::Head | View::Model | View::Matrix => intents.extend(self.attention_views(ui)),
             View::MaskedLm => {
                 let masks = analysis.masks.as_deref();
                 let top_k = self.settings.top_k;
@@ -591,6 +599,7 @@ impl eframe::App for BertscopeApp {
         for intent in intents {
             self.apply(intent);
         }
+        self.sync_inspect();
         let ready = match &self.status {
             ModelStatus::Ready(_) => {
                 !self.busy()

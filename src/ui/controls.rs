@@ -1,11 +1,22 @@
-//! The selection controls shared by the attention views: layer, head swatches,
-//! sentence filter and special-token options.
+//! The selection controls shared by the attention views: layer, head swatches
+//! (heads switched off are crossed out), sentence filter, special-token
+//! options and the word-level toggle.
 
 use egui::{Color32, RichText, Sense, Stroke, Vec2};
 
 use crate::ui::intent::Intent;
 use crate::ui::selection::{Selection, SentenceFilter};
 use crate::ui::support::palette::head_color;
+use crate::HeadSet;
+
+/// What the head, model and matrix views add to the controls.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras<'a> {
+    /// Heads switched off, crossed out in the swatches.
+    pub ablated: Option<&'a HeadSet>,
+    /// Offer the "Words" checkbox.
+    pub words: bool,
+}
 
 /// Layer picker, head swatches, filter and options. `has_pair`: sentence B exists.
 pub fn show(
@@ -14,6 +25,17 @@ pub fn show(
     layers: usize,
     heads: usize,
     has_pair: bool,
+) -> Vec<Intent> {
+    show_with(ui, sel, (layers, heads), has_pair, Extras::default())
+}
+
+/// [`show`] with the ablated heads marked and, when asked, the word toggle.
+pub fn show_with(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    (layers, heads): (usize, usize),
+    has_pair: bool,
+    extras: Extras,
 ) -> Vec<Intent> {
     let mut intents = Vec::new();
     ui.horizontal_wrapped(|ui| {
@@ -31,7 +53,8 @@ pub fn show(
         ui.separator();
         ui.label("Heads:");
         for h in 0..heads {
-            intents.extend(head_swatch(ui, sel, h));
+            let off = extras.ablated.is_some_and(|a| a.contains(sel.layer, h));
+            intents.extend(head_swatch(ui, sel, h, off));
         }
     });
     ui.horizontal_wrapped(|ui| {
@@ -66,21 +89,40 @@ pub fn show(
             (true, false) => "[CLS]/[SEP] hidden, weights not rescaled",
         };
         ui.label(RichText::new(note).weak());
+        if extras.words {
+            ui.separator();
+            let mut words = sel.words;
+            let toggle = ui
+                .checkbox(&mut words, "Words")
+                .on_hover_text("merge ## pieces into words: attention to a word is summed over its pieces, from a word averaged");
+            if toggle.changed() {
+                intents.push(Intent::SetWords(words));
+            }
+        }
     });
     intents
 }
 
-/// One head's coloured swatch: click toggles, double-click (or shift-click) isolates.
-fn head_swatch(ui: &mut egui::Ui, sel: &Selection, head: usize) -> Vec<Intent> {
+/// One head's coloured swatch: click toggles, double-click (or shift-click)
+/// isolates; `off`: the head is switched off (ablated), drawn crossed out.
+fn head_swatch(ui: &mut egui::Ui, sel: &Selection, head: usize, off: bool) -> Vec<Intent> {
     let on = sel.head_on(head);
     let color = head_color(head);
     let (rect, response) = ui.allocate_exact_size(Vec2::new(22.0, 18.0), Sense::click());
+    let ablated = if off {
+        " It is switched off (ablated): its output is zeroed."
+    } else {
+        ""
+    };
     let response = response.on_hover_text(format!(
-        "Head {head}: click to toggle, double-click or shift-click to show only this head"
+        "Head {head}: click to toggle, double-click or shift-click to show only this head.{ablated}"
     ));
-    response.widget_info(|| {
-        egui::WidgetInfo::selected(egui::Role::CheckBox, true, on, format!("Head {head}"))
-    });
+    let label = if off {
+        format!("Head {head}, switched off")
+    } else {
+        format!("Head {head}")
+    };
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::CheckBox, true, on, &label));
     let painter = ui.painter();
     let fill = if on { color } else { Color32::TRANSPARENT };
     painter.rect(
@@ -90,6 +132,9 @@ fn head_swatch(ui: &mut egui::Ui, sel: &Selection, head: usize) -> Vec<Intent> {
         Stroke::new(1.5, color),
         egui::StrokeKind::Inside,
     );
+    if off {
+        crate::ui::model_view::cross_out(painter, rect.shrink(2.0), 1.5);
+    }
     if sel.focus_head == head {
         painter.rect_stroke(
             rect,

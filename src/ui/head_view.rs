@@ -43,6 +43,19 @@ pub fn show(
     focus: Option<TokenFocus>,
     panel: Panel,
 ) -> Vec<Intent> {
+    show_with(ui, result, sel, focus, panel, None)
+}
+
+/// [`show`] with one link `(query, key)` drawn bold (the neuron panel's
+/// hovered key row).
+pub fn show_with(
+    ui: &mut egui::Ui,
+    result: &AttentionResult,
+    sel: &Selection,
+    focus: Option<TokenFocus>,
+    panel: Panel,
+    highlight: Option<(usize, usize)>,
+) -> Vec<Intent> {
     let maps = &result.attentions;
     if maps.layers == 0 || sel.layer >= maps.layers {
         return Vec::new();
@@ -55,6 +68,7 @@ pub fn show(
         panel,
         visible: visible_tokens(&infos, sel.filter, sel.hide_special),
         heads: (0..maps.heads).filter(|&h| sel.head_on(h)).collect(),
+        highlight,
     };
     let rows = view.visible.queries.len().max(view.visible.keys.len());
     let mut intents = Vec::new();
@@ -147,6 +161,7 @@ struct HeadDrawing<'a> {
     panel: Panel<'a>,
     visible: VisibleTokens,
     heads: Vec<usize>,
+    highlight: Option<(usize, usize)>,
 }
 
 impl HeadDrawing<'_> {
@@ -181,6 +196,26 @@ impl HeadDrawing<'_> {
             );
         }
         painter.add(lines.into_shape());
+        self.highlighted(painter, columns);
+    }
+
+    /// The highlighted link, bold in the first shown head's colour.
+    fn highlighted(&self, painter: &egui::Painter, columns: &Columns) {
+        let Some((q, k)) = self.highlight else {
+            return;
+        };
+        let row = |list: &[usize], t: usize| list.iter().position(|&x| x == t);
+        let (Some(qi), Some(ki)) = (row(&self.visible.queries, q), row(&self.visible.keys, k))
+        else {
+            return;
+        };
+        let color = self.heads.first().map_or(Color32::GRAY, |&h| head_color(h));
+        let ends = [
+            Pos2::new(columns.left_x + 6.0, columns.y_of(qi)),
+            Pos2::new(columns.right_x - 6.0, columns.y_of(ki)),
+        ];
+        painter.line_segment(ends, Stroke::new(6.0, Color32::from_black_alpha(90)));
+        painter.line_segment(ends, Stroke::new(3.5, color));
     }
 
     /// One column's token labels (interactive), with the focused token's
@@ -209,7 +244,9 @@ impl HeadDrawing<'_> {
                 *hovered = Some(this);
             }
             if response.clicked() {
-                intents.push(Intent::Pin((self.focus != Some(this)).then_some(this)));
+                // The app unpins a token clicked again; comparing with
+                // `focus` here would unpin the token the pointer hovers.
+                intents.push(Intent::Pin(Some(this)));
             }
             if let Some(focus) = self.focus {
                 draw_blocks(

@@ -41,4 +41,19 @@ pub enum Intent {
     UseMeanChanges(bool),
     /// Something the training view asked for.
     Train(TrainAction),
+    /// Switch one head off (or on again): the analysis re-runs without it.
+    ToggleAblation {
+        layer: usize,
+        head: usize,
+    },
+    /// Switch every head on again.
+    ResetAblation,
+    /// Model view: a click switches a head off instead of opening it.
+    SetAblateMode(bool),
+    /// Open or close the head view's neuron panel.
+    ShowNeurons(bool),
+    /// The neuron panel's key row under the pointer (a token index).
+    NeuronKey(Option<usize>),
+    /// Draw words (a token and its `##` pieces) instead of tokens.
+    SetWords(bool),
 }

@@ -5,10 +5,12 @@
 // The frame and its state.
 pub mod app;
 pub mod close_guard;
+pub mod inspect;
 pub mod intent;
 pub mod selection;
 pub mod state;
 // One file per view, and the panels around them.
+pub mod ablation_bar;
 pub mod compare_view;
 pub mod controls;
 pub mod examples;
@@ -17,6 +19,8 @@ pub mod input_panel;
 pub mod matrix_view;
 pub mod mlm_panel;
 pub mod model_view;
+pub mod neuron_view;
+pub mod word_level;
 // Multi-file capabilities, one folder each.
 pub mod explain;
 pub mod training;

@@ -61,6 +61,9 @@ pub struct Selection {
     pub hide_special: bool,
     /// With special tokens hidden, rescale each row over the visible keys.
     pub renormalize: bool,
+    /// Draw words (a token and its `##` pieces) instead of tokens.
+    #[serde(default)]
+    pub words: bool,
 }
 
 impl Default for Selection {
@@ -72,6 +75,7 @@ impl Default for Selection {
             filter: SentenceFilter::All,
             hide_special: false,
             renormalize: true,
+            words: false,
         }
     }
 }

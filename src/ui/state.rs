@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ui::inspect::InspectSettings;
 use crate::ui::selection::Selection;
 use crate::ui::training::form::TrainForm;
 
@@ -70,6 +71,9 @@ pub struct Settings {
     /// The training view's form.
     #[serde(default)]
     pub train: TrainForm,
+    /// Heads switched off, the neuron panel.
+    #[serde(default)]
+    pub inspect: InspectSettings,
 }
 
 impl Default for Settings {
@@ -84,6 +88,7 @@ impl Default for Settings {
             top_k: 5,
             masked: Vec::new(),
             train: TrainForm::default(),
+            inspect: InspectSettings::default(),
         }
     }
 }

@@ -22,7 +22,6 @@ use crate::engine::LoadedModel;
 use crate::train::save::epoch_checkpoints;
 use crate::train::Report;
 use crate::ui::support::job;
-use crate::Inspect;
 
 pub use handle::WorkerHandle;
 use messages::{mean_source, Envelope, Reply};
@@ -378,7 +377,7 @@ impl Worker {
         let b = req.text_b.as_deref().filter(|b| !b.trim().is_empty());
         let top_k = req.top_k.max(1);
         let result = model
-            .analyze(&req.text_a, b, &req.masked, top_k, &Inspect::default())
+            .analyze(&req.text_a, b, &req.masked, top_k, &req.inspect)
             .and_then(|analysis| {
                 let comparison = match &self.tuned {
                     Some(run) => Some(Box::new(compare::compare_input(

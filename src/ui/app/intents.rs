@@ -20,7 +20,8 @@ impl BertscopeApp {
             Intent::SetHideSpecial(v) => sel.hide_special = v,
             Intent::SetRenormalize(v) => sel.renormalize = v,
             Intent::Hover(f) => self.hover = if self.screenshot.is_some() { None } else { f },
-            Intent::Pin(f) => self.pinned = f,
+            // A click on the pinned token unpins it.
+            Intent::Pin(f) => self.pinned = if f == self.pinned { None } else { f },
             Intent::OpenHead { layer, head } => {
                 sel.layer = layer;
                 sel.focus_head = head;
@@ -65,6 +66,12 @@ impl BertscopeApp {
                         .request_mean_changes(&self.settings.train, &mut self.worker);
                 }
             }
+            intent @ (Intent::ToggleAblation { .. }
+            | Intent::ResetAblation
+            | Intent::SetAblateMode(_)
+            | Intent::ShowNeurons(_)
+            | Intent::NeuronKey(_)
+            | Intent::SetWords(_)) => self.apply_inspect(intent),
             Intent::Train(action) => {
                 let base = self.model_info().map(|i| PathBuf::from(&i.path));
                 let ctx = self.repaint.clone();

@@ -10,6 +10,7 @@ impl BertscopeApp {
     pub(super) fn handle(&mut self, response: Response) {
         match response {
             Response::Loaded(info) => {
+                self.inspect_model_loaded(&info);
                 self.settings.model = Some(info.spec.clone());
                 self.settings.selection.fit(info.layers, info.heads);
                 let sent = self.startup.model_loaded();

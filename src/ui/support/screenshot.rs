@@ -45,6 +45,9 @@ impl ScreenshotJob {
             ctx.request_repaint();
             return;
         }
+        // No tooltip of wherever the pointer happens to rest (Xvfb: the
+        // screen's centre) once the model takes longer than the delay.
+        ctx.all_styles_mut(|style| style.interaction.tooltip_delay = f32::INFINITY);
         if ready || self.started.elapsed() > GIVE_UP {
             self.settled_frames += 1;
         }

@@ -166,6 +166,7 @@ mod tests {
             text_b: None,
             masked: Vec::new(),
             top_k: 1,
+            inspect: Default::default(),
         })
     }
 

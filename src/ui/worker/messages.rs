@@ -134,6 +134,8 @@ pub struct AnalyzeRequest {
     pub text_b: Option<String>,
     pub masked: Vec<usize>,
     pub top_k: usize,
+    /// Heads switched off; the head whose queries and keys to report.
+    pub inspect: crate::Inspect,
 }
 
 /// What to explain: an input and a target (`None`: the prediction). The
