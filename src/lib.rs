@@ -11,6 +11,7 @@ pub mod device;
 pub mod engine;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod hub;
 pub mod model;
 pub mod predict;
