@@ -2,6 +2,7 @@
 
 mod bench;
 mod explain;
+mod export;
 mod finetune;
 mod human;
 
@@ -63,6 +64,8 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// How each attention head changed between a base and a fine-tuned model.
     Compare(explain::CompareArgs),
+    /// Draw a view headless (no display, no GPU) to SVG or PNG.
+    Export(export::ExportArgs),
     /// Fine-tune a classifier on a TSV/CSV and save a Hugging Face checkpoint.
     Finetune(finetune::FinetuneArgs),
     /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label,score.
@@ -322,5 +325,6 @@ pub fn run() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Explain(args) => explain::explain(args),
         Command::Compare(args) => explain::compare(args),
+        Command::Export(args) => export::export(args),
     }
 }

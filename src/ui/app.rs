@@ -5,6 +5,7 @@
 
 mod inspect;
 mod intents;
+mod model_bar;
 mod responses;
 mod startup;
 
@@ -81,6 +82,20 @@ pub struct AppOptions {
     pub query_token: Option<usize>,
     /// `--words`: draw words instead of tokens.
     pub words: bool,
+    /// Token positions to mask (the masked-LM view) once the model is loaded.
+    pub masked: Vec<usize>,
+    /// Drawn for a headless export: the view alone, no window furniture.
+    pub export: Option<ExportLook>,
+}
+
+/// How a headless export (`bertscope export`, *Export…*) draws the window:
+/// no model bar, inputs or view tabs; a caption line above the view if any.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportLook {
+    pub caption: Option<String>,
+    pub light: bool,
+    /// No background at all (PNG).
+    pub transparent: bool,
 }
 
 /// Where the model stands.
@@ -113,6 +128,8 @@ pub struct BertscopeApp {
     model_field: String,
     folder_dialog: Option<Job<Option<PathBuf>>>,
     screenshot: Option<ScreenshotJob>,
+    /// Set when the window is drawn for an export.
+    export: Option<ExportLook>,
     thumbnails: model_view::ThumbnailCache,
     /// `--head`: show only this head once the model's shape is known.
     pub tuning: Tuning,
@@ -206,7 +223,14 @@ impl BertscopeApp {
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
+            export: options.export.clone(),
         };
+        if let Some(look) = &options.export {
+            apply_export_look(&cc.egui_ctx, look);
+        }
+        if !options.masked.is_empty() {
+            app.settings.masked = options.masked.clone();
+        }
         // `--view explain --train-data FILE`: head importance over FILE at once.
         app.explain.importance.compute_on_open =
             options.train_data.is_some() && app.settings.view == View::Explain;
@@ -214,6 +238,24 @@ impl BertscopeApp {
             app.load_model(spec);
         }
         app
+    }
+
+    /// Whether the window shows its final content: the model loaded (or
+    /// failed) and every answer the current view waits for is in.
+    pub fn result_ready(&self) -> bool {
+        match &self.status {
+            ModelStatus::Ready(_) => {
+                !self.busy()
+                    && (self.analysis.is_some() || self.analysis_error.is_some())
+                    && self.startup.settled()
+                    && (self.tuning.tuned.is_none()
+                        || self.tuning.comparison.is_some()
+                        || self.analysis_error.is_some())
+                    && (self.settings.view != View::Explain || self.explain.settled())
+            }
+            ModelStatus::Failed { .. } | ModelStatus::None => true,
+            ModelStatus::Loading(_) => false,
+        }
     }
 
     /// The token the views focus on: pinned by a click, else hovered.
@@ -274,88 +316,15 @@ impl BertscopeApp {
         }
     }
 
-    fn model_bar(&mut self, ui: &mut egui::Ui) {
-        ui.horizontal(|ui| {
-            ui.strong("bertscope");
-            ui.separator();
-            let field = ui.add(
-                egui::TextEdit::singleline(&mut self.model_field)
-                    .desired_width(320.0)
-                    .hint_text("model directory or Hub id in the cache"),
-            );
-            field.widget_info(|| egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Model"));
-            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if ui.button("Load").clicked() || enter {
-                let spec = self.model_field.trim().to_string();
-                if !spec.is_empty() {
-                    self.load_model(spec);
-                }
-            }
-            if ui.button("Open folder…").clicked() && self.folder_dialog.is_none() {
-                let ctx = self.repaint.clone();
-                let pick = || {
-                    rfd::FileDialog::new()
-                        .set_title("Open a BERT model folder")
-                        .pick_folder()
-                };
-                let notify = move || ctx.request_repaint();
-                self.folder_dialog = Some(Job::spawn("folder dialog", pick, notify));
-            }
-            ui.separator();
-            match &self.status {
-                ModelStatus::Ready(info) => {
-                    ui.label(format!(
-                        "{}: {} layers × {} heads, vocabulary {}{}",
-                        info.spec,
-                        info.layers,
-                        info.heads,
-                        info.vocab_size,
-                        if info.has_mlm { ", masked-LM head" } else { "" }
-                    ));
-                }
-                ModelStatus::Loading(spec) => {
-                    ui.label(format!("loading {spec}…"));
-                }
-                ModelStatus::Failed { .. } => {
-                    ui.colored_label(ui.visuals().error_fg_color, "model failed to load");
-                }
-                ModelStatus::None => {
-                    ui.label("no model");
-                }
-            }
-            if self.busy() {
-                ui.add(egui::Spinner::new()).on_hover_text("working");
-            }
-        });
-        if let Some(error) = &self.thread_error {
-            let mut dismiss = false;
-            ui.horizontal(|ui| {
-                ui.colored_label(ui.visuals().error_fg_color, error);
-                dismiss = ui.button("Dismiss").clicked();
-            });
-            if dismiss {
-                self.thread_error = None;
-            }
-        }
-    }
-
-    fn welcome(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Welcome to bertscope");
-        ui.label("No model is loaded. To get one:");
-        ui.label(
-            "• click “Open folder…” and pick a folder with config.json, weights and a tokenizer;",
-        );
-        ui.label("• drag and drop a model folder onto this window;");
-        ui.label("• type a directory or a Hugging Face Hub id from your cache (e.g. bert-base-chinese) above and press Load;");
-        ui.label("• or fetch the demo model: bash scripts/fetch-demo-model.sh");
-    }
-
     fn central(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
         if !self.model_screen(ui) {
             return Vec::new();
         }
-        let mut intents = view_tabs(ui, self.settings.view);
-        ui.separator();
+        let mut intents = Vec::new();
+        if self.export.is_none() {
+            intents.extend(view_tabs(ui, self.settings.view));
+            ui.separator();
+        }
         if self.settings.view == View::Train {
             intents.extend(self.train_tab(ui));
             return intents;
@@ -374,26 +343,6 @@ impl BertscopeApp {
         self.notices(ui, analysis);
         intents.extend(self.analysis_views(ui));
         intents
-    }
-
-    /// The welcome or failure screen when no model is there to show; `true`
-    /// when the views can be drawn.
-    fn model_screen(&mut self, ui: &mut egui::Ui) -> bool {
-        match &self.status {
-            ModelStatus::None => self.welcome(ui),
-            ModelStatus::Failed { spec, error } => {
-                ui.heading(format!("Could not load {spec}"));
-                ui.label(
-                    RichText::new(error)
-                        .color(ui.visuals().error_fg_color)
-                        .monospace(),
-                );
-                ui.add_space(8.0);
-                self.welcome(ui);
-            }
-            ModelStatus::Loading(_) | ModelStatus::Ready(_) => return true,
-        }
-        false
     }
 
     fn train_tab(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
@@ -570,6 +519,17 @@ impl eframe::App for BertscopeApp {
         self.keyboard(&ctx);
 
         let mut intents = Vec::new();
+        if let Some(look) = &self.export {
+            if let Some(caption) = &look.caption {
+                egui::Panel::top("caption").show(ui, |ui| {
+                    ui.add_space(4.0);
+                    ui.label(RichText::new(caption).strong());
+                });
+            }
+            egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));
+            intents.into_iter().for_each(|i| self.apply(i));
+            return;
+        }
         egui::Panel::top("model-bar").show(ui, |ui| self.model_bar(ui));
         let unknown = self
             .model_info()
@@ -600,19 +560,7 @@ impl eframe::App for BertscopeApp {
             self.apply(intent);
         }
         self.sync_inspect();
-        let ready = match &self.status {
-            ModelStatus::Ready(_) => {
-                !self.busy()
-                    && (self.analysis.is_some() || self.analysis_error.is_some())
-                    && self.startup.settled()
-                    && (self.tuning.tuned.is_none()
-                        || self.tuning.comparison.is_some()
-                        || self.analysis_error.is_some())
-                    && (self.settings.view != View::Explain || self.explain.settled())
-            }
-            ModelStatus::Failed { .. } | ModelStatus::None => true,
-            ModelStatus::Loading(_) => false,
-        };
+        let ready = self.result_ready();
         if let Some(job) = &mut self.screenshot {
             job.frame(&ctx, ready);
         }
@@ -623,4 +571,19 @@ impl eframe::App for BertscopeApp {
             eframe::set_value(storage, STORAGE_KEY, &self.settings);
         }
     }
+}
+
+/// Light or dark visuals for an export, or none at all for a transparent PNG.
+fn apply_export_look(ctx: &egui::Context, look: &ExportLook) {
+    let mut visuals = if look.light {
+        egui::Visuals::light()
+    } else {
+        egui::Visuals::dark()
+    };
+    if look.transparent {
+        visuals.panel_fill = egui::Color32::TRANSPARENT;
+        visuals.window_fill = egui::Color32::TRANSPARENT;
+    }
+    ctx.set_visuals(visuals);
+    ctx.all_styles_mut(|style| style.interaction.tooltip_delay = f32::INFINITY);
 }

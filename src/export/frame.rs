@@ -1,0 +1,113 @@
+//! The app drawn headless: a `BertscopeApp` in export mode runs frame after
+//! frame on a bare `egui::Context` (no window, no GPU) until its worker has
+//! answered, and the last frame's shapes and meshes are kept.
+
+use std::time::{Duration, Instant};
+
+use egui::epaint::{ClippedPrimitive, ClippedShape};
+use egui::{Color32, Vec2};
+
+use crate::export::raster::{Canvas, Textures};
+use crate::export::svg;
+use crate::ui::app::{AppOptions, BertscopeApp, ModelStatus};
+
+/// How long a view may take to be ready (loading a model, computing).
+const TIMEOUT: Duration = Duration::from_secs(600);
+/// Frames drawn after the result is in, so that layout settles.
+const SETTLE_FRAMES: u32 = 4;
+
+/// One frame of the app, kept for SVG and PNG.
+pub struct Picture {
+    pub size: Vec2,
+    pub scale: f32,
+    pub background: Color32,
+    shapes: Vec<ClippedShape>,
+    primitives: Vec<ClippedPrimitive>,
+    textures: Textures,
+}
+
+/// The view `options` describe, `size` points at `scale` pixels per point.
+/// `options.export` should be set (the view alone); errors are the model's
+/// or the view's, as the window would show them.
+pub fn render(options: AppOptions, size: Vec2, scale: f32) -> Result<Picture, String> {
+    let ctx = egui::Context::default();
+    let transparent = options.export.as_ref().is_some_and(|l| l.transparent);
+    let cc = eframe::CreationContext::_new_kittest(ctx.clone());
+    let mut app = BertscopeApp::new(&cc, options);
+    let mut frame = eframe::Frame::_new_kittest();
+    let mut textures = Textures::default();
+    let started = Instant::now();
+    let mut settled = 0;
+    loop {
+        let mut output = ctx.run_ui(raw_input(size, scale), |ui| {
+            eframe::App::ui(&mut app, ui, &mut frame)
+        });
+        textures.apply(&output.textures_delta);
+        output.textures_delta.clear();
+        if let ModelStatus::Failed { spec, error } = &app.status {
+            return Err(format!("{spec}: {error}"));
+        }
+        if app.result_ready() {
+            settled += 1;
+        }
+        if settled >= SETTLE_FRAMES {
+            if let Some(error) = &app.analysis_error {
+                return Err(error.clone());
+            }
+            let background = if transparent {
+                Color32::TRANSPARENT
+            } else {
+                ctx.global_style().visuals.panel_fill
+            };
+            let primitives = ctx.tessellate(output.shapes.clone(), output.pixels_per_point);
+            return Ok(Picture {
+                size,
+                scale,
+                background,
+                shapes: output.shapes,
+                primitives,
+                textures,
+            });
+        }
+        if started.elapsed() > TIMEOUT {
+            return Err(format!(
+                "the view was not ready after {} s",
+                TIMEOUT.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(if settled > 0 { 1 } else { 15 }));
+    }
+}
+
+fn raw_input(size: Vec2, scale: f32) -> egui::RawInput {
+    let mut input = egui::RawInput {
+        screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, size)),
+        ..Default::default()
+    };
+    input
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .native_pixels_per_point = Some(scale);
+    input
+}
+
+impl Picture {
+    /// The frame as an SVG document (vector: one element per line, cell or text).
+    pub fn svg(&self) -> String {
+        svg::document(&self.shapes, self.size, self.background)
+    }
+
+    /// The frame rasterised, `size × scale` pixels.
+    pub fn png(&self) -> Result<Vec<u8>, String> {
+        let (w, h) = (
+            (self.size.x * self.scale).round() as usize,
+            (self.size.y * self.scale).round() as usize,
+        );
+        let mut canvas = Canvas::new(w, h, self.background);
+        canvas.draw(&self.primitives, &self.textures, self.scale);
+        canvas
+            .to_png()
+            .map_err(|e| format!("cannot encode the PNG: {e}"))
+    }
+}

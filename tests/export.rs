@@ -1,0 +1,244 @@
+//! `bertscope export` without a display: every view to SVG and PNG; the SVG
+//! parsed (its token texts, one `<line>` per attention link that the
+//! transformers reference puts above the head view's threshold), the PNG
+//! decoded (its size, not blank); and the outputs it must refuse.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::*;
+
+/// Run headless: no X11 or Wayland display reachable.
+fn bertscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bertscope"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("run bertscope")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn texts(doc: &roxmltree::Document) -> Vec<String> {
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.text().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn head_view_svg_has_every_token_and_one_line_per_visible_link() {
+    let expected = expected("classifier");
+    let case = &expected["cases"][0];
+    let text = case["text_a"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("head.svg");
+    let model = fixture_model("classifier").display().to_string();
+    let (layer, head) = (1usize, 2usize);
+    ok(&bertscope(&[
+        "export",
+        "--model",
+        &model,
+        "--text-a",
+        text,
+        "--view",
+        "head",
+        "--layer",
+        &layer.to_string(),
+        "--head",
+        &head.to_string(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts = texts(&doc);
+    for token in strings(&case["tokens"]) {
+        let n = texts.iter().filter(|t| t.trim() == token).count();
+        assert!(n >= 2, "token {token:?} drawn {n} times (two columns)");
+    }
+    assert!(
+        texts.iter().any(|t| t.contains(text)),
+        "caption with the input"
+    );
+    // transformers' attention for that head: links of weight ≥ 1% are drawn.
+    let seq = case["tokens"].as_array().unwrap().len();
+    let mut all = Vec::new();
+    flatten_numbers(&case["attentions"], &mut all);
+    let heads = all.len() / (2 * seq * seq);
+    let start = (layer * heads + head) * seq * seq;
+    let weights = &all[start..start + seq * seq];
+    let above = |t: f32| weights.iter().filter(|&&w| w >= t).count();
+    let lines = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("line"))
+        .filter(|n| n.attribute("stroke-width") == Some("2"))
+        .count();
+    assert!(
+        (above(0.0101)..=above(0.0099)).contains(&lines),
+        "{lines} lines for {} links ≥ 1%",
+        above(0.01)
+    );
+}
+
+#[test]
+fn every_view_exports_to_svg_and_png_without_a_display() {
+    let dir = tempfile::tempdir().unwrap();
+    let classifier = fixture_model("classifier").display().to_string();
+    let mlm = fixture_model("mlm-safetensors").display().to_string();
+    let tuned = fixture_model("classifier").display().to_string();
+    let views: [(&str, &str, &[&str]); 6] = [
+        ("head", &classifier, &[]),
+        ("model", &classifier, &["--mask-heads", "0:1"]),
+        ("matrix", &classifier, &["--head", "3", "--words"]),
+        ("mlm", &mlm, &["--mask", "2"]),
+        ("explain", &classifier, &["--light"]),
+        ("compare", &mlm, &["--tuned", &tuned]),
+    ];
+    for (view, model, extra) in views {
+        for (ext, scale) in [("svg", "1"), ("png", "2")] {
+            let out = dir.path().join(format!("{view}.{ext}"));
+            let mut args = vec![
+                "export",
+                "--model",
+                model,
+                "--text-a",
+                "the animals crossed the street",
+                "--text-b",
+                "the dog",
+                "--view",
+                view,
+                "--output",
+                out.to_str().unwrap(),
+                "--scale",
+                scale,
+                "--width",
+                "900",
+                "--height",
+                "600",
+            ];
+            args.extend(extra);
+            ok(&bertscope(&args));
+            let bytes = std::fs::read(&out).unwrap();
+            if ext == "svg" {
+                let svg = String::from_utf8(bytes).unwrap();
+                let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+                let texts = texts(&doc);
+                assert!(
+                    texts.iter().any(|t| t.contains("street")),
+                    "{view}: no token text"
+                );
+            } else {
+                let image = image::load_from_memory(&bytes).unwrap().to_rgba8();
+                assert_eq!(image.dimensions(), (1800, 1200), "{view}");
+                let mut colours: Vec<[u8; 4]> = image.pixels().map(|p| p.0).collect();
+                colours.sort();
+                colours.dedup();
+                assert!(
+                    colours.len() > 50,
+                    "{view}: {} colours, looks blank",
+                    colours.len()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_transparent_png_has_no_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("t.png");
+    let model = fixture_model("classifier").display().to_string();
+    ok(&bertscope(&[
+        "export",
+        "--model",
+        &model,
+        "--text-a",
+        "the dog",
+        "--view",
+        "head",
+        "--transparent",
+        "--no-caption",
+        "--output",
+        out.to_str().unwrap(),
+        "--scale",
+        "1",
+    ]));
+    let image = image::open(&out).unwrap().to_rgba8();
+    assert_eq!(image.dimensions(), (1280, 800));
+    assert_eq!(image.get_pixel(1279, 799).0[3], 0, "corner is transparent");
+    assert!(image.pixels().any(|p| p.0[3] == 255), "something is drawn");
+}
+
+#[test]
+fn outputs_that_are_not_ours_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = fixture_model("classifier").display().to_string();
+    let run = |output: &str, extra: &[&str]| {
+        let mut args = vec![
+            "export", "--model", &model, "--text-a", "the dog", "--view", "head", "--output",
+            output,
+        ];
+        args.extend(extra);
+        bertscope(&args)
+    };
+    let refused = |out: &Output, needle: &str| {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    };
+    let notes = dir.path().join("notes.svg");
+    std::fs::write(&notes, "my notes").unwrap();
+    refused(&run(notes.to_str().unwrap(), &[]), "not an SVG or PNG");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes");
+    refused(
+        &run(&format!("{model}/config.json"), &["--format", "svg"]),
+        "the model",
+    );
+    refused(&run(&model, &["--format", "svg"]), "the model");
+    refused(
+        &run(dir.path().join("x.jpg").to_str().unwrap(), &[]),
+        "--format",
+    );
+    refused(
+        &run(dir.path().to_str().unwrap(), &["--format", "png"]),
+        "directory",
+    );
+    let c = dir.path().join("c.svg");
+    let compare = bertscope(&[
+        "export",
+        "--model",
+        &model,
+        "--text-a",
+        "x",
+        "--view",
+        "compare",
+        "--output",
+        c.to_str().unwrap(),
+    ]);
+    refused(&compare, "--tuned");
+    let missing = bertscope(&[
+        "export",
+        "--model",
+        "/nonexistent/model",
+        "--text-a",
+        "x",
+        "--view",
+        "head",
+        "--output",
+        dir.path().join("m.svg").to_str().unwrap(),
+    ]);
+    refused(&missing, "/nonexistent/model");
+    assert!(!dir.path().join("m.svg").exists());
+}
