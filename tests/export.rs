@@ -242,3 +242,52 @@ fn outputs_that_are_not_ours_are_refused_and_left_alone() {
     refused(&missing, "/nonexistent/model");
     assert!(!dir.path().join("m.svg").exists());
 }
+
+#[test]
+fn tokens_view_shows_transformers_ids_and_segments() {
+    let expected = expected("classifier");
+    let case = expected["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["text_b"].is_string() && c["tokens"].as_array().unwrap().len() < 30)
+        .expect("a short pair");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tokens.svg");
+    let model = fixture_model("classifier").display().to_string();
+    ok(&bertscope(&[
+        "export",
+        "--model",
+        &model,
+        "--text-a",
+        case["text_a"].as_str().unwrap(),
+        "--text-b",
+        case["text_b"].as_str().unwrap(),
+        "--view",
+        "tokens",
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    let svg = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let texts = texts(&doc).join("\n");
+    let ids: Vec<String> = u32s(&case["input_ids"])
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    let types: Vec<String> = u32s(&case["token_type_ids"])
+        .iter()
+        .map(u32::to_string)
+        .collect();
+    assert!(
+        texts.contains(&format!("[{}]", ids.join(", "))),
+        "input_ids row"
+    );
+    assert!(
+        texts.contains(&format!("[{}]", types.join(", "))),
+        "token_type_ids row"
+    );
+    for id in &ids {
+        assert!(texts.contains(&format!("id {id}")), "card for id {id}");
+    }
+}

@@ -21,7 +21,7 @@ pub struct ExportArgs {
     #[arg(long)]
     text_b: Option<String>,
     /// The view to draw.
-    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "compare", "explain"])]
+    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "compare", "explain", "tokens"])]
     view: String,
     #[arg(long)]
     layer: Option<usize>,

@@ -90,8 +90,8 @@ struct GuiArgs {
     text_a: Option<String>,
     #[arg(long)]
     text_b: Option<String>,
-    /// The view to open: head, model, matrix, mlm, explain, train or compare.
-    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "explain", "train", "compare"])]
+    /// The view to open: tokens, head, model, matrix, mlm, explain, train or compare.
+    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "explain", "train", "compare", "tokens"])]
     view: Option<String>,
     /// A fine-tuned directory to compare with the base model (compare view;
     /// its curves show in the training view).

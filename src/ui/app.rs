@@ -28,7 +28,7 @@ use crate::ui::support::screenshot::{ScreenshotJob, ScreenshotSink};
 use crate::ui::training::view::{self as train_view, TrainViewState};
 use crate::ui::training::Tuning;
 use crate::ui::worker::{AnalyzeRequest, Fault, ModelInfo, Request, Slot, WorkerHandle};
-use crate::ui::{controls, examples, head_view, input_panel, mlm_panel, model_view};
+use crate::ui::{controls, examples, head_view, input_panel, mlm_panel, model_view, tokens_view};
 use startup::Startup;
 
 /// The first code point of the CJK blocks (CJK Radicals Supplement): tokens
@@ -436,6 +436,7 @@ impl BertscopeApp {
                 };
                 intents.extend(compare_view::show(ui, &input));
             }
+            View::Tokens => tokens_view::show(ui, result),
             View::Train | View::Explain => {}
         }
         intents

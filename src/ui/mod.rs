@@ -20,6 +20,7 @@ pub mod matrix_view;
 pub mod mlm_panel;
 pub mod model_view;
 pub mod neuron_view;
+pub mod tokens_view;
 pub mod word_level;
 // Multi-file capabilities, one folder each.
 pub mod explain;

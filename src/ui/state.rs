@@ -17,10 +17,12 @@ pub enum View {
     Train,
     Compare,
     Explain,
+    Tokens,
 }
 
 impl View {
-    pub const ALL: [View; 7] = [
+    pub const ALL: [View; 8] = [
+        View::Tokens,
         View::Head,
         View::Model,
         View::Matrix,
@@ -39,6 +41,7 @@ impl View {
             View::Train => "Training",
             View::Compare => "Compare",
             View::Explain => "Explain",
+            View::Tokens => "Tokens",
         }
     }
 
@@ -52,6 +55,7 @@ impl View {
             "train" => Some(View::Train),
             "compare" => Some(View::Compare),
             "explain" => Some(View::Explain),
+            "tokens" => Some(View::Tokens),
             _ => None,
         }
     }
