@@ -3,6 +3,7 @@
 //! worker's answers and `app/intents.rs` the user's requests. Closing the
 //! window during a run asks first (`close_guard.rs`).
 
+mod export;
 mod inspect;
 mod intents;
 mod model_bar;
@@ -20,6 +21,7 @@ use crate::engine::Analysis;
 use crate::ui::close_guard::{CloseAction, CloseGuard};
 use crate::ui::compare_view::{self, Changes, CompareInput};
 use crate::ui::explain::{ExplainInput, ExplainState};
+use crate::ui::export_panel::ExportPanel;
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::support::fonts;
@@ -36,7 +38,7 @@ use startup::Startup;
 const CJK_FIRST: char = '\u{2E80}';
 
 /// The view tabs across the top.
-fn view_tabs(ui: &mut egui::Ui, current: View) -> Vec<Intent> {
+fn view_tabs(ui: &mut egui::Ui, current: View, export_open: &mut bool) -> Vec<Intent> {
     let mut intents = Vec::new();
     ui.horizontal(|ui| {
         for view in View::ALL {
@@ -44,6 +46,9 @@ fn view_tabs(ui: &mut egui::Ui, current: View) -> Vec<Intent> {
                 intents.push(Intent::ShowView(view));
             }
         }
+        ui.separator();
+        ui.toggle_value(export_open, "Export…")
+            .on_hover_text("Save this view as SVG or PNG, or copy it as an image (Ctrl+Shift+C)");
     });
     intents
 }
@@ -86,6 +91,8 @@ pub struct AppOptions {
     pub masked: Vec<usize>,
     /// Drawn for a headless export: the view alone, no window furniture.
     pub export: Option<ExportLook>,
+    /// The views' selection (layer, heads, filters) to start from.
+    pub selection: Option<crate::ui::selection::Selection>,
 }
 
 /// How a headless export (`bertscope export`, *Export…*) draws the window:
@@ -130,6 +137,10 @@ pub struct BertscopeApp {
     screenshot: Option<ScreenshotJob>,
     /// Set when the window is drawn for an export.
     export: Option<ExportLook>,
+    /// *Export…* / *Copy image*.
+    export_panel: ExportPanel,
+    /// The central panel's size, which an export draws at.
+    view_size: egui::Vec2,
     thumbnails: model_view::ThumbnailCache,
     /// `--head`: show only this head once the model's shape is known.
     pub tuning: Tuning,
@@ -165,6 +176,9 @@ impl BertscopeApp {
         }
         if let Some(view) = options.view {
             settings.view = view;
+        }
+        if let Some(selection) = options.selection.clone() {
+            settings.selection = selection;
         }
         if let Some(layer) = options.layer {
             settings.selection.layer = layer;
@@ -224,6 +238,8 @@ impl BertscopeApp {
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
             export: options.export.clone(),
+            export_panel: ExportPanel::new(),
+            view_size: egui::vec2(1100.0, 800.0),
         };
         if let Some(look) = &options.export {
             apply_export_look(&cc.egui_ctx, look);
@@ -322,7 +338,17 @@ impl BertscopeApp {
         }
         let mut intents = Vec::new();
         if self.export.is_none() {
-            intents.extend(view_tabs(ui, self.settings.view));
+            intents.extend(view_tabs(
+                ui,
+                self.settings.view,
+                &mut self.export_panel.open,
+            ));
+            if self.export_panel.open {
+                let ctx = self.repaint.clone();
+                if let Some(action) = self.export_panel.show(ui, &ctx) {
+                    self.start_export(action);
+                }
+            }
             ui.separator();
         }
         if self.settings.view == View::Train {
@@ -556,7 +582,10 @@ impl eframe::App for BertscopeApp {
                     None => {}
                 }
             });
-        egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));
+        let central = egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));
+        self.view_size = central.response.rect.size();
+        self.export_panel.poll();
+        self.export_keys(&ctx);
         for intent in intents {
             self.apply(intent);
         }

@@ -14,6 +14,7 @@ pub mod ablation_bar;
 pub mod compare_view;
 pub mod controls;
 pub mod examples;
+pub mod export_panel;
 pub mod head_view;
 pub mod input_panel;
 pub mod matrix_view;
