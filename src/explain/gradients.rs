@@ -160,7 +160,9 @@ pub fn integrated_gradients(
     for (done, part) in points.chunks(chunk).enumerate() {
         let m = part.len();
         let alphas: Vec<f32> = part.iter().map(|&(a, _)| a as f32).collect();
-        let grads = gradient_at(model, encoded, &words, &alphas, objective)?;
+        let grads = at_alphas(model, (encoded, &words), &alphas, objective, true)?
+            .1
+            .unwrap_or_default();
         for ((_, w), g) in part.iter().zip(grads.chunks(seq * width)) {
             for (t, &v) in total.iter_mut().zip(g) {
                 *t += w * v as f64;
@@ -174,7 +176,7 @@ pub fn integrated_gradients(
         .zip(total.chunks(width))
         .map(|(xs, gs)| xs.iter().zip(gs).map(|(&a, &g)| a as f64 * g).sum::<f64>() as f32)
         .collect();
-    let ends = objective_at(model, encoded, &words, &[1.0, 0.0], objective)?;
+    let ends = at_alphas(model, (encoded, &words), &[1.0, 0.0], objective, false)?.0;
     let sum: f64 = attributions.iter().map(|&a| a as f64).sum();
     let delta = sum - (ends[0] as f64 - ends[1] as f64);
     Ok((attributions, delta as f32))
@@ -192,38 +194,29 @@ fn scaled(encoded: &Encoded, words: &Tensor, alphas: &[f32]) -> Result<(Tensor, 
     Ok((batch, ModelInput::batch(&rows, 0)))
 }
 
-/// `∂y/∂(α·words)` at each α, `[α][token][hidden]`, flat.
-fn gradient_at(
+/// `y` at each α, and with `gradients` `∂y/∂(α·words)` too, `[α][token][hidden]` flat.
+fn at_alphas(
     model: &BertModel,
-    encoded: &Encoded,
-    words: &Tensor,
+    (encoded, words): (&Encoded, &Tensor),
     alphas: &[f32],
     objective: Objective,
-) -> Result<Vec<f32>> {
+    gradients: bool,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
     let (batch, input) = scaled(encoded, words, alphas)?;
     let var = Var::from_tensor(&batch)?;
-    let (hidden, _) = model.encode_probed(var.as_tensor(), &input, &[])?;
+    let x = if gradients { var.as_tensor() } else { &batch };
+    let (hidden, _) = model.encode_probed(x, &input, &[])?;
     let y = objective.value(model, &hidden, &input.mask)?;
-    let grads = y.sum_all()?.backward()?;
-    match grads.get(var.as_tensor()) {
-        Some(g) => Ok(g.flatten_all()?.to_vec1::<f32>()?),
-        None => Ok(vec![0.0; batch.elem_count()]),
+    let values = y.to_vec1::<f32>()?;
+    if !gradients {
+        return Ok((values, None));
     }
-}
-
-/// `y` at each α (no gradients).
-fn objective_at(
-    model: &BertModel,
-    encoded: &Encoded,
-    words: &Tensor,
-    alphas: &[f32],
-    objective: Objective,
-) -> Result<Vec<f32>> {
-    let (batch, input) = scaled(encoded, words, alphas)?;
-    let (hidden, _) = model.encode_probed(&batch, &input, &[])?;
-    Ok(objective
-        .value(model, &hidden, &input.mask)?
-        .to_vec1::<f32>()?)
+    let grads = y.sum_all()?.backward()?;
+    let g = match grads.get(var.as_tensor()) {
+        Some(g) => g.flatten_all()?.to_vec1::<f32>()?,
+        None => vec![0.0; batch.elem_count()],
+    };
+    Ok((values, Some(g)))
 }
 
 #[cfg(test)]

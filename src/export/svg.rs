@@ -134,15 +134,7 @@ fn shape(out: &mut String, shape: &Shape) {
             points: [a, b],
             stroke: s,
         } => {
-            let _ = writeln!(
-                out,
-                r#"<line x1="{}" y1="{}" x2="{}" y2="{}"{}/>"#,
-                num(a.x),
-                num(a.y),
-                num(b.x),
-                num(b.y),
-                stroke(s.width, s.color)
-            );
+            line(out, (*a, *b), s.width, s.color);
         }
         Shape::Circle(c) => {
             let _ = writeln!(
@@ -238,6 +230,18 @@ fn shape(out: &mut String, shape: &Shape) {
     }
 }
 
+fn line(out: &mut String, (a, b): (Pos2, Pos2), width: f32, color: Color32) {
+    let _ = writeln!(
+        out,
+        r#"<line x1="{}" y1="{}" x2="{}" y2="{}"{}/>"#,
+        num(a.x),
+        num(a.y),
+        num(b.x),
+        num(b.y),
+        stroke(width, color)
+    );
+}
+
 fn solid(mode: &egui::epaint::ColorMode) -> Color32 {
     match mode {
         egui::epaint::ColorMode::Solid(c) => *c,
@@ -326,15 +330,7 @@ fn mesh(out: &mut String, mesh: &Mesh) {
             let a = q[0].pos.lerp(q[1].pos, 0.5);
             let b = q[2].pos.lerp(q[3].pos, 0.5);
             let width = q[0].pos.distance(q[1].pos);
-            let _ = writeln!(
-                out,
-                r#"<line x1="{}" y1="{}" x2="{}" y2="{}"{}/>"#,
-                num(a.x),
-                num(a.y),
-                num(b.x),
-                num(b.y),
-                stroke(width, q[0].color)
-            );
+            line(out, (a, b), width, q[0].color);
         }
         return;
     }
