@@ -165,8 +165,9 @@ fn compare_frame(seq: usize) -> (f64, f64, f64) {
             },
             sel: &sel,
             focus: None,
+            before_after: None,
         };
-        compare_view::show(ui, &input);
+        compare_view::show(ui, input);
     })
 }
 

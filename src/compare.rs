@@ -1,10 +1,17 @@
 //! How much each attention head changed between two models on the same input:
-//! the mean Jensen–Shannon divergence of the heads' attention rows.
+//! the mean Jensen–Shannon divergence of the heads' attention rows; and
+//! (`sides.rs`) explanations and head importance before and after fine-tuning.
 
 use crate::attention_maps::AttentionMaps;
 use crate::engine::{Analysis, ClassifyResult, LoadedModel};
 use crate::error::{BertError, Result};
 use crate::Inspect;
+
+mod sides;
+pub use sides::{
+    before_classifier, explain_before_after, importance_before_after, importance_gains,
+    BeforeAfter, Side,
+};
 
 /// Jensen–Shannon divergence between two distributions over the same support,
 /// in bits: 0 for identical rows, 1 for rows with disjoint support.
@@ -160,19 +167,13 @@ pub fn compare_input(
     } else {
         Err("the base and tuned models tokenise this input differently".to_string())
     };
-    let has_head = |m: &LoadedModel| m.model.classifier.is_some();
-    let (before, before_source) = match initial.filter(|m| has_head(m)) {
-        Some(m) => (
-            Some(m.classify(text_a, text_b, &Inspect::default())?),
-            "base with the run's freshly initialised head (epoch 0)".to_string(),
-        ),
-        None if has_head(base.0) => (
-            Some(base.0.classify(text_a, text_b, &Inspect::default())?),
-            "the base model's own classifier".to_string(),
-        ),
-        None => (None, "the base model has no classifier".to_string()),
+    let source = before_classifier(base.0, initial);
+    let before = match source.model {
+        Some(m) => Some(m.classify(text_a, text_b, &Inspect::default())?),
+        None => None,
     };
-    let after = if has_head(tuned) {
+    let before_source = source.source;
+    let after = if tuned.model.classifier.is_some() {
         Some(tuned.classify(text_a, text_b, &Inspect::default())?)
     } else {
         None

@@ -2,7 +2,10 @@
 //! tiny fixture models: the explanation of the classifier's prediction against
 //! Captum's numbers (`tests/fixtures/explain_expected.json`), the heat strip,
 //! methods, words and targets, the cache, head importance over a data file
-//! against PyTorch's, and the error of a masked-LM model without a [MASK].
+//! against PyTorch's, and the error of a masked-LM model without a [MASK];
+//! and the compare view's explanations and head importance before and after
+//! fine-tuning, on a run trained here (its epoch 0 is the "before"), against
+//! the engine on each checkpoint alone.
 
 mod common;
 
@@ -241,4 +244,198 @@ fn a_masked_lm_explains_the_token_at_its_mask_or_another() {
     assert!(max_rel_diff(&cat.integrated_gradients, &ig) < 2e-3);
     let ordinary = cat.tokens.iter().filter(|t| !is_special(t)).count();
     assert!(ordinary > 0);
+}
+
+/// A run fine-tuned from the masked-LM fixture on `rows` for one epoch,
+/// saved with its epoch checkpoints (`epochs/epoch-0`: the fresh head).
+fn trained_run(dir: &std::path::Path, rows: &std::path::Path) -> std::path::PathBuf {
+    use bertscope::data::{self, ReadOptions};
+    use bertscope::train::{self, save, TrainConfig};
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        lr: 1e-3,
+        seed: 3,
+        epochs_dir: Some(dir.join("epochs-of-run")),
+        ..TrainConfig::default()
+    };
+    let options = ReadOptions {
+        require_label: true,
+        ..Default::default()
+    };
+    let rows = data::read(rows, &options).unwrap();
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let base = fixture_model("mlm-safetensors");
+    let device = candle_core::Device::Cpu;
+    let trained = train::train(&base, &rows, None, &cfg, &device, &mut |_| {}, &cancel).unwrap();
+    save::save(&trained, &cfg, &dir.join("run"), false).unwrap()
+}
+
+#[test]
+fn the_compare_view_explains_and_weighs_heads_before_and_after() {
+    use bertscope::compare::Side;
+    use bertscope::ui::compare_view::explain::ExplainSides;
+    use bertscope::LoadedModel;
+
+    let dir = tempfile::tempdir().unwrap();
+    let rows = fixtures().join("explain_rows.tsv");
+    let run = trained_run(dir.path(), &rows);
+    let options = AppOptions {
+        model: Some(fixture_model("mlm-safetensors").display().to_string()),
+        tuned: Some(run.clone()),
+        text_a: Some("the dog jumps over the lazy cat".into()),
+        text_b: Some("the quick brown fox jumps".into()),
+        view: Some(View::Compare),
+        fresh: true,
+        bundled_font_only: true,
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(1280.0, 1400.0))
+        .build_eframe(move |cc| BertscopeApp::new(cc, options));
+    let key = |app: &BertscopeApp| {
+        let s = &app.settings;
+        let tuned = app.tuning.tuned.as_ref()?;
+        Some(ExplainSides::key(&s.text_a, &s.text_b, tuned))
+    };
+    wait_until(&mut h, "both explanations", |app| {
+        key(app).is_some_and(|k| app.tuning.before_after.explain.get(&k).is_some())
+    });
+    let app = h.state();
+    let k = key(app).unwrap();
+    let sides = app
+        .tuning
+        .before_after
+        .explain
+        .get(&k)
+        .cloned()
+        .unwrap()
+        .unwrap();
+    assert!(
+        sides.before_source.contains("epoch 0"),
+        "{}",
+        sides.before_source
+    );
+
+    // Each side is what the engine says of that checkpoint alone.
+    let device = candle_core::Device::Cpu;
+    let load = |d: &std::path::Path| LoadedModel::load_dir("m", d, &device).unwrap();
+    let (a, b) = (k.text_a.as_str(), k.text_b.as_deref());
+    let alone = |d: &std::path::Path| {
+        bertscope::explain::explain(&load(d), a, b, None, &mut |_, _| {}).unwrap()
+    };
+    let before = sides.before.clone().unwrap().unwrap();
+    let after = sides.after.clone().unwrap().unwrap();
+    for (ours, dir) in [(&before, run.join("epochs/epoch-0")), (&after, run.clone())] {
+        let theirs = alone(&dir);
+        assert_eq!(ours.target, theirs.target);
+        assert!(max_rel_diff(&ours.integrated_gradients, &theirs.integrated_gradients) < 1e-5);
+        assert!(max_rel_diff(&ours.grad_attention, &theirs.grad_attention) < 1e-5);
+    }
+
+    // Both heat strips, each with its target and summary sentence.
+    for (side, e) in [(Side::Before, &before), (Side::After, &after)] {
+        for (i, token) in e.tokens.iter().enumerate() {
+            let label = format!("{} token {i}: {token}", side.name());
+            assert!(h.query_by_label(&label).is_some(), "{label}");
+        }
+        let want = summary_label(&e.target.label, &e.tokens, &e.integrated_gradients);
+        assert!(
+            h.query_all_by_label(&want).next().is_some(),
+            "no summary {want:?}"
+        );
+        let target = format!(
+            "Target {} (predicted), logit {:.3}",
+            e.target.label, e.target_logit
+        );
+        assert!(h.query_all_by_label(&target).next().is_some(), "{target}");
+    }
+
+    // The Explain view's method selector and word toggle drive both sides.
+    click(&mut h, "Attention rollout");
+    assert_eq!(h.state().explain.method, Method::Rollout);
+    for e in [&before, &after] {
+        let want = summary_label(&e.target.label, &e.tokens, &e.rollout[0]);
+        assert!(
+            h.query_all_by_label(&want).next().is_some(),
+            "no summary {want:?}"
+        );
+    }
+    click(&mut h, "Whole words");
+    assert!(h.query_by_label("before word 0: [CLS]").is_some());
+    assert!(h.query_by_label("after word 0: [CLS]").is_some());
+    assert!(h.query_by_label("after token 0: [CLS]").is_none());
+
+    // Head importance over a missing file: the error in place.
+    h.state_mut().settings.train.data_path = "/nonexistent/rows.tsv".into();
+    click(&mut h, "Compute importance before and after");
+    wait_until(&mut h, "the error", |app| {
+        !app.tuning.before_after.importance.running()
+    });
+    assert!(h
+        .query_all_by_label_contains("/nonexistent/rows.tsv")
+        .next()
+        .is_some());
+
+    // Over the rows: both maps, and the heads whose importance grew.
+    let data = rows.display().to_string();
+    h.state_mut().settings.train.data_path = data.clone();
+    h.state_mut().explain.importance.max_rows = 8;
+    click(&mut h, "Compute importance before and after");
+    assert!(h.state().tuning.before_after.importance.running());
+    wait_until(&mut h, "head importance", |app| {
+        !app.tuning.before_after.importance.running()
+    });
+    let (source, result) = h
+        .state()
+        .tuning
+        .before_after
+        .importance
+        .result
+        .clone()
+        .unwrap();
+    assert_eq!(source, data);
+    let maps = result.unwrap();
+    let options = bertscope::data::ReadOptions::default();
+    let no_cancel = std::sync::atomic::AtomicBool::new(false);
+    for (ours, dir) in [
+        (&maps.before, run.join("epochs/epoch-0")),
+        (&maps.after, run.clone()),
+    ] {
+        let ours = ours.clone().unwrap().unwrap();
+        let theirs = bertscope::explain::head_importance_of_file(
+            &load(&dir),
+            &rows,
+            &options,
+            8,
+            &no_cancel,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(ours.rows, 8);
+        assert!(max_rel_diff(&ours.values, &theirs.values) < 1e-5);
+    }
+    assert!(h.query_by_label("Head importance before").is_some());
+    assert!(h.query_by_label("Head importance after").is_some());
+    assert!(h
+        .query_by_label_contains("normalised per layer on screen")
+        .is_some());
+    assert!(h.query_by_label("Heads the task came to rely on").is_some());
+    // The first listed head is the one whose raw importance grew most; a click selects it.
+    let (b, a) = (maps.before.unwrap().unwrap(), maps.after.unwrap().unwrap());
+    let (layer, head, gain) = bertscope::compare::importance_gains(&b, &a)[0];
+    assert!(
+        gain > 0.0,
+        "one epoch at lr 1e-3 makes some head matter more"
+    );
+    click_contains(&mut h, &format!("layer {layer}, head {head}: +"));
+    let sel = &h.state().settings.selection;
+    assert_eq!((sel.layer, sel.focus_head), (layer, head));
+}
+
+fn click_contains(h: &mut App, label: &str) {
+    h.get_by_label_contains(label).scroll_to_me();
+    h.run_steps(15);
+    h.get_by_label_contains(label).click();
+    h.run_steps(2);
 }

@@ -1,8 +1,10 @@
 //! The explanation commands of the `bertscope` binary against the PyTorch,
 //! `transformers` and Captum fixtures: `explain` (per input and
 //! `--head-importance`), `classify`/`fill-mask --mask-heads`, `attention
-//! --neurons --words` and `compare`; and their bad inputs (one `error:` line
-//! naming the flag or the file and line, exit code 1, no panic).
+//! --neurons --words` and `compare` (with each side's explanation and head
+//! importance, checked against `explain` on that side's model); and their bad
+//! inputs (one `error:` line naming the flag or the file and line, exit code
+//! 1, no panic).
 
 mod common;
 
@@ -236,6 +238,140 @@ fn compare_json_matches_transformers_and_numpy() {
     }
 }
 
+/// `compare --json` with an input and `--head-importance`, on `base` and `tuned`.
+fn compare_sides(base: &Path, tuned: &Path, case: &Value, data: &str, rows: &str) -> Value {
+    let mut args = vec![
+        "compare".to_string(),
+        "--base".into(),
+        base.display().to_string(),
+        "--tuned".into(),
+        tuned.display().to_string(),
+        "--text-a".into(),
+        case["text_a"].as_str().unwrap().into(),
+        "--head-importance".into(),
+        data.into(),
+        "--max-rows".into(),
+        rows.into(),
+        "--json".into(),
+    ];
+    if let Some(b) = case["text_b"].as_str() {
+        args.extend(["--text-b".into(), b.into()]);
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    json_ok(&bertscope(&refs))
+}
+
+/// `explain --json` and `explain --head-importance --json` on one model.
+fn explain_alone(model: &Path, case: &Value, data: &str, rows: &str) -> (Value, Value) {
+    let model = model.display().to_string();
+    let mut args = vec![
+        "explain",
+        "--model",
+        &model,
+        "--text-a",
+        case["text_a"].as_str().unwrap(),
+    ];
+    if let Some(b) = case["text_b"].as_str() {
+        args.extend(["--text-b", b]);
+    }
+    args.push("--json");
+    let explained = json_ok(&bertscope(&args));
+    let importance = json_ok(&bertscope(&[
+        "explain",
+        "--model",
+        &model,
+        "--head-importance",
+        data,
+        "--max-rows",
+        rows,
+        "--json",
+    ]));
+    (explained, importance["head_importance"].clone())
+}
+
+/// Two explanations (or importance maps) from separate runs are the same.
+fn assert_same(ours: &Value, theirs: &Value, what: &str) {
+    assert!(ours.is_object() || ours.is_array(), "{what}: missing");
+    let numbers = |v: &Value| -> Vec<f32> {
+        if v.is_array() {
+            return flat(v);
+        }
+        let keys = ["rollout", "grad_attention", "integrated_gradients"];
+        let mut all: Vec<f32> = keys.iter().flat_map(|k| flat(&v[*k])).collect();
+        all.extend(["ig_delta", "target_logit"].map(|k| v[k].as_f64().unwrap() as f32));
+        all
+    };
+    if ours.is_object() {
+        for key in ["tokens", "target", "words", "truncated"] {
+            assert_eq!(ours[key], theirs[key], "{what}: {key}");
+        }
+    }
+    let (a, b) = (numbers(ours), numbers(theirs));
+    let scale = b.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let d = max_abs_diff(&a, &b) / scale;
+    assert!(d < 1e-5, "{what}: {d}");
+}
+
+#[test]
+fn compare_json_explains_each_side_as_explain_does() {
+    let expected = read_json(&fixtures().join("compare_expected.json"));
+    let base = fixture_model(expected["base"].as_str().unwrap());
+    let tuned = fixture_model(expected["tuned"].as_str().unwrap());
+    let entry = &expected_importance();
+    let (data, rows) = (
+        entry["data"].as_str().unwrap(),
+        entry["max_rows"].to_string(),
+    );
+    let case = &expected["cases"][0];
+    let out = compare_sides(&base, &tuned, case, data, &rows);
+    // The tuned side: what `explain` says of the tuned model alone.
+    let (explained, importance) = explain_alone(&tuned, case, data, &rows);
+    assert_same(&out["explain_after"], &explained, "explain_after");
+    assert_same(
+        &out["head_importance_after"],
+        &importance,
+        "head_importance_after",
+    );
+    assert_eq!(out["head_importance_after"].as_array().unwrap().len(), 2);
+    // The base has no classifier and the run no epoch 0: no "before" side.
+    assert!(out.get("explain_before").is_none());
+    assert!(out.get("head_importance_before").is_none());
+    assert_eq!(out["before_source"], "the base model has no classifier");
+    // The keys that were there before are still there.
+    for key in ["tokens", "head_changes", "ranking", "before", "after"] {
+        assert!(out.get(key).is_some(), "{key}");
+    }
+
+    // A run with `epochs/epoch-0`: "before" is that checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    copy_dir(&tuned, &run);
+    copy_dir(&tuned, &run.join("epochs/epoch-0"));
+    let out = compare_sides(&base, &run, case, data, &rows);
+    assert!(out["before_source"].as_str().unwrap().contains("epoch 0"));
+    assert_same(&out["explain_before"], &explained, "explain_before");
+    assert_same(
+        &out["head_importance_before"],
+        &importance,
+        "head_importance_before",
+    );
+
+    // A base with a classifier of its own and no epoch 0: the base's.
+    let out = compare_sides(&tuned, &tuned, case, data, &rows);
+    assert_eq!(out["before_source"], "the base model's own classifier");
+    assert_same(
+        &out["explain_before"],
+        &out["explain_after"],
+        "own classifier",
+    );
+}
+
+fn expected_importance() -> Value {
+    let entry = expected()["head_importance"][0].clone();
+    assert_eq!(entry["model"], "classifier");
+    entry
+}
+
 #[test]
 fn bad_explanation_inputs_name_the_flag_or_the_line() {
     let classifier = fixture_model("classifier").display().to_string();
@@ -320,5 +456,19 @@ fn bad_explanation_inputs_name_the_flag_or_the_line() {
             "x",
         ]),
         &["--tuned", "/nonexistent"],
+    );
+    assert_error(
+        &bertscope(&[
+            "compare",
+            "--base",
+            &classifier,
+            "--tuned",
+            &classifier,
+            "--text-a",
+            "x",
+            "--head-importance",
+            "/nonexistent/rows.tsv",
+        ]),
+        &["--head-importance", "/nonexistent/rows.tsv"],
     );
 }

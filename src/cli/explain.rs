@@ -154,6 +154,15 @@ pub struct CompareArgs {
     text_b: Option<String>,
     #[arg(long, value_enum, default_value_t = bertscope::device::DeviceChoice::Auto)]
     device: bertscope::device::DeviceChoice,
+    /// Also each head's importance before and after fine-tuning over a
+    /// labelled TSV/CSV (mean |∂loss/∂gate|; Michel et al. 2019).
+    #[arg(long, value_name = "DATA")]
+    head_importance: Option<PathBuf>,
+    /// With --head-importance: use only the first N rows (default: all).
+    #[arg(long, value_parser = super::at_least::<1>, requires = "head_importance")]
+    max_rows: Option<usize>,
+    #[command(flatten)]
+    data: DataArgs,
     /// Machine-readable output.
     #[arg(long)]
     json: bool,
@@ -193,8 +202,27 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         .into_iter()
         .map(|(layer, head, change)| json!({"layer": layer, "head": head, "change": change}))
         .collect();
+    let mut bar = progress_by_side("integrated-gradients points");
+    let explained =
+        compare::explain_before_after(&base, &tuned, initial.as_ref(), (a, b), &mut bar);
+    eprintln!();
+    let explained = BeforeAfter {
+        before: side(explained.before, "before")?,
+        after: side(explained.after, "after")?,
+        before_source: explained.before_source,
+    };
+    let importance = match &args.head_importance {
+        Some(path) => Some(importance_sides(
+            &args,
+            path,
+            &base,
+            &tuned,
+            initial.as_ref(),
+        )?),
+        None => None,
+    };
     if args.json {
-        return print_json(&json!({
+        let mut out = json!({
             "tokens": base_analysis.attention.tokens,
             "head_changes": rows,
             "ranking": ranking,
@@ -203,7 +231,24 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             "after": comparison.after.map(|c| c.predictions),
             "masks_before": base_analysis.masks,
             "masks_after": comparison.tuned.masks,
-        }));
+        });
+        if let Some(object) = out.as_object_mut() {
+            let sides = [("before", &explained.before), ("after", &explained.after)];
+            for (name, e) in sides {
+                if let Some(e) = e {
+                    object.insert(format!("explain_{name}"), serde_json::to_value(e)?);
+                }
+            }
+            if let Some(importance) = &importance {
+                let sides = [("before", &importance.before), ("after", &importance.after)];
+                for (name, r) in sides {
+                    if let Some(r) = r {
+                        object.insert(format!("head_importance_{name}"), json!(r.to_rows()));
+                    }
+                }
+            }
+        }
+        return print_json(&out);
     }
     println!(
         "head changes (mean Jensen–Shannon divergence of attention rows, bits), layers × heads:"
@@ -231,7 +276,94 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         &comparison.before,
     );
     show("after", &comparison.after);
+    print_sides(&explained, importance.as_ref());
     Ok(())
+}
+
+/// One side's result, its error naming the side; `None` without a classifier.
+fn side<T>(result: Option<std::result::Result<T, String>>, name: &str) -> Result<Option<T>> {
+    result
+        .transpose()
+        .map_err(|e| anyhow!("explaining the {name} classifier: {e}"))
+}
+
+/// Head importance of both sides over `--head-importance DATA`.
+fn importance_sides(
+    args: &CompareArgs,
+    path: &std::path::Path,
+    base: &LoadedModel,
+    tuned: &LoadedModel,
+    initial: Option<&LoadedModel>,
+) -> Result<BeforeAfter<HeadImportance>> {
+    let options = args.data.options(true)?;
+    let limit = args.max_rows.unwrap_or(usize::MAX);
+    let mut bar = progress_by_side("rows");
+    let cancel = AtomicBool::new(false);
+    let r = compare::importance_before_after(
+        base, tuned, initial, path, &options, limit, &cancel, &mut bar,
+    )?;
+    eprintln!();
+    let named = |e: String, name: &str| anyhow!("--head-importance ({name}): {e}");
+    Ok(BeforeAfter {
+        before: r.before.transpose().map_err(|e| named(e, "before"))?,
+        after: r.after.transpose().map_err(|e| named(e, "after"))?,
+        before_source: r.before_source,
+    })
+}
+
+/// Both sides' results, unwrapped (errors already reported).
+struct BeforeAfter<T> {
+    before: Option<T>,
+    before_source: String,
+    after: Option<T>,
+}
+
+/// A progress line on stderr per side, when it is a terminal.
+fn progress_by_side(what: &'static str) -> impl FnMut(compare::Side, usize, usize) {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    move |side, done, total| {
+        if tty {
+            eprint!("\r{}: {done}/{total} {what}  ", side.name());
+            let _ = std::io::stderr().flush();
+        }
+    }
+}
+
+fn print_sides(
+    explained: &BeforeAfter<Explanation>,
+    importance: Option<&BeforeAfter<HeadImportance>>,
+) {
+    let sentence = |e: &Explanation| {
+        explain::summary::sentence(&e.target.label, &e.tokens, &e.integrated_gradients, 3)
+    };
+    match &explained.before {
+        Some(e) => println!("before ({}): {}", explained.before_source, sentence(e)),
+        None => println!("before: {}", explained.before_source),
+    }
+    if let Some(e) = &explained.after {
+        println!("after: {}", sentence(e));
+    }
+    let Some(importance) = importance else {
+        return;
+    };
+    for (name, r) in [("before", &importance.before), ("after", &importance.after)] {
+        if let Some(r) = r {
+            print!("{name}: ");
+            print_importance(r);
+        }
+    }
+    if let (Some(b), Some(a)) = (&importance.before, &importance.after) {
+        println!("heads the task came to rely on (largest increase in importance):");
+        for (layer, head, gain) in compare::importance_gains(b, a).into_iter().take(5) {
+            println!(
+                "  layer {layer} head {head}: {:+.4} ({:.4} → {:.4})",
+                gain,
+                b.get(layer, head),
+                a.get(layer, head)
+            );
+        }
+    }
 }
 
 /// `attention --json`: the maps, plus `queries`/`keys` with `--neurons` and

@@ -65,6 +65,36 @@ pub fn explain(
 ) -> Result<Explanation> {
     let encoded = model.encode(text_a, text_b)?;
     let (objective, target) = resolve_target(model, &encoded, target)?;
+    explain_encoded(model, encoded, (objective, target), on_progress)
+}
+
+/// Explain the classifier's `target` label (its prediction when `None`) for
+/// one input, even when the input has a `[MASK]` the model could predict:
+/// what the compare view and `compare` ask of each side.
+pub fn explain_class(
+    model: &LoadedModel,
+    text_a: &str,
+    text_b: Option<&str>,
+    target: Option<&str>,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<Explanation> {
+    let encoded = model.encode(text_a, text_b)?;
+    if model.model.classifier.is_none() {
+        return Err(BertError::Unsupported(format!(
+            "{}: no classification head to explain",
+            model.dir.display()
+        )));
+    }
+    let resolved = class_target(model, &encoded, target)?;
+    explain_encoded(model, encoded, resolved, on_progress)
+}
+
+fn explain_encoded(
+    model: &LoadedModel,
+    encoded: Encoded,
+    (objective, target): (Objective, Target),
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<Explanation> {
     let net = model.differentiable()?;
     let grads = gradients::attention_grads(net, &encoded, objective)?;
     let (layers, seq) = (grads.probs.len(), grads.seq);
@@ -136,6 +166,15 @@ pub fn resolve_target(
             model.dir.display()
         )));
     }
+    class_target(model, encoded, target)
+}
+
+/// The classifier's logit of `target` (a label or its index), or of the prediction.
+fn class_target(
+    model: &LoadedModel,
+    encoded: &Encoded,
+    target: Option<&str>,
+) -> Result<(Objective, Target)> {
     let labels = &model.config().labels;
     let index = match target {
         Some(name) => label_index(labels, name).ok_or_else(|| {

@@ -3,6 +3,7 @@
 //! worker's answers and `app/intents.rs` the user's requests. Closing the
 //! window during a run asks first (`close_guard.rs`).
 
+mod compare;
 mod export;
 mod inspect;
 mod intents;
@@ -19,7 +20,6 @@ use egui::RichText;
 use crate::catalog;
 use crate::engine::Analysis;
 use crate::ui::close_guard::{CloseAction, CloseGuard};
-use crate::ui::compare_view::{self, Changes, CompareInput};
 use crate::ui::explain::{ExplainInput, ExplainState};
 use crate::ui::export_panel::ExportPanel;
 use crate::ui::intent::{Intent, TokenFocus};
@@ -250,6 +250,9 @@ impl BertscopeApp {
         // `--view explain --train-data FILE`: head importance over FILE at once.
         app.explain.importance.compute_on_open =
             options.train_data.is_some() && app.settings.view == View::Explain;
+        // `--view compare --train-data FILE`: importance before and after at once.
+        app.tuning.before_after.importance.compute_on_open =
+            options.train_data.is_some() && app.settings.view == View::Compare;
         if let Some(spec) = model {
             app.load_model(spec);
         }
@@ -268,6 +271,9 @@ impl BertscopeApp {
                         || self.tuning.comparison.is_some()
                         || self.analysis_error.is_some())
                     && (self.settings.view != View::Explain || self.explain.settled())
+                    && (self.settings.view != View::Compare
+                        || self.tuning.tuned.is_none()
+                        || self.tuning.before_after.settled())
             }
             ModelStatus::Failed { .. } | ModelStatus::None => true,
             ModelStatus::Loading(_) => false,
@@ -443,25 +449,7 @@ impl BertscopeApp {
                 intents.extend(controls::show(ui, sel, layers, heads, has_pair));
                 intents.extend(head_view::show(ui, result, sel, focus, main));
             }
-            View::Compare => {
-                intents.extend(controls::show(ui, sel, layers, heads, has_pair));
-                ui.separator();
-                let t = &self.tuning;
-                let input = CompareInput {
-                    base_name: self.model_info().map_or("", |i| i.spec.as_str()),
-                    base: result,
-                    base_masks: analysis.masks.as_deref(),
-                    tuned: t.tuned.as_ref(),
-                    comparison: t.comparison.as_ref(),
-                    changes: Changes {
-                        mean: t.mean_changes.as_ref().map(|(s, c)| (s.as_str(), c)),
-                        use_mean: t.use_mean,
-                    },
-                    sel,
-                    focus,
-                };
-                intents.extend(compare_view::show(ui, &input));
-            }
+            View::Compare => intents.extend(self.compare_tab(ui)),
             View::Tokens => tokens_view::show(ui, result),
             View::Train | View::Explain => {}
         }

@@ -1,7 +1,11 @@
 //! The compare view: base and tuned model on the same input. A layers × heads
 //! map of how much each head changed, the most-changed heads, linked head
-//! views side by side, the attention difference, and the predictions before
-//! and after fine-tuning.
+//! views side by side, the attention difference, the predictions before
+//! and after fine-tuning, and (`explain.rs`, `importance.rs`) explanations
+//! and head importance before and after.
+
+pub mod explain;
+pub mod importance;
 
 use egui::{RichText, Sense, Vec2};
 
@@ -13,7 +17,37 @@ use crate::ui::matrix_view;
 use crate::ui::selection::{token_infos, visible_tokens, Selection};
 use crate::ui::support::head_map::{self, HeadMap};
 use crate::ui::support::palette::{diverging, head_color};
-use crate::ui::worker::TunedInfo;
+use crate::ui::worker::{TunedInfo, WorkerHandle};
+use explain::{ExplainSides, SidesInput};
+use importance::{DataSource, ImportanceSides};
+
+/// The compare view's explanations and head importance, before and after.
+#[derive(Default)]
+pub struct BeforeAfterState {
+    pub explain: ExplainSides,
+    pub importance: ImportanceSides,
+}
+
+impl BeforeAfterState {
+    /// A new base or tuned model (or epoch): what was computed is out of date.
+    pub fn models_changed(&mut self) {
+        self.explain.clear();
+        self.importance.clear();
+    }
+
+    /// Nothing is being computed (screenshots wait for it).
+    pub fn settled(&self) -> bool {
+        self.explain.settled() && !self.importance.running()
+    }
+}
+
+/// What the before/after sections draw from and send with.
+pub struct BeforeAfterInput<'a> {
+    pub state: &'a mut BeforeAfterState,
+    pub sides: SidesInput<'a>,
+    pub data: DataSource<'a>,
+    pub worker: &'a mut WorkerHandle,
+}
 
 /// What the change map shows.
 pub struct Changes<'a> {
@@ -31,9 +65,11 @@ pub struct CompareInput<'a> {
     pub changes: Changes<'a>,
     pub sel: &'a Selection,
     pub focus: Option<TokenFocus>,
+    /// Explanations and head importance before and after (absent: not drawn).
+    pub before_after: Option<BeforeAfterInput<'a>>,
 }
 
-pub fn show(ui: &mut egui::Ui, input: &CompareInput) -> Vec<Intent> {
+pub fn show(ui: &mut egui::Ui, mut input: CompareInput) -> Vec<Intent> {
     let mut intents = Vec::new();
     let Some(tuned) = input.tuned else {
         ui.heading("No tuned model to compare with");
@@ -60,6 +96,16 @@ pub fn show(ui: &mut egui::Ui, input: &CompareInput) -> Vec<Intent> {
                 ranking(&mut cols[1], cmp, &input.changes, &mut intents);
                 predictions(&mut cols[2], cmp, input.base_masks);
             });
+            if let Some(extra) = input.before_after.as_mut() {
+                ui.separator();
+                let state = &mut *extra.state;
+                explain::show(ui, &mut state.explain, &mut extra.sides, tuned, extra.worker);
+                ui.separator();
+                let selected = (sel.layer, sel.focus_head);
+                let picked =
+                    importance::show(ui, &mut state.importance, &extra.data, selected, extra.worker);
+                intents.extend(picked);
+            }
             ui.separator();
             let head = sel.focus_head;
             ui.label(

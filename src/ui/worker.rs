@@ -7,6 +7,7 @@
 mod explain;
 mod handle;
 mod messages;
+mod sides;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -26,8 +27,8 @@ use crate::ui::support::job;
 pub use handle::WorkerHandle;
 use messages::{mean_source, Envelope, Reply};
 pub use messages::{
-    AnalyzeRequest, CancelFlag, ExplainKey, Fault, ImportanceRequest, ModelInfo, Request,
-    RequestId, Response, Slot, TunedInfo,
+    AnalyzeRequest, CancelFlag, CompareKey, ExplainKey, Fault, ImportanceRequest, ModelInfo,
+    Request, RequestId, Response, Slot, TunedInfo,
 };
 
 /// A fine-tuned run loaded for comparison.
@@ -76,23 +77,26 @@ fn start_thread(
     (req_tx, resp_rx)
 }
 
-/// Of everything queued, only the latest load, analysis and explanation
-/// matter (older ones are stale, and a load makes those before it moot);
-/// other requests run in order, after the load and before the analysis and
-/// the explanation. `None`: the UI is gone.
+/// Of everything queued, only the latest load, analysis and explanations
+/// (the Explain view's, the compare view's) matter (older ones are stale,
+/// and a load makes those before it moot); other requests run in order,
+/// after the load and before the analysis and the explanations. `None`: the
+/// UI is gone.
 fn next_batch(requests: &Receiver<Envelope>) -> Option<Vec<Envelope>> {
     let mut next = Some(requests.recv().ok()?);
     let (mut load, mut analyze, mut others) = (None, None, Vec::new());
-    let mut explain = None;
+    let (mut explain, mut sides) = (None, None);
     while let Some(envelope) = next.take() {
         match envelope.request {
             Request::Load { .. } => {
                 load = Some(envelope);
                 analyze = None;
                 explain = None;
+                sides = None;
             }
             Request::Analyze(_) => analyze = Some(envelope),
             Request::Explain(_) => explain = Some(envelope),
+            Request::CompareExplain(_) => sides = Some(envelope),
             _ => others.push(envelope),
         }
         match requests.try_recv() {
@@ -106,6 +110,7 @@ fn next_batch(requests: &Receiver<Envelope>) -> Option<Vec<Envelope>> {
             .chain(others)
             .chain(analyze)
             .chain(explain)
+            .chain(sides)
             .collect(),
     )
 }
@@ -210,6 +215,8 @@ impl Worker {
             }
             Request::Explain(key) => self.explain(id, key),
             Request::HeadImportance(req) => self.head_importance(id, req),
+            Request::CompareExplain(key) => self.compare_explain(id, key),
+            Request::CompareImportance(req) => self.compare_importance(id, req),
             Request::InjectFault(Fault::Panic) => panic!("a fault injected by a test"),
             Request::InjectFault(Fault::Exit) => false,
         }

@@ -22,6 +22,7 @@ impl BertscopeApp {
                 self.status = ModelStatus::Ready(info);
                 self.set_analysis(None);
                 self.explain.model_changed();
+                self.tuning.before_after.models_changed();
                 if let Some(dir) = sent.tuned {
                     self.worker.send(Request::LoadTuned { dir: Some(dir) });
                 }
@@ -67,6 +68,7 @@ impl BertscopeApp {
             Response::TunedCleared => {
                 self.tuning.tuned = None;
                 self.tuning.comparison = None;
+                self.tuning.before_after.models_changed();
             }
             Response::MeanChanges { source, changes } => {
                 self.tuning.mean_changes = Some((source, changes));
@@ -80,6 +82,28 @@ impl BertscopeApp {
             }
             Response::ImportanceProgress { done, total } => {
                 self.explain.importance.progress(done, total)
+            }
+            Response::CompareExplained { key, result } => {
+                let sides = &mut self.tuning.before_after.explain;
+                sides.received(key, result.map(|s| *s));
+            }
+            Response::CompareExplainProgress {
+                key,
+                side,
+                done,
+                total,
+            } => self
+                .tuning
+                .before_after
+                .explain
+                .progress(&key, side, done, total),
+            Response::CompareImportance { source, result } => {
+                let importance = &mut self.tuning.before_after.importance;
+                importance.finished(source, result.map(|s| *s));
+            }
+            Response::CompareImportanceProgress { side, done, total } => {
+                let importance = &mut self.tuning.before_after.importance;
+                importance.progress(side, done, total);
             }
             Response::Crashed { message } => self.thread_error = Some(message),
             Response::Restarted { message } => self.worker_restarted(message),
@@ -99,6 +123,7 @@ impl BertscopeApp {
             }
         }
         t.message = Some(format!("tuned model: {}", info.dir.display()));
+        t.before_after.models_changed();
         self.settings.train.tuned_path = info.dir.display().to_string();
         t.tuned = Some(info);
         self.request_analysis();

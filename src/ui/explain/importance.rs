@@ -137,31 +137,44 @@ impl ImportanceState {
     }
 
     fn compute(&mut self, worker: &mut WorkerHandle, train: &TrainForm) {
-        let path = self.path.trim();
-        if path.is_empty() {
-            let why = "choose a labelled data file first".to_string();
-            self.result = Some((String::new(), Err(why)));
-            return;
+        match request(&self.path, self.max_rows, train) {
+            Ok(req) => {
+                let cancel = req.cancel.clone();
+                worker.send(Request::HeadImportance(req));
+                self.running = Some(Running {
+                    cancel,
+                    progress: None,
+                });
+                self.result = None;
+            }
+            Err(why) => self.result = Some((String::new(), Err(why))),
         }
-        // The training view's column mapping applies to its own file only.
-        let columns = if path == train.data_path.trim() {
-            train.columns()
-        } else {
-            Columns::default()
-        };
-        let cancel = CancelFlag::default();
-        worker.send(Request::HeadImportance(ImportanceRequest {
-            path: PathBuf::from(path),
-            columns,
-            max_rows: self.max_rows.max(1),
-            cancel: cancel.clone(),
-        }));
-        self.running = Some(Running {
-            cancel,
-            progress: None,
-        });
-        self.result = None;
     }
+}
+
+/// A request for head importance over the first `max_rows` rows of `path`,
+/// with a fresh cancel flag; the training view's column mapping applies to
+/// its own file only.
+pub fn request(
+    path: &str,
+    max_rows: usize,
+    train: &TrainForm,
+) -> Result<ImportanceRequest, String> {
+    let path = path.trim();
+    if path.is_empty() {
+        return Err("choose a labelled data file first".to_string());
+    }
+    let columns = if path == train.data_path.trim() {
+        train.columns()
+    } else {
+        Columns::default()
+    };
+    Ok(ImportanceRequest {
+        path: PathBuf::from(path),
+        columns,
+        max_rows: max_rows.max(1),
+        cancel: CancelFlag::default(),
+    })
 }
 
 /// Draw the section.

@@ -4,6 +4,7 @@
 //! The worker computes; this holds plain `Explanation` data only.
 
 pub mod importance;
+pub mod strip;
 pub mod view;
 
 use std::collections::VecDeque;
@@ -74,16 +75,25 @@ impl Method {
     }
 }
 
-/// Answers by key, the newest last.
-#[derive(Default)]
-pub struct Cache(VecDeque<(ExplainKey, Result<Explanation, String>)>);
+/// Answers by key, the newest last (the compare view keeps its own).
+pub struct Cache<K = ExplainKey, V = Result<Explanation, String>>(VecDeque<(K, V)>);
 
-impl Cache {
-    pub fn get(&self, key: &ExplainKey) -> Option<&Result<Explanation, String>> {
+impl<K, V> Default for Cache<K, V> {
+    fn default() -> Self {
+        Cache(VecDeque::new())
+    }
+}
+
+impl<K: PartialEq, V> Cache<K, V> {
+    pub fn get(&self, key: &K) -> Option<&V> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, r)| r)
     }
 
-    fn insert(&mut self, key: ExplainKey, result: Result<Explanation, String>) {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn insert(&mut self, key: K, result: V) {
         self.0.retain(|(k, _)| *k != key);
         if self.0.len() >= CACHE_SIZE {
             self.0.pop_front();

@@ -3,16 +3,16 @@
 //! and integrated gradients' completeness gap, the rollout matrix, and the
 //! head-importance section beside it.
 
-use egui::text::LayoutJob;
-use egui::{Color32, FontId, RichText, Sense, Stroke, TextFormat, Vec2};
+use egui::{RichText, Vec2};
 
 use super::importance::{self, ImportanceAction};
+use super::strip;
 use super::{asks_masked_lm, ExplainInput, ExplainState, Method};
-use crate::explain::{summary, words, Explanation};
+use crate::explain::{words, Explanation};
 use crate::tokenize::is_special;
 use crate::ui::matrix_view;
 use crate::ui::selection::VisibleTokens;
-use crate::ui::support::palette::{diverging, heat};
+use crate::ui::support::palette::heat;
 use crate::ui::worker::{ExplainKey, ModelInfo};
 
 /// Draw the view for `key`; what the importance section asks for.
@@ -57,12 +57,7 @@ fn toolbar(
     key: &ExplainKey,
 ) {
     ui.horizontal_wrapped(|ui| {
-        ui.label("Method:");
-        for m in Method::ALL {
-            ui.selectable_value(&mut state.method, m, m.label());
-        }
-        ui.separator();
-        ui.checkbox(&mut state.words, "Whole words");
+        strip::method_bar(ui, &mut state.method, &mut state.words);
         ui.separator();
         target_picker(ui, state, info, masked_lm, key);
     });
@@ -148,14 +143,8 @@ fn error(ui: &mut egui::Ui, error: &str) {
 }
 
 fn explanation(ui: &mut egui::Ui, e: &Explanation, method: Method, words: bool) {
-    let token_scores = method.scores(e);
-    let (names, scores) = if words {
-        (e.words.clone(), e.word_scores(&token_scores))
-    } else {
-        (e.tokens.clone(), token_scores)
-    };
-    let sentence = summary::sentence(&e.target.label, &names, &scores, 3);
-    ui.label(emphasised(&capitalised(&sentence), ui.visuals()));
+    let (names, scores) = strip::scored(e, method, words);
+    strip::summary(ui, &e.target.label, &names, &scores);
     ui.label(format!(
         "Target {}: logit {:.3}. Integrated gradients' completeness gap {:+.4} \
          (Σ attributions − (logit − logit at the zero baseline); near 0 is good).",
@@ -166,76 +155,7 @@ fn explanation(ui: &mut egui::Ui, e: &Explanation, method: Method, words: bool) 
         ui.colored_label(warn, "Input truncated to the model's maximum length.");
     }
     ui.add_space(6.0);
-    strip(ui, &names, &scores, method.signed(), words);
-}
-
-/// Each token (or word) on a chip of its score's colour; the score on hover.
-fn strip(ui: &mut egui::Ui, names: &[String], scores: &[f32], signed: bool, words: bool) {
-    let scale = scale_of(names, scores);
-    let what = if words { "word" } else { "token" };
-    ui.horizontal_wrapped(|ui| {
-        ui.spacing_mut().item_spacing = Vec2::new(3.0, 6.0);
-        for (i, (name, &score)) in names.iter().zip(scores).enumerate() {
-            let fill = if signed {
-                diverging(score / scale)
-            } else {
-                heat(score / scale)
-            };
-            chip(
-                ui,
-                &format!("explain {what} {i}: {name}"),
-                name,
-                score,
-                fill,
-            );
-        }
-    });
-    let legend = if signed {
-        format!("Red: for the target, blue: against it; full colour ±{scale:.3}.")
-    } else {
-        format!("Darker: more; full colour {scale:.3} (special tokens may go beyond).")
-    };
-    ui.label(RichText::new(format!("{legend} Hover a {what} for its score.")).weak());
-}
-
-/// The colour scale's full value: the largest magnitude among ordinary
-/// tokens ([CLS] and [SEP] often dwarf them), else among all.
-fn scale_of(names: &[String], scores: &[f32]) -> f32 {
-    let largest = |special: bool| {
-        names
-            .iter()
-            .zip(scores)
-            .filter(|(n, _)| special || !is_special(n))
-            .fold(0f32, |m, (_, s)| m.max(s.abs()))
-    };
-    let ordinary = largest(false);
-    if ordinary > 0.0 {
-        ordinary
-    } else {
-        largest(true).max(1e-6)
-    }
-}
-
-fn chip(ui: &mut egui::Ui, label: &str, text: &str, score: f32, fill: Color32) {
-    let luminance = 0.299 * fill.r() as f32 + 0.587 * fill.g() as f32 + 0.114 * fill.b() as f32;
-    let ink = if luminance < 140.0 {
-        Color32::WHITE
-    } else {
-        Color32::BLACK
-    };
-    let galley = ui
-        .painter()
-        .layout_no_wrap(text.to_string(), FontId::proportional(16.0), ink);
-    let (rect, response) =
-        ui.allocate_exact_size(galley.size() + Vec2::new(12.0, 8.0), Sense::hover());
-    let painter = ui.painter();
-    painter.rect_filled(rect, 4.0, fill);
-    let border = Stroke::new(1.0, Color32::from_gray(170));
-    painter.rect_stroke(rect, 4.0, border, egui::StrokeKind::Inside);
-    painter.galley(rect.center() - galley.size() / 2.0, galley, ink);
-    let label = label.to_string();
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &label));
-    response.on_hover_text(format!("{text}: {score:+.4}"));
+    strip::strip(ui, "explain", (&names, &scores), method.signed(), words);
 }
 
 /// The rollout of every position, as a heatmap (words merged with the toggle).
@@ -279,51 +199,4 @@ fn rollout_matrix(ui: &mut egui::Ui, e: &Explanation, words: bool) {
         &color,
         Vec2::splat(side),
     );
-}
-
-/// The summary's `*emphasised*` words in the strong text colour, underlined.
-fn emphasised(text: &str, visuals: &egui::Visuals) -> LayoutJob {
-    let plain = TextFormat {
-        font_id: FontId::proportional(18.0),
-        color: visuals.text_color(),
-        ..Default::default()
-    };
-    let strong = TextFormat {
-        color: visuals.strong_text_color(),
-        underline: Stroke::new(1.5, visuals.strong_text_color()),
-        ..plain.clone()
-    };
-    let mut job = LayoutJob::default();
-    for (i, part) in text.split('*').enumerate() {
-        let format = if i % 2 == 1 { &strong } else { &plain };
-        job.append(part, 0.0, format.clone());
-    }
-    job
-}
-
-fn capitalised(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_scale_ignores_special_tokens_unless_they_are_all_there_is() {
-        let names: Vec<String> = ["[CLS]", "a", "b", "[SEP]"].map(String::from).to_vec();
-        assert_eq!(scale_of(&names, &[5.0, -0.5, 0.25, 3.0]), 0.5);
-        assert_eq!(scale_of(&names, &[5.0, 0.0, 0.0, 3.0]), 5.0);
-    }
-
-    #[test]
-    fn emphasis_drops_the_asterisks() {
-        let job = emphasised("the prediction *x* rests on *a*", &egui::Visuals::light());
-        assert_eq!(job.text, "the prediction x rests on a");
-        assert_eq!(capitalised("the x"), "The x");
-    }
 }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::compare::{Comparison, HeadChanges};
 use crate::train::preview::DataPreview;
+use crate::ui::compare_view::BeforeAfterState;
 use crate::ui::state::View;
 use crate::ui::support::job::Job;
 use crate::ui::training::form::TrainForm;
@@ -59,6 +60,8 @@ pub struct Tuning {
     pub comparison: Option<Comparison>,
     pub mean_changes: Option<(String, Result<HeadChanges, String>)>,
     pub use_mean: bool,
+    /// The compare view's explanations and head importance, before and after.
+    pub before_after: BeforeAfterState,
     /// The last save/open outcome, shown under the buttons.
     pub message: Option<String>,
     dialog: Option<(DialogTarget, Job<Option<PathBuf>>)>,
@@ -81,6 +84,7 @@ impl Tuning {
             comparison: None,
             mean_changes: None,
             use_mean: false,
+            before_after: BeforeAfterState::default(),
             message: None,
             dialog: None,
             saving: None,

@@ -8,7 +8,7 @@ use crate::explain;
 
 impl Worker {
     /// Send a progress message now (it is not the request's answer).
-    fn progress(&self, id: RequestId, response: Response) {
+    pub(super) fn progress(&self, id: RequestId, response: Response) {
         let _ = self.out.send(Reply { id, response });
         (self.notify)();
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::compare::{Comparison, HeadChanges};
+use crate::compare::{BeforeAfter, Comparison, HeadChanges, Side};
 use crate::data::Columns;
 use crate::engine::Analysis;
 use crate::explain::{Explanation, HeadImportance};
@@ -45,6 +45,10 @@ pub enum Request {
     Explain(ExplainKey),
     /// Head importance over the first rows of a labelled data file.
     HeadImportance(ImportanceRequest),
+    /// Explain one input before and after fine-tuning (the compare view).
+    CompareExplain(CompareKey),
+    /// Head importance before and after fine-tuning over a data file.
+    CompareImportance(ImportanceRequest),
     /// Tests only: make the worker panic, or end its thread as if it had died.
     #[doc(hidden)]
     InjectFault(Fault),
@@ -71,6 +75,8 @@ pub enum Slot {
     MeanChanges,
     Explain,
     HeadImportance,
+    CompareExplain,
+    CompareImportance,
 }
 
 impl Request {
@@ -84,6 +90,8 @@ impl Request {
             Request::MeanChanges { .. } => Some(Slot::MeanChanges),
             Request::Explain(_) => Some(Slot::Explain),
             Request::HeadImportance(_) => Some(Slot::HeadImportance),
+            Request::CompareExplain(_) => Some(Slot::CompareExplain),
+            Request::CompareImportance(_) => Some(Slot::CompareImportance),
             Request::InjectFault(_) => None,
         }
     }
@@ -117,6 +125,14 @@ impl Request {
                 source: req.path.display().to_string(),
                 result: Err(error),
             },
+            Request::CompareExplain(key) => Response::CompareExplained {
+                key: key.clone(),
+                result: Err(error),
+            },
+            Request::CompareImportance(req) => Response::CompareImportance {
+                source: req.path.display().to_string(),
+                result: Err(error),
+            },
             Request::LoadTuned { dir: None }
             | Request::ShowEpoch { .. }
             | Request::InjectFault(_) => return None,
@@ -145,6 +161,17 @@ pub struct ExplainKey {
     pub text_a: String,
     pub text_b: Option<String>,
     pub target: Option<String>,
+}
+
+/// What the compare view explains: an input, and the tuned model it is
+/// explained on (its directory and the epoch shown; `None`: the saved
+/// checkpoint). The worker answers with the tuned model it actually used.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CompareKey {
+    pub text_a: String,
+    pub text_b: Option<String>,
+    pub tuned: PathBuf,
+    pub epoch: Option<usize>,
 }
 
 /// A flag the UI sets to stop a long request; equal when it is the same flag.
@@ -234,6 +261,30 @@ pub enum Response {
         done: usize,
         total: usize,
     },
+    /// The compare view's explanations before and after fine-tuning.
+    CompareExplained {
+        key: CompareKey,
+        result: Result<Box<BeforeAfter<Explanation>>, String>,
+    },
+    /// Integrated gradients' points done on one side (delivered whatever the id).
+    CompareExplainProgress {
+        key: CompareKey,
+        side: Side,
+        done: usize,
+        total: usize,
+    },
+    /// Head importance before and after fine-tuning.
+    CompareImportance {
+        /// The data file.
+        source: String,
+        result: Result<Box<BeforeAfter<HeadImportance>>, String>,
+    },
+    /// Rows done on one side (delivered whatever the id).
+    CompareImportanceProgress {
+        side: Side,
+        done: usize,
+        total: usize,
+    },
     /// A request panicked; the worker goes on with the models it had.
     Crashed {
         message: String,
@@ -258,9 +309,13 @@ impl Response {
             Response::MeanChanges { .. } => Some(Slot::MeanChanges),
             Response::Explained { .. } => Some(Slot::Explain),
             Response::HeadImportance { .. } => Some(Slot::HeadImportance),
+            Response::CompareExplained { .. } => Some(Slot::CompareExplain),
+            Response::CompareImportance { .. } => Some(Slot::CompareImportance),
             Response::MlmModels(_)
             | Response::ExplainProgress { .. }
             | Response::ImportanceProgress { .. }
+            | Response::CompareExplainProgress { .. }
+            | Response::CompareImportanceProgress { .. }
             | Response::Crashed { .. }
             | Response::Restarted { .. } => None,
         }
