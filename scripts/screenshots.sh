@@ -46,7 +46,8 @@ fi
 shot training $M --view train --train-data assets/demo/claims-train.tsv --tuned runs/claims
 CLAIM_A="a famous singer has died in a car crash"
 CLAIM_B="Fact check: it is false that a famous singer has died in a car crash"
-shot compare $M --view compare --tuned runs/claims --text-a "$CLAIM_A" --text-b "$CLAIM_B" --layer 5 --head 0
+shot compare $M --view compare --tuned runs/claims --train-data assets/demo/claims-train.tsv \
+  --text-a "$CLAIM_A" --text-b "$CLAIM_B" --layer 5 --head 0
 
 # The Explain view: MiniLM with the 3-label head of the explanation fixtures
 # (tests/fixtures/minilm_head) as a two-shard checkpoint, head importance over
