@@ -13,6 +13,7 @@ pub mod error;
 pub mod explain;
 pub mod export;
 pub mod hub;
+pub mod lesson;
 pub mod model;
 pub mod predict;
 pub mod runtime;
