@@ -67,7 +67,7 @@ pub struct ExportArgs {
     device: bertscope::device::DeviceChoice,
 }
 
-fn scale(text: &str) -> Result<f32, String> {
+pub(super) fn scale(text: &str) -> Result<f32, String> {
     match text {
         "1" => Ok(1.0),
         "2" => Ok(2.0),

@@ -5,6 +5,7 @@ mod explain;
 mod export;
 mod finetune;
 mod human;
+mod present;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -66,6 +67,8 @@ enum Command {
     Compare(explain::CompareArgs),
     /// Draw a view headless (no display, no GPU) to SVG or PNG.
     Export(export::ExportArgs),
+    /// Show a lesson full screen, scene by scene (or write it as pictures).
+    Present(present::PresentArgs),
     /// Fine-tune a classifier on a TSV/CSV and save a Hugging Face checkpoint.
     Finetune(finetune::FinetuneArgs),
     /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label,score.
@@ -326,5 +329,6 @@ pub fn run() -> Result<()> {
         Command::Explain(args) => explain::explain(args),
         Command::Compare(args) => explain::compare(args),
         Command::Export(args) => export::export(args),
+        Command::Present(args) => present::present(args),
     }
 }

@@ -30,6 +30,20 @@ pub struct Picture {
 /// `options.export` should be set (the view alone); errors are the model's
 /// or the view's, as the window would show them.
 pub fn render(options: AppOptions, size: Vec2, scale: f32) -> Result<Picture, String> {
+    match render_even_failed(options, size, scale)? {
+        (_, Some(problem)) => Err(problem),
+        (picture, None) => Ok(picture),
+    }
+}
+
+/// Like [`render`], but a model that could not be loaded (or an analysis
+/// that failed) is drawn as the window shows it: the picture, and the
+/// problem it shows (a lesson's handout keeps such a scene).
+pub fn render_even_failed(
+    options: AppOptions,
+    size: Vec2,
+    scale: f32,
+) -> Result<(Picture, Option<String>), String> {
     let ctx = egui::Context::default();
     let transparent = options.export.as_ref().is_some_and(|l| l.transparent);
     let cc = eframe::CreationContext::_new_kittest(ctx.clone());
@@ -44,30 +58,29 @@ pub fn render(options: AppOptions, size: Vec2, scale: f32) -> Result<Picture, St
         });
         textures.apply(&output.textures_delta);
         output.textures_delta.clear();
-        if let ModelStatus::Failed { spec, error } = &app.status {
-            return Err(format!("{spec}: {error}"));
-        }
         if app.result_ready() {
             settled += 1;
         }
         if settled >= SETTLE_FRAMES {
-            if let Some(error) = &app.analysis_error {
-                return Err(error.clone());
-            }
+            let problem = match &app.status {
+                ModelStatus::Failed { spec, error } => Some(format!("{spec}: {error}")),
+                _ => app.analysis_error.clone(),
+            };
             let background = if transparent {
                 Color32::TRANSPARENT
             } else {
                 ctx.global_style().visuals.panel_fill
             };
             let primitives = ctx.tessellate(output.shapes.clone(), output.pixels_per_point);
-            return Ok(Picture {
+            let picture = Picture {
                 size,
                 scale,
                 background,
                 shapes: output.shapes,
                 primitives,
                 textures,
-            });
+            };
+            return Ok((picture, problem));
         }
         if started.elapsed() > TIMEOUT {
             return Err(format!(

@@ -7,7 +7,9 @@ mod compare;
 mod export;
 mod inspect;
 mod intents;
+mod lesson_menu;
 mod model_bar;
+mod present;
 mod responses;
 mod startup;
 
@@ -93,6 +95,8 @@ pub struct AppOptions {
     pub export: Option<ExportLook>,
     /// The views' selection (layer, heads, filters) to start from.
     pub selection: Option<crate::ui::selection::Selection>,
+    /// `bertscope present`: a lesson, shown from this scene on.
+    pub lesson: Option<crate::ui::present::LessonStart>,
 }
 
 /// How a headless export (`bertscope export`, *Export…*) draws the window:
@@ -154,6 +158,8 @@ pub struct BertscopeApp {
     live: inspect::LiveInspect,
     /// The Explain view's state and cached explanations.
     pub explain: ExplainState,
+    /// The lesson presented, the one being built.
+    lessons: crate::ui::present::Lessons,
 }
 
 impl BertscopeApp {
@@ -240,6 +246,7 @@ impl BertscopeApp {
             export: options.export.clone(),
             export_panel: ExportPanel::new(),
             view_size: egui::vec2(1100.0, 800.0),
+            lessons: crate::ui::present::Lessons::new(options.lesson.clone()),
         };
         if let Some(look) = &options.export {
             apply_export_look(&cc.egui_ctx, look);
@@ -256,6 +263,7 @@ impl BertscopeApp {
         if let Some(spec) = model {
             app.load_model(spec);
         }
+        app.start_lesson(&cc.egui_ctx);
         app
     }
 
@@ -274,6 +282,7 @@ impl BertscopeApp {
                     && (self.settings.view != View::Compare
                         || self.tuning.tuned.is_none()
                         || self.tuning.before_after.settled())
+                    && self.scene_settled()
             }
             ModelStatus::Failed { .. } | ModelStatus::None => true,
             ModelStatus::Loading(_) => false,
@@ -517,6 +526,7 @@ impl eframe::App for BertscopeApp {
         for response in self.worker.poll() {
             self.handle(response);
         }
+        self.present_poll();
         self.tuning.poll(&mut self.settings.train, &mut self.worker);
         if let Some(after) = self.tuning.repaint_after() {
             ctx.request_repaint_after(after);
@@ -530,6 +540,9 @@ impl eframe::App for BertscopeApp {
             } else {
                 ctx.request_repaint_after(left);
             }
+        }
+        if self.lessons.present.is_some() && self.export.is_none() {
+            return self.present_frame(ui);
         }
         self.keyboard(&ctx);
 
@@ -585,7 +598,8 @@ impl eframe::App for BertscopeApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        if self.screenshot.is_none() {
+        // A lesson's scenes are not the user's own settings.
+        if self.screenshot.is_none() && self.lessons.present.is_none() {
             eframe::set_value(storage, STORAGE_KEY, &self.settings);
         }
     }

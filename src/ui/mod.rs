@@ -25,6 +25,7 @@ pub mod tokens_view;
 pub mod word_level;
 // Multi-file capabilities, one folder each.
 pub mod explain;
+pub mod present;
 pub mod training;
 pub mod worker;
 // Drawing and window helpers.
@@ -44,13 +45,19 @@ pub fn run(
     } else {
         [1400.0, 900.0]
     };
+    let mut viewport = egui::ViewportBuilder::default()
+        .with_title("bertscope")
+        .with_inner_size(size)
+        .with_min_inner_size([800.0, 500.0])
+        .with_drag_and_drop(true);
+    // Presentation mode fills the screen (a screenshot keeps its fixed size).
+    let presenting = options.lesson.is_some();
+    if presenting && options.screenshot.is_none() {
+        viewport = viewport.with_fullscreen(true);
+    }
     let native = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("bertscope")
-            .with_inner_size(size)
-            .with_min_inner_size([800.0, 500.0])
-            .with_drag_and_drop(true),
-        persist_window: options.screenshot.is_none(),
+        viewport,
+        persist_window: options.screenshot.is_none() && !presenting,
         ..Default::default()
     };
     eframe::run_native(

@@ -34,6 +34,7 @@ impl BertscopeApp {
                 let notify = move || ctx.request_repaint();
                 self.folder_dialog = Some(Job::spawn("folder dialog", pick, notify));
             }
+            self.lesson_menu(ui);
             ui.separator();
             match &self.status {
                 ModelStatus::Ready(info) => {
@@ -86,6 +87,9 @@ impl BertscopeApp {
     /// The welcome or failure screen when no model is there to show; `true`
     /// when the views can be drawn.
     pub(super) fn model_screen(&mut self, ui: &mut egui::Ui) -> bool {
+        if self.present_model_screen(ui) {
+            return false;
+        }
         match &self.status {
             ModelStatus::None => self.welcome(ui),
             ModelStatus::Failed { spec, error } => {
