@@ -9,6 +9,7 @@ mod inspect;
 mod intents;
 mod lesson_menu;
 mod model_bar;
+mod options;
 mod present;
 mod responses;
 mod startup;
@@ -28,11 +29,13 @@ use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::support::fonts;
 use crate::ui::support::job::Job;
-use crate::ui::support::screenshot::{ScreenshotJob, ScreenshotSink};
+use crate::ui::support::screenshot::ScreenshotJob;
 use crate::ui::training::view::{self as train_view, TrainViewState};
 use crate::ui::training::Tuning;
 use crate::ui::worker::{AnalyzeRequest, Fault, ModelInfo, Request, Slot, WorkerHandle};
 use crate::ui::{controls, examples, head_view, input_panel, mlm_panel, model_view, tokens_view};
+use options::apply_export_look;
+pub use options::{AppOptions, ExportLook};
 use startup::Startup;
 
 /// The first code point of the CJK blocks (CJK Radicals Supplement): tokens
@@ -57,57 +60,6 @@ fn view_tabs(ui: &mut egui::Ui, current: View, export_open: &mut bool) -> Vec<In
 
 /// Typing pauses this long before the model runs.
 const DEBOUNCE: Duration = Duration::from_millis(250);
-
-/// Start-up options from the command line.
-#[derive(Debug, Clone, Default)]
-pub struct AppOptions {
-    pub model: Option<String>,
-    pub text_a: Option<String>,
-    pub text_b: Option<String>,
-    pub view: Option<View>,
-    pub layer: Option<usize>,
-    pub head: Option<usize>,
-    pub screenshot: Option<PathBuf>,
-    /// Receives the screenshot's outcome.
-    pub screenshot_sink: ScreenshotSink,
-    /// Ignore remembered settings (tests, screenshots).
-    pub fresh: bool,
-    /// Use only the bundled CJK font subset (tests: identical rendering everywhere).
-    pub bundled_font_only: bool,
-    pub device: Option<Device>,
-    /// `--tuned`: a fine-tuned directory to compare with the base.
-    pub tuned: Option<PathBuf>,
-    /// `--train-data`: a data file to preview in the training view.
-    pub train_data: Option<PathBuf>,
-    /// Where runs started in the app are written (default: the user's cache).
-    pub runs_dir: Option<PathBuf>,
-    /// `--mask-heads`: heads switched off.
-    pub ablate: crate::HeadSet,
-    /// `--neurons`: open the neuron panel on this (layer, head).
-    pub neurons: Option<(usize, usize)>,
-    /// `--query-token`: the neuron panel's query token.
-    pub query_token: Option<usize>,
-    /// `--words`: draw words instead of tokens.
-    pub words: bool,
-    /// Token positions to mask (the masked-LM view) once the model is loaded.
-    pub masked: Vec<usize>,
-    /// Drawn for a headless export: the view alone, no window furniture.
-    pub export: Option<ExportLook>,
-    /// The views' selection (layer, heads, filters) to start from.
-    pub selection: Option<crate::ui::selection::Selection>,
-    /// `bertscope present`: a lesson, shown from this scene on.
-    pub lesson: Option<crate::ui::present::LessonStart>,
-}
-
-/// How a headless export (`bertscope export`, *Export…*) draws the window:
-/// no model bar, inputs or view tabs; a caption line above the view if any.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ExportLook {
-    pub caption: Option<String>,
-    pub light: bool,
-    /// No background at all (PNG).
-    pub transparent: bool,
-}
 
 /// Where the model stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -603,19 +555,4 @@ impl eframe::App for BertscopeApp {
             eframe::set_value(storage, STORAGE_KEY, &self.settings);
         }
     }
-}
-
-/// Light or dark visuals for an export, or none at all for a transparent PNG.
-fn apply_export_look(ctx: &egui::Context, look: &ExportLook) {
-    let mut visuals = if look.light {
-        egui::Visuals::light()
-    } else {
-        egui::Visuals::dark()
-    };
-    if look.transparent {
-        visuals.panel_fill = egui::Color32::TRANSPARENT;
-        visuals.window_fill = egui::Color32::TRANSPARENT;
-    }
-    ctx.set_visuals(visuals);
-    ctx.all_styles_mut(|style| style.interaction.tooltip_delay = f32::INFINITY);
 }

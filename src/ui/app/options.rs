@@ -1,0 +1,75 @@
+//! What the app is opened with: the command line's start-up options, and the
+//! look of a headless export.
+
+use std::path::PathBuf;
+
+use candle_core::Device;
+
+use crate::ui::state::View;
+use crate::ui::support::screenshot::ScreenshotSink;
+
+/// Start-up options from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    pub model: Option<String>,
+    pub text_a: Option<String>,
+    pub text_b: Option<String>,
+    pub view: Option<View>,
+    pub layer: Option<usize>,
+    pub head: Option<usize>,
+    pub screenshot: Option<PathBuf>,
+    /// Receives the screenshot's outcome.
+    pub screenshot_sink: ScreenshotSink,
+    /// Ignore remembered settings (tests, screenshots).
+    pub fresh: bool,
+    /// Use only the bundled CJK font subset (tests: identical rendering everywhere).
+    pub bundled_font_only: bool,
+    pub device: Option<Device>,
+    /// `--tuned`: a fine-tuned directory to compare with the base.
+    pub tuned: Option<PathBuf>,
+    /// `--train-data`: a data file to preview in the training view.
+    pub train_data: Option<PathBuf>,
+    /// Where runs started in the app are written (default: the user's cache).
+    pub runs_dir: Option<PathBuf>,
+    /// `--mask-heads`: heads switched off.
+    pub ablate: crate::HeadSet,
+    /// `--neurons`: open the neuron panel on this (layer, head).
+    pub neurons: Option<(usize, usize)>,
+    /// `--query-token`: the neuron panel's query token.
+    pub query_token: Option<usize>,
+    /// `--words`: draw words instead of tokens.
+    pub words: bool,
+    /// Token positions to mask (the masked-LM view) once the model is loaded.
+    pub masked: Vec<usize>,
+    /// Drawn for a headless export: the view alone, no window furniture.
+    pub export: Option<ExportLook>,
+    /// The views' selection (layer, heads, filters) to start from.
+    pub selection: Option<crate::ui::selection::Selection>,
+    /// `bertscope present`: a lesson, shown from this scene on.
+    pub lesson: Option<crate::ui::present::LessonStart>,
+}
+
+/// How a headless export (`bertscope export`, *Export…*) draws the window:
+/// no model bar, inputs or view tabs; a caption line above the view if any.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportLook {
+    pub caption: Option<String>,
+    pub light: bool,
+    /// No background at all (PNG).
+    pub transparent: bool,
+}
+
+/// Light or dark visuals for an export, or none at all for a transparent PNG.
+pub(super) fn apply_export_look(ctx: &egui::Context, look: &ExportLook) {
+    let mut visuals = if look.light {
+        egui::Visuals::light()
+    } else {
+        egui::Visuals::dark()
+    };
+    if look.transparent {
+        visuals.panel_fill = egui::Color32::TRANSPARENT;
+        visuals.window_fill = egui::Color32::TRANSPARENT;
+    }
+    ctx.set_visuals(visuals);
+    ctx.all_styles_mut(|style| style.interaction.tooltip_delay = f32::INFINITY);
+}
