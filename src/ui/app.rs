@@ -549,6 +549,13 @@ impl eframe::App for BertscopeApp {
         }
     }
 
+    /// egui's own memory (zoom, window positions) is the user's too: the
+    /// presentation zoom or a screenshot's state must not come back in the
+    /// next ordinary session.
+    fn persist_egui_memory(&self) -> bool {
+        self.screenshot.is_none() && self.lessons.present.is_none() && self.export.is_none()
+    }
+
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         // A lesson's scenes are not the user's own settings.
         if self.screenshot.is_none() && self.lessons.present.is_none() {
