@@ -176,7 +176,10 @@ impl BertscopeApp {
             cjk_font,
             model_field: model.clone().unwrap_or_default(),
             folder_dialog: None,
-            thumbnails: Default::default(),
+            thumbnails: match options.export {
+                Some(_) => model_view::ThumbnailCache::vector(),
+                None => Default::default(),
+            },
             tuning: Tuning::new(
                 options
                     .runs_dir
@@ -234,6 +237,7 @@ impl BertscopeApp {
                     && (self.settings.view != View::Compare
                         || self.tuning.tuned.is_none()
                         || self.tuning.before_after.settled())
+                    && (self.settings.view != View::Model || self.thumbnails.settled())
                     && self.scene_settled()
             }
             ModelStatus::Failed { .. } | ModelStatus::None => true,

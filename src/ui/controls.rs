@@ -1,11 +1,12 @@
 //! The selection controls shared by the attention views: layer, head swatches
 //! (heads switched off are crossed out), sentence filter, special-token
-//! options and the word-level toggle.
+//! options, the word-level toggle and the line contrast.
 
 use egui::{Color32, RichText, Sense, Stroke, Vec2};
 
 use crate::ui::intent::Intent;
 use crate::ui::selection::{Selection, SentenceFilter};
+use crate::ui::support::contrast::{Contrast, MIN_GAMMA};
 use crate::ui::support::palette::head_color;
 use crate::HeadSet;
 
@@ -16,9 +17,12 @@ pub struct Extras<'a> {
     pub ablated: Option<&'a HeadSet>,
     /// Offer the "Words" checkbox.
     pub words: bool,
+    /// Offer the line contrast (head and model views).
+    pub contrast: bool,
 }
 
-/// Layer picker, head swatches, filter and options. `has_pair`: sentence B exists.
+/// Layer picker, head swatches, filter, options and line contrast (for the
+/// head views of the masked-LM and compare views). `has_pair`: sentence B exists.
 pub fn show(
     ui: &mut egui::Ui,
     sel: &Selection,
@@ -26,7 +30,11 @@ pub fn show(
     heads: usize,
     has_pair: bool,
 ) -> Vec<Intent> {
-    show_with(ui, sel, (layers, heads), has_pair, Extras::default())
+    let extras = Extras {
+        contrast: true,
+        ..Extras::default()
+    };
+    show_with(ui, sel, (layers, heads), has_pair, extras)
 }
 
 /// [`show`] with the ablated heads marked and, when asked, the word toggle.
@@ -100,7 +108,28 @@ pub fn show_with(
             }
         }
     });
+    if extras.contrast {
+        ui.horizontal_wrapped(|ui| intents.extend(contrast_row(ui, sel.contrast)));
+    }
     intents
+}
+
+/// Per-head contrast and gamma, with what the opacity now means.
+fn contrast_row(ui: &mut egui::Ui, contrast: Contrast) -> Option<Intent> {
+    let mut c = contrast;
+    ui.label("Lines:");
+    ui.checkbox(&mut c.per_head, "Per-head contrast")
+        .on_hover_text("a line's opacity is its weight divided by the largest weight the head shows: heads that spread their weight thinly (long inputs) become visible");
+    let gamma = egui::Slider::new(&mut c.gamma, MIN_GAMMA..=1.0)
+        .text("gamma")
+        .fixed_decimals(2);
+    ui.add(gamma)
+        .on_hover_text("opacity raised to this power: below 1 lifts faint lines");
+    ui.label(RichText::new(c.describe()).weak());
+    if !contrast.is_raw() && ui.button("Reset").clicked() {
+        c = Contrast::default();
+    }
+    (c != contrast).then_some(Intent::SetContrast(c))
 }
 
 /// One head's coloured swatch: click toggles, double-click (or shift-click)

@@ -1,14 +1,15 @@
 //! The head view (BertViz's, natively): tokens in two columns and a line from
 //! each query token (left) to each key token (right), one colour per head,
-//! opacity by attention weight.
+//! opacity by attention weight (or by the selection's contrast). Only what is
+//! on screen is walked and drawn: the lines with an end in view and the token
+//! labels in view, so a frame costs the same at 512 tokens as at 50.
 
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
-use crate::ui::selection::{
-    for_each_link, token_infos, visible_tokens, Links, Selection, VisibleTokens,
-};
+use crate::ui::selection::{token_infos, visible_tokens, Selection, VisibleTokens};
+use crate::ui::support::head_links::{self, HeadRows, KeyRuns, Link};
 use crate::ui::support::lines::LineBatch;
 use crate::ui::support::palette::{head_color, with_weight};
 
@@ -18,6 +19,9 @@ const GAP: f32 = 260.0;
 const MIN_GAP: f32 = 120.0;
 /// Lines fainter than this are not drawn (invisible anyway, and costly at 512 tokens).
 pub const MIN_VISIBLE_WEIGHT: f32 = 0.01;
+/// A head draws at most this many lines a frame (its strongest): only a
+/// contrast that lifts every weight of a long input reaches it.
+const MAX_LINES_PER_HEAD: usize = 4000;
 
 /// Which head view this is: the compare view draws two side by side.
 #[derive(Debug, Clone, Copy)]
@@ -166,34 +170,51 @@ struct HeadDrawing<'a> {
 
 impl HeadDrawing<'_> {
     /// Lines, one colour per head; only those with an end on screen, which
-    /// keeps 512-token inputs smooth while scrolling.
+    /// keeps 512-token inputs smooth while scrolling: the query rows on
+    /// screen are walked whole, the others only across the key rows on screen.
     fn lines(&self, painter: &egui::Painter, columns: &Columns, clip: Rect) {
         let on_screen = columns.rows_in(clip);
+        let (nq, nk) = (self.visible.queries.len(), self.visible.keys.len());
+        let rows = *on_screen.start()..on_screen.end().saturating_add(1);
+        let (q_rows, k_rows) = (
+            rows.start.min(nq)..rows.end.min(nq),
+            rows.start.min(nk)..rows.end.min(nk),
+        );
+        let runs = KeyRuns::new(&self.visible.keys);
+        let renormalize = self.sel.hide_special && self.sel.renormalize;
+        let contrast = self.sel.contrast;
         let mut lines = LineBatch::new(clip);
+        let mut links: Vec<Link> = Vec::new();
         for &head in &self.heads {
-            let color = head_color(head);
-            let which = Links {
-                layer: self.sel.layer,
-                head,
-                renormalize: self.sel.hide_special && self.sel.renormalize,
-                focus: self.focus,
-                min_weight: MIN_VISIBLE_WEIGHT,
-            };
-            for_each_link(
-                &self.result.attentions,
+            let layer_head = (self.sel.layer, head);
+            let maps = &self.result.attentions;
+            let rows = HeadRows::new(
+                maps,
+                layer_head,
                 &self.visible,
-                which,
-                |qi, ki, w| {
-                    if on_screen.contains(&qi) || on_screen.contains(&ki) {
-                        lines.add(
-                            Pos2::new(columns.left_x + 6.0, columns.y_of(qi)),
-                            Pos2::new(columns.right_x - 6.0, columns.y_of(ki)),
-                            2.0,
-                            with_weight(color, w),
-                        );
-                    }
-                },
+                &runs,
+                renormalize,
+                self.focus,
             );
+            let head_max = if contrast.per_head { rows.max() } else { 1.0 };
+            if head_max <= 0.0 {
+                continue;
+            }
+            let min_weight = contrast.min_weight(MIN_VISIBLE_WEIGHT, head_max);
+            links.clear();
+            rows.walk(q_rows.clone(), 0..nk, min_weight, &mut links);
+            let off_screen = (0..q_rows.start).chain(q_rows.end..nq);
+            rows.walk(off_screen, k_rows.clone(), min_weight, &mut links);
+            head_links::shown(&mut links, contrast, head_max, MAX_LINES_PER_HEAD);
+            let color = head_color(head);
+            for &(qi, ki, opacity) in &links {
+                lines.add(
+                    Pos2::new(columns.left_x + 6.0, columns.y_of(qi as usize)),
+                    Pos2::new(columns.right_x - 6.0, columns.y_of(ki as usize)),
+                    2.0,
+                    with_weight(color, opacity),
+                );
+            }
         }
         painter.add(lines.into_shape());
         self.highlighted(painter, columns);
@@ -218,8 +239,8 @@ impl HeadDrawing<'_> {
         painter.line_segment(ends, Stroke::new(3.5, color));
     }
 
-    /// One column's token labels (interactive), with the focused token's
-    /// weights as blocks.
+    /// One column's token labels on screen (interactive), with the focused
+    /// token's weights as blocks.
     fn tokens(
         &self,
         ui: &mut egui::Ui,
@@ -233,7 +254,11 @@ impl HeadDrawing<'_> {
             Side::Query => &self.visible.queries,
             Side::Key => &self.visible.keys,
         };
-        for (row, &t) in list.iter().enumerate() {
+        // Only the labels on screen: they are what can be seen, hovered or clicked.
+        let on_screen = columns.rows_in(ui.clip_rect());
+        let (first, last) = (*on_screen.start(), *on_screen.end());
+        let shown = list.iter().enumerate().skip(first).take(last + 1 - first);
+        for (row, &t) in shown {
             let rect = columns.token_rect(side, row);
             let this = match side {
                 Side::Query => TokenFocus::Query(t),

@@ -56,4 +56,6 @@ pub enum Intent {
     NeuronKey(Option<usize>),
     /// Draw words (a token and its `##` pieces) instead of tokens.
     SetWords(bool),
+    /// How weights become line opacities (head and model views).
+    SetContrast(crate::ui::support::contrast::Contrast),
 }

@@ -2,87 +2,51 @@
 //! same filters; click one to open it in the head view, right-click (or click
 //! in ablate mode) to switch the head off; switched-off heads are crossed out.
 
-use egui::{Color32, Pos2, Sense, Stroke, Vec2};
+mod cache;
+
+use egui::emath::GuiRounding;
+use egui::{Color32, Pos2, RichText, Sense, Stroke, TextureId, Vec2};
 
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
-use crate::ui::selection::{for_each_link, token_infos, visible_tokens, Links, Selection};
+use crate::ui::selection::{token_infos, visible_tokens, Selection};
+use crate::ui::support::head_links::Link;
 use crate::ui::support::lines::LineBatch;
 use crate::ui::support::palette::{head_color, with_weight};
+use crate::ui::support::thumbnails::{line_ends, DESIGN_SIDE};
 use crate::HeadSet;
 
-const THUMB: f32 = 84.0;
+pub use cache::ThumbnailCache;
+use cache::{line_cap, Shown};
 
-/// What the thumbnails were computed for.
-#[derive(Debug, Clone, PartialEq)]
-struct CacheKey {
-    /// The cache's data generation (see [`ThumbnailCache::data_changed`]).
-    generation: u64,
-    filter: crate::ui::selection::SentenceFilter,
-    hide_special: bool,
-    renormalize: bool,
-    /// Word-level maps are other data than the token-level ones.
-    words: bool,
-    focus: Option<TokenFocus>,
+/// Thumbnails are at most this big (points a side), …
+const THUMB: f32 = DESIGN_SIDE;
+/// … and shrink down to this to fit the window's width; below it, the grid scrolls.
+pub const MIN_THUMB: f32 = 48.0;
+/// Between thumbnails.
+const SPACING: f32 = 6.0;
+
+/// How big the thumbnails are for the width at hand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fit {
+    /// Points a side.
+    pub side: f32,
+    /// Head columns wholly inside the width.
+    pub columns: usize,
 }
 
-/// The links of every thumbnail (query row, key row, weight), kept between
-/// frames: walking 144 heads × 512² weights every frame would cost ~35 ms.
-/// Keyed by a generation number its owner bumps with every new analysis (an
-/// allocation's address can be reused by the next analysis).
-#[derive(Default)]
-pub struct ThumbnailCache {
-    generation: u64,
-    key: Option<CacheKey>,
-    links: Vec<Vec<(u16, u16, f32)>>,
-}
-
-impl ThumbnailCache {
-    /// The attention maps drawn from now on are new: recompute the links.
-    pub fn data_changed(&mut self) {
-        self.generation += 1;
-    }
-
-    /// The links of every head for these maps and filters, computed when the
-    /// data or the filters changed since the last call.
-    fn links(
-        &mut self,
-        maps: &crate::AttentionMaps,
-        visible: &crate::ui::selection::VisibleTokens,
-        sel: &Selection,
-        focus: Option<TokenFocus>,
-        min_weight: f32,
-    ) -> &[Vec<(u16, u16, f32)>] {
-        let key = CacheKey {
-            generation: self.generation,
-            filter: sel.filter,
-            hide_special: sel.hide_special,
-            renormalize: sel.renormalize,
-            words: sel.words,
-            focus,
-        };
-        if self.key.as_ref() == Some(&key) {
-            return &self.links;
-        }
-        let renorm = sel.hide_special && sel.renormalize;
-        self.links = (0..maps.layers * maps.heads)
-            .map(|i| {
-                let mut links = Vec::new();
-                let which = Links {
-                    layer: i / maps.heads,
-                    head: i % maps.heads,
-                    renormalize: renorm,
-                    focus,
-                    min_weight,
-                };
-                for_each_link(maps, visible, which, |qi, ki, w| {
-                    links.push((qi as u16, ki as u16, w))
-                });
-                links
-            })
-            .collect();
-        self.key = Some(key);
-        &self.links
+/// The thumbnails' size when `heads` columns share `width` points with a
+/// label column `label_w` wide: as large as fits, at most [`THUMB`], at least
+/// `min_side` (then fewer columns fit and the grid scrolls).
+pub fn fit(width: f32, heads: usize, label_w: f32, min_side: f32) -> Fit {
+    let n = heads.max(1) as f32;
+    let side = ((width - label_w - SPACING * n) / n)
+        .floor()
+        .clamp(min_side.min(THUMB), THUMB);
+    let columns = ((width - label_w) / (side + SPACING)).floor().max(0.0) as usize;
+    Fit {
+        side,
+        columns: columns.min(heads),
     }
 }
 
@@ -107,41 +71,182 @@ pub fn show(
     let infos = token_infos(&result.tokens, &result.token_type_ids);
     let visible = visible_tokens(&infos, sel.filter, sel.hide_special);
     let rows = visible.queries.len().max(visible.keys.len()).max(1);
-    // Fewer, stronger lines when there are many tokens keep thumbnails readable and fast.
-    let min_weight = if rows > 128 { 0.1 } else { 0.02 };
-    let all_links = cache.links(maps, &visible, sel, focus, min_weight);
+    let shown = Shown {
+        maps,
+        visible: &visible,
+        sel,
+        focus,
+        rows,
+        // Fewer, stronger lines when there are many tokens keep thumbnails readable.
+        min_opacity: if rows > 128 { 0.1 } else { 0.02 },
+    };
     ui.label(caption(result, sel, focus, ablation.mode));
+    let grid = GridLayout::new(ui, maps.layers, maps.heads);
+    let ppp = ui.ctx().pixels_per_point();
+    let side_px = (grid.fit.side * ppp).round().max(1.0) as usize;
+    cache.prepare(ui.ctx(), &shown, side_px, ppp);
+    ui.label(RichText::new(grid.note(cache, &shown)).weak());
+    let tint_off = Color32::GRAY.gamma_multiply(0.5);
+    let side = grid.fit.side;
     egui::ScrollArea::both()
         .id_salt("model-view-scroll")
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            egui::Grid::new("model-view-grid")
-                .spacing([6.0, 6.0])
-                .show(ui, |ui| {
-                    ui.label("");
-                    for h in 0..maps.heads {
-                        ui.colored_label(head_color(h), format!("head {h}"));
-                    }
-                    ui.end_row();
-                    for layer in 0..maps.layers {
-                        ui.label(format!("layer {layer}"));
-                        for head in 0..maps.heads {
-                            let thumb = Thumbnail {
-                                layer,
-                                head,
-                                rows,
-                                links: all_links
-                                    .get(layer * maps.heads + head)
-                                    .map_or(&[], Vec::as_slice),
-                                off: ablation.ablated.contains(layer, head),
-                            };
-                            intents.extend(thumb.show(ui, sel, ablation.mode));
-                        }
-                        ui.end_row();
-                    }
-                });
+            let (area, _) = ui.allocate_exact_size(grid.size(), Sense::hover());
+            let painter = ui.painter().clone();
+            let font = egui::TextStyle::Body.resolve(ui.style());
+            let text_color = ui.visuals().text_color();
+            for head in 0..maps.heads {
+                let at = grid.cell(area, 0, head).left_top() - Vec2::new(0.0, grid.header);
+                let text = format!("head {head}");
+                painter.text(
+                    at,
+                    egui::Align2::LEFT_TOP,
+                    text,
+                    font.clone(),
+                    head_color(head),
+                );
+            }
+            for layer in 0..maps.layers {
+                let at = egui::pos2(area.left(), grid.cell(area, layer, 0).center().y);
+                let text = format!("layer {layer}");
+                painter.text(
+                    at,
+                    egui::Align2::LEFT_CENTER,
+                    text,
+                    font.clone(),
+                    text_color,
+                );
+                for head in 0..maps.heads {
+                    let i = layer * maps.heads + head;
+                    let drawing = if cache.is_vector() {
+                        Drawing::Lines(cache.links(i).unwrap_or(&[]), rows)
+                    } else {
+                        Drawing::Picture(cache.texture(i), tint_off)
+                    };
+                    let thumb = Thumbnail {
+                        layer,
+                        head,
+                        side,
+                        drawing,
+                        off: ablation.ablated.contains(layer, head),
+                    };
+                    let rect = grid.cell(area, layer, head);
+                    intents.extend(thumb.show(ui, rect, sel, ablation.mode));
+                }
+            }
         });
     intents
+}
+
+/// The grid's size for the space at hand.
+struct GridLayout {
+    fit: Fit,
+    /// The layer labels' column.
+    label_w: f32,
+    /// The head labels' row.
+    header: f32,
+    heads: usize,
+    layers: usize,
+    /// Layer rows wholly inside the height.
+    rows_shown: usize,
+}
+
+impl GridLayout {
+    fn new(ui: &egui::Ui, layers: usize, heads: usize) -> GridLayout {
+        let width_of = |text: String| {
+            let font = egui::TextStyle::Body.resolve(ui.style());
+            ui.painter()
+                .layout_no_wrap(text, font, Color32::WHITE)
+                .size()
+                .x
+        };
+        let label_w = width_of(format!("layer {}", layers.saturating_sub(1)));
+        let head_w = width_of(format!("head {}", heads.saturating_sub(1)));
+        // Below the note line and the head labels.
+        let line = ui.text_style_height(&egui::TextStyle::Body) + ui.spacing().item_spacing.y;
+        let available = ui.available_size() - Vec2::new(0.0, 2.0 * line);
+        let fit = fit(available.x, heads, label_w, MIN_THUMB.max(head_w));
+        let rows_shown = (available.y / (fit.side + SPACING)).floor().max(0.0) as usize;
+        GridLayout {
+            fit,
+            label_w,
+            header: line,
+            heads,
+            layers,
+            rows_shown: rows_shown.min(layers),
+        }
+    }
+
+    /// The whole grid's size.
+    fn size(&self) -> Vec2 {
+        let step = self.fit.side + SPACING;
+        Vec2::new(
+            self.label_w + self.heads as f32 * step,
+            self.header + self.layers as f32 * step,
+        )
+    }
+
+    /// Where the thumbnail of `layer`, `head` goes in the grid at `area`.
+    fn cell(&self, area: egui::Rect, layer: usize, head: usize) -> egui::Rect {
+        let step = self.fit.side + SPACING;
+        let min = area.min
+            + Vec2::new(
+                self.label_w + SPACING + head as f32 * step,
+                self.header + layer as f32 * step,
+            );
+        egui::Rect::from_min_size(min, Vec2::splat(self.fit.side))
+    }
+
+    /// The line under the caption: the thumbnails' size, what scrolls,
+    /// what is left out, and progress.
+    fn note(&self, cache: &ThumbnailCache, shown: &Shown) -> String {
+        let mut parts = Vec::new();
+        if self.fit.columns < self.heads {
+            parts.push(format!(
+                "thumbnails at their smallest ({:.0} pt): scroll sideways for {}",
+                self.fit.side,
+                span("head", self.fit.columns, self.heads - 1)
+            ));
+        } else if self.fit.side < THUMB {
+            parts.push(format!(
+                "thumbnails scaled to {:.0} pt to fit all {} heads",
+                self.fit.side, self.heads
+            ));
+        }
+        if self.rows_shown < self.layers {
+            let hidden = span("layer", self.rows_shown, self.layers - 1);
+            parts.push(format!("scroll down for {hidden}"));
+        }
+        parts.push(format!(
+            "lines below {:.0}% opacity left out",
+            shown.min_opacity * 100.0
+        ));
+        if cache.any_capped() {
+            parts.push(format!(
+                "some heads show only their {} strongest lines",
+                line_cap(shown.rows)
+            ));
+        }
+        let (done, total) = cache.progress();
+        if done < total {
+            parts.push(format!("drawing thumbnails: {done} of {total}"));
+        }
+        let mut note = parts.join("; ");
+        if let Some(first) = note.get(..1) {
+            note = first.to_uppercase() + &note[1..];
+        }
+        note + "."
+    }
+}
+
+/// "layer 5", or "layers 5–11".
+fn span(what: &str, first: usize, last: usize) -> String {
+    if first == last {
+        format!("{what} {first}")
+    } else {
+        format!("{what}s {first}–{last}")
+    }
 }
 
 /// The line above the grid.
@@ -170,21 +275,37 @@ fn caption(
     }
 }
 
+/// How a thumbnail's lines are drawn.
+enum Drawing<'a> {
+    /// As shapes: (query row, key row, opacity) over `rows` rows.
+    Lines(&'a [Link], usize),
+    /// As a picture (none yet: an empty thumbnail), tinted with the head's
+    /// colour, or with the second colour when switched off.
+    Picture(Option<TextureId>, Color32),
+}
+
 /// One layer × head thumbnail.
 struct Thumbnail<'a> {
     layer: usize,
     head: usize,
-    /// Rows of tokens (the taller column).
-    rows: usize,
-    links: &'a [(u16, u16, f32)],
+    /// Points a side.
+    side: f32,
+    drawing: Drawing<'a>,
     /// Switched off (ablated).
     off: bool,
 }
 
 impl Thumbnail<'_> {
-    fn show(&self, ui: &mut egui::Ui, sel: &Selection, ablate_mode: bool) -> Option<Intent> {
+    fn show(
+        &self,
+        ui: &mut egui::Ui,
+        rect: egui::Rect,
+        sel: &Selection,
+        ablate_mode: bool,
+    ) -> Option<Intent> {
         let (layer, head) = (self.layer, self.head);
-        let (rect, response) = ui.allocate_exact_size(Vec2::splat(THUMB), Sense::click());
+        let id = ui.scope_id().with(("model-view-thumbnail", layer, head));
+        let response = ui.interact(rect, id, Sense::click());
         let label = if self.off {
             format!("Layer {layer} head {head}, switched off")
         } else {
@@ -219,24 +340,30 @@ impl Thumbnail<'_> {
         let (layer, head) = (self.layer, self.head);
         let painter = ui.painter_at(rect);
         painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
-        let row_h = (THUMB - 8.0) / self.rows as f32;
-        let (lx, rx) = (rect.left() + 10.0, rect.right() - 10.0);
-        let y = |i: usize| rect.top() + 4.0 + (i as f32 + 0.5) * row_h;
         let color = if self.off {
             Color32::GRAY
         } else {
             head_color(head)
         };
-        let mut lines = LineBatch::new(rect);
-        for &(qi, ki, w) in self.links {
-            lines.add(
-                Pos2::new(lx, y(qi as usize)),
-                Pos2::new(rx, y(ki as usize)),
-                1.0,
-                with_weight(color, if self.off { w * 0.5 } else { w }),
-            );
+        match self.drawing {
+            Drawing::Lines(links, rows) => {
+                let mut lines = LineBatch::new(rect);
+                let at = |(x, y): (f32, f32)| Pos2::new(rect.left() + x, rect.top() + y);
+                for &(qi, ki, opacity) in links {
+                    let [a, b] = line_ends(self.side, rows, qi, ki);
+                    let opacity = if self.off { opacity * 0.5 } else { opacity };
+                    lines.add(at(a), at(b), 1.0, with_weight(color, opacity));
+                }
+                painter.add(lines.into_shape());
+            }
+            Drawing::Picture(Some(texture), tint_off) => {
+                let uv = egui::Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+                let tint = if self.off { tint_off } else { color };
+                let at = rect.round_to_pixels(ui.ctx().pixels_per_point());
+                painter.image(texture, at, uv, tint);
+            }
+            Drawing::Picture(None, _) => {}
         }
-        painter.add(lines.into_shape());
         if self.off {
             mark_off(&painter, rect, ui.visuals().extreme_bg_color);
         }
@@ -280,29 +407,4 @@ pub fn cross_out(painter: &egui::Painter, rect: egui::Rect, width: f32) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ui::selection::{token_infos, visible_tokens};
-    use crate::AttentionMaps;
-
-    #[test]
-    fn new_weights_in_the_same_allocation_are_not_served_from_the_cache() {
-        let tokens: Vec<String> = vec!["a".into(), "b".into()];
-        let sel = Selection::default();
-        let visible = visible_tokens(&token_infos(&tokens, &[0, 0]), sel.filter, false);
-        let mut maps = AttentionMaps::new(1, 1, 2, vec![1.0, 0.0, 0.0, 1.0]);
-        let mut cache = ThumbnailCache::default();
-        let before = cache.links(&maps, &visible, &sel, None, 0.02).to_vec();
-        assert_eq!(before, vec![vec![(0, 0, 1.0), (1, 1, 1.0)]]);
-
-        // The next analysis lands in the same allocation (same address and length).
-        maps.data.copy_from_slice(&[0.0, 1.0, 1.0, 0.0]);
-        cache.data_changed();
-        let after = cache.links(&maps, &visible, &sel, None, 0.02).to_vec();
-        assert_eq!(after, vec![vec![(0, 1, 1.0), (1, 0, 1.0)]]);
-
-        // Same generation and filters: the cached links, not a new walk.
-        maps.data.copy_from_slice(&[1.0, 0.0, 0.0, 1.0]);
-        assert_eq!(cache.links(&maps, &visible, &sel, None, 0.02), &after[..]);
-    }
-}
+mod tests;

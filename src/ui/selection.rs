@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::attention_maps::AttentionMaps;
 use crate::tokenize::is_special;
 use crate::ui::intent::TokenFocus;
+use crate::ui::support::contrast::Contrast;
 
 /// Which sentence's tokens attend to which (BertViz's sentence filter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -64,6 +65,9 @@ pub struct Selection {
     /// Draw words (a token and its `##` pieces) instead of tokens.
     #[serde(default)]
     pub words: bool,
+    /// How weights become line opacities in the head and model views.
+    #[serde(default)]
+    pub contrast: Contrast,
 }
 
 impl Default for Selection {
@@ -76,6 +80,7 @@ impl Default for Selection {
             hide_special: false,
             renormalize: true,
             words: false,
+            contrast: Contrast::default(),
         }
     }
 }

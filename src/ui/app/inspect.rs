@@ -126,6 +126,7 @@ impl BertscopeApp {
         let extras = controls::Extras {
             ablated: Some(&ins.ablated),
             words: true,
+            contrast: view != View::Matrix,
         };
         let has_pair = result.token_type_ids.contains(&1);
         let mut intents = controls::show_with(ui, sel, (maps.layers, maps.heads), has_pair, extras);

@@ -1,9 +1,13 @@
-//! Helpers the views share: line meshes, colours, the layers × heads map,
+//! Helpers the views share: line meshes, line contrast, links walked fast,
+//! thumbnails as textures, colours, the layers × heads map,
 //! fonts, screenshots, and one-off background jobs.
 
+pub mod contrast;
 pub mod fonts;
+pub mod head_links;
 pub mod head_map;
 pub mod job;
 pub mod lines;
 pub mod palette;
 pub mod screenshot;
+pub mod thumbnails;
