@@ -222,6 +222,26 @@ impl BertscopeApp {
         app
     }
 
+    /// The central panel's views, then what follows them every frame: the
+    /// intents applied (`before`'s first), the export panel, the inspection
+    /// synced, the screenshot job.
+    pub(super) fn central_frame(&mut self, ui: &mut egui::Ui, before: Vec<Intent>) {
+        let ctx = ui.ctx().clone();
+        let mut intents = before;
+        let central = egui::CentralPanel::default().show(ui, |ui| intents.extend(self.central(ui)));
+        self.view_size = central.response.rect.size();
+        self.export_panel.poll();
+        self.export_keys(&ctx);
+        for intent in intents {
+            self.apply(intent);
+        }
+        self.sync_inspect();
+        let ready = self.result_ready();
+        if let Some(job) = &mut self.screenshot {
+            job.frame(&ctx, ready);
+        }
+    }
+
     /// Whether the window shows its final content: the model loaded (or
     /// failed) and every answer the current view waits for is in.
     pub fn result_ready(&self) -> bool {
@@ -539,18 +559,7 @@ impl eframe::App for BertscopeApp {
                     None => {}
                 }
             });
-        let central = egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));
-        self.view_size = central.response.rect.size();
-        self.export_panel.poll();
-        self.export_keys(&ctx);
-        for intent in intents {
-            self.apply(intent);
-        }
-        self.sync_inspect();
-        let ready = self.result_ready();
-        if let Some(job) = &mut self.screenshot {
-            job.frame(&ctx, ready);
-        }
+        self.central_frame(ui, intents);
     }
 
     /// egui's own memory (zoom, window positions) is the user's too: the

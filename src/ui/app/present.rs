@@ -196,15 +196,7 @@ impl BertscopeApp {
                 egui::Panel::top("lesson-caption")
                     .show(ui, |ui| screen::caption_bar(ui, p, &status));
             }
-            let mut intents = Vec::new();
-            let central = egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));
-            self.view_size = central.response.rect.size();
-            self.export_panel.poll();
-            self.export_keys(&ctx);
-            for intent in intents {
-                self.apply(intent);
-            }
-            self.sync_inspect();
+            return self.central_frame(ui, Vec::new());
         }
         let ready = self.result_ready();
         if let Some(job) = &mut self.screenshot {
