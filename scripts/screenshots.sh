@@ -20,11 +20,16 @@ shot() { # name, model, then gui arguments
     target/release/bertscope gui --model "$model" "$@" --screenshot "screenshots/$name.png"
 }
 
-# MiniLM ships without a masked-LM head: give it one by MLM fine-tuning on the demo data (~4 min).
-if [ ! -f runs/minilm-mlm/model.safetensors ]; then
-  target/release/bertscope finetune --task mlm --model all-MiniLM-L6-v2 \
-    --train assets/demo/claims-train.tsv --dev assets/demo/claims-dev.tsv \
-    --output runs/minilm-mlm --epochs 6 --batch-size 16 --lr 5e-4 --overwrite
+# MiniLM ships without a masked-LM head: the masked-LM shot uses models/demo-mlm
+# (scripts/build-demo-mlm.sh, ~36 min), else a quick one fine-tuned on the demo data (~4 min).
+MLM=models/demo-mlm
+if [ ! -f "$MLM/model.safetensors" ]; then
+  MLM=runs/minilm-mlm
+  if [ ! -f runs/minilm-mlm/model.safetensors ]; then
+    target/release/bertscope finetune --task mlm --model all-MiniLM-L6-v2 \
+      --train assets/demo/claims-train.tsv --dev assets/demo/claims-dev.tsv \
+      --output runs/minilm-mlm --epochs 6 --batch-size 16 --lr 5e-4 --overwrite
+  fi
 fi
 
 # Layer 3, head 1 of MiniLM links "it" to "animal" (0.68).
@@ -34,7 +39,7 @@ shot model-view $M --text-a "$EN" --view model --layer 3 --head 1
 shot matrix-view $M --text-a "$EN" --view matrix --layer 3 --head 1
 shot head-view-coreference-zh $M --text-a "$ZH_A" --text-b "$ZH_B" --view head --layer 3
 shot masked-lm-no-head $M --text-a "Paris is the [MASK] of France." --view mlm --layer 3
-shot masked-lm runs/minilm-mlm --text-a "the old bridge is [MASK] for repairs in May" --view mlm --layer 3
+shot masked-lm "$MLM" --text-a "Paris is the [MASK] of France." --view mlm --layer 3
 
 # The training and compare views from a real run: MiniLM fine-tuned on the demo
 # pairs with a checkpoint per epoch (~3 min).
@@ -79,3 +84,6 @@ THEY="The animals did not cross the street because they were too tired."
 shot ablation $H --view model --text-a "$THEY" --mask-heads 0:1,2:5,5:0,5:7 --layer 5
 shot neurons $H --view head --text-a "$THEY" --neurons 3:1 --query-token 9
 echo "screenshots/ updated: look at every PNG before committing"
+# The Tokens view: wordpieces, ids, segments and mask of a pair.
+shot tokens $M --view tokens --text-a "Tokenisers split unfamiliar words like electroencephalography into pieces." \
+  --text-b "Segment ids tell the second sentence apart."
