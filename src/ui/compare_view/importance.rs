@@ -14,6 +14,7 @@ use crate::ui::explain::importance::request;
 use crate::ui::intent::Intent;
 use crate::ui::support::head_map::{self, HeadMap};
 use crate::ui::support::palette::head_color;
+use crate::ui::support::progress;
 use crate::ui::training::form::TrainForm;
 use crate::ui::worker::{CancelFlag, Request, WorkerHandle};
 
@@ -137,15 +138,10 @@ pub fn show(
 fn progress(ui: &mut egui::Ui, running: &Running) {
     match running.progress {
         Some((side, done, total)) => {
-            let bar = egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                .desired_width(220.0)
-                .text(format!("{}: {done} of {total} rows", side.name()));
-            ui.add(bar);
+            let prefix = format!("{}: ", side.name());
+            progress::rows(ui, Some((done, total)), &prefix, 220.0)
         }
-        None => {
-            ui.add(egui::Spinner::new());
-            ui.label("reading the rows…");
-        }
+        None => progress::rows(ui, None, "", 220.0),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::explain::HeadImportance;
 use crate::ui::intent::Intent;
 use crate::ui::support::head_map::{self, HeadMap};
 use crate::ui::support::job::Job;
+use crate::ui::support::progress;
 use crate::ui::training::form::TrainForm;
 use crate::ui::worker::{CancelFlag, ImportanceRequest, Request, WorkerHandle};
 
@@ -237,18 +238,7 @@ pub fn show(
 }
 
 fn progress(ui: &mut egui::Ui, running: &Running) {
-    match running.progress {
-        Some((done, total)) => {
-            let bar = egui::ProgressBar::new(done as f32 / total.max(1) as f32)
-                .desired_width(160.0)
-                .text(format!("{done} of {total} rows"));
-            ui.add(bar);
-        }
-        None => {
-            ui.add(egui::Spinner::new());
-            ui.label("reading the rows…");
-        }
-    }
+    progress::rows(ui, running.progress, "", 160.0);
 }
 
 /// The map; the head clicked, if any.

@@ -1,6 +1,6 @@
 //! Helpers the views share: line meshes, line contrast, links walked fast,
 //! thumbnails as textures, colours, the layers × heads map,
-//! fonts, screenshots, and one-off background jobs.
+//! fonts, screenshots, progress over data rows, and one-off background jobs.
 
 pub mod contrast;
 pub mod fonts;
@@ -9,5 +9,6 @@ pub mod head_map;
 pub mod job;
 pub mod lines;
 pub mod palette;
+pub mod progress;
 pub mod screenshot;
 pub mod thumbnails;
