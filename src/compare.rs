@@ -5,7 +5,7 @@
 use crate::attention_maps::AttentionMaps;
 use crate::engine::{Analysis, ClassifyResult, LoadedModel};
 use crate::error::{BertError, Result};
-use crate::Inspect;
+use crate::{HeadSet, Inspect};
 
 mod sides;
 pub use sides::{
@@ -148,16 +148,28 @@ pub struct Comparison {
 
 /// Run the tuned model (and the classifier it started from) on the input the
 /// base model was analysed on. `initial` is the run's epoch-0 checkpoint: the
-/// base with its freshly initialised head.
+/// base with its freshly initialised head. `ablate`: the heads the base was
+/// analysed without, switched off on every side that has them too, so that
+/// before and after are compared on equal terms.
 pub fn compare_input(
     base: (&LoadedModel, &Analysis),
     tuned: &LoadedModel,
     initial: Option<&LoadedModel>,
     (text_a, text_b): (&str, Option<&str>),
-    masked: &[usize],
-    top_k: usize,
+    (masked, top_k): (&[usize], usize),
+    ablate: &HeadSet,
 ) -> Result<Comparison> {
-    let tuned_analysis = tuned.analyze(text_a, text_b, masked, top_k, &Inspect::default())?;
+    let inspect = |m: &LoadedModel| {
+        let (layers, heads) = (m.config().num_layers(), m.config().num_heads());
+        match ablate.check(layers, heads) {
+            Ok(()) => Inspect {
+                ablate: ablate.clone(),
+                neurons: None,
+            },
+            Err(_) => Inspect::default(),
+        }
+    };
+    let tuned_analysis = tuned.analyze(text_a, text_b, masked, top_k, &inspect(tuned))?;
     let changes = if base.1.attention.tokens == tuned_analysis.attention.tokens {
         head_changes(
             &base.1.attention.attentions,
@@ -169,12 +181,12 @@ pub fn compare_input(
     };
     let source = before_classifier(base.0, initial);
     let before = match source.model {
-        Some(m) => Some(m.classify(text_a, text_b, &Inspect::default())?),
+        Some(m) => Some(m.classify(text_a, text_b, &inspect(m))?),
         None => None,
     };
     let before_source = source.source;
     let after = if tuned.model.classifier.is_some() {
-        Some(tuned.classify(text_a, text_b, &Inspect::default())?)
+        Some(tuned.classify(text_a, text_b, &inspect(tuned))?)
     } else {
         None
     };

@@ -5,7 +5,7 @@
 mod common;
 
 use bertscope::compare::{compare_input, mean_changes};
-use bertscope::LoadedModel;
+use bertscope::{HeadSet, Inspect, LoadedModel};
 use candle_core::Device;
 use common::*;
 
@@ -15,6 +15,7 @@ fn load(name: &str) -> LoadedModel {
 
 #[test]
 fn head_changes_match_transformers_and_numpy() {
+    let none = HeadSet::new();
     let expected = read_json(&fixtures().join("compare_expected.json"));
     let base = load(expected["base"].as_str().unwrap());
     let tuned = load(expected["tuned"].as_str().unwrap());
@@ -26,7 +27,7 @@ fn head_changes_match_transformers_and_numpy() {
         let analysis = base
             .analyze(a, b, &[], 3, &bertscope::Inspect::default())
             .unwrap();
-        let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), &[], 3).unwrap();
+        let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), (&[], 3), &none).unwrap();
         let changes = cmp.changes.unwrap();
         assert_eq!((changes.layers, changes.heads), (2, 4));
         for (l, row) in case["changes"].as_array().unwrap().iter().enumerate() {
@@ -59,7 +60,7 @@ fn head_changes_match_transformers_and_numpy() {
         let analysis = base
             .analyze(a, b, &[], 3, &bertscope::Inspect::default())
             .unwrap();
-        let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), &[], 3).unwrap();
+        let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), (&[], 3), &none).unwrap();
         let after = cmp.after.unwrap().predictions;
         let want = case["predictions"].as_array().unwrap();
         assert_eq!(after.len(), want.len(), "{a}");
@@ -72,4 +73,50 @@ fn head_changes_match_transformers_and_numpy() {
     // A model compared with itself has not changed.
     let same = mean_changes(&base, &base, &inputs).unwrap().unwrap();
     assert!(same.max() < 1e-6);
+}
+
+#[test]
+fn heads_switched_off_are_off_on_the_tuned_side_too() {
+    // The base (masked LM) analysed with two heads off; the tuned classifier's
+    // probabilities must be transformers' with `head_mask` on those heads
+    // (recorded in the explanation fixture).
+    let expected = read_json(&fixtures().join("explain_expected.json"));
+    let case = expected["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["model"] == "classifier" && c.get("masked_probs").is_some())
+        .unwrap();
+    let (a, b) = (case["text_a"].as_str().unwrap(), case["text_b"].as_str());
+    let ablate: HeadSet = case["mask_heads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_u64().unwrap() as usize,
+                p[1].as_u64().unwrap() as usize,
+            )
+        })
+        .collect();
+    let base = load("mlm-safetensors");
+    let tuned = load("classifier");
+    let inspect = Inspect {
+        ablate: ablate.clone(),
+        neurons: None,
+    };
+    let analysis = base.analyze(a, b, &[], 3, &inspect).unwrap();
+    let cmp = compare_input((&base, &analysis), &tuned, None, (a, b), (&[], 3), &ablate).unwrap();
+    let labels = &tuned.config().labels;
+    let want = floats(&case["masked_probs"]);
+    for p in cmp.after.unwrap().predictions {
+        let i = labels.iter().position(|l| *l == p.label).unwrap();
+        assert!(
+            (p.score - want[i]).abs() < 1e-5,
+            "{}: {} vs {}",
+            p.label,
+            p.score,
+            want[i]
+        );
+    }
 }

@@ -187,8 +187,8 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         &tuned,
         initial.as_ref(),
         (a, b),
-        &[],
-        5,
+        (&[], 5),
+        &bertscope::HeadSet::new(),
     )?;
     let changes = comparison.changes.map_err(|e| anyhow!(e))?;
     warn_truncated(base_analysis.attention.truncated, &base);

@@ -392,8 +392,8 @@ impl Worker {
                         run.model(),
                         run.initial.as_ref(),
                         (&req.text_a, b),
-                        &req.masked,
-                        top_k,
+                        (&req.masked, top_k),
+                        &req.inspect.ablate,
                     )?)),
                     None => None,
                 };
