@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use egui::epaint::{ClippedPrimitive, ClippedShape};
+use egui::epaint::ClippedShape;
 use egui::{Color32, Vec2};
 
 use crate::export::raster::{Canvas, Textures};
@@ -22,7 +22,10 @@ pub struct Picture {
     pub scale: f32,
     pub background: Color32,
     shapes: Vec<ClippedShape>,
-    primitives: Vec<ClippedPrimitive>,
+    /// The context that drew the frame: it tessellates the shapes for a
+    /// PNG (an SVG needs the shapes only).
+    ctx: egui::Context,
+    pixels_per_point: f32,
     textures: Textures,
 }
 
@@ -71,13 +74,13 @@ pub fn render_even_failed(
             } else {
                 ctx.global_style().visuals.panel_fill
             };
-            let primitives = ctx.tessellate(output.shapes.clone(), output.pixels_per_point);
             let picture = Picture {
                 size,
                 scale,
                 background,
                 shapes: output.shapes,
-                primitives,
+                ctx,
+                pixels_per_point: output.pixels_per_point,
                 textures,
             };
             return Ok((picture, problem));
@@ -117,8 +120,11 @@ impl Picture {
             (self.size.x * self.scale).round() as usize,
             (self.size.y * self.scale).round() as usize,
         );
+        let primitives = self
+            .ctx
+            .tessellate(self.shapes.clone(), self.pixels_per_point);
         let mut canvas = Canvas::new(w, h, self.background);
-        canvas.draw(&self.primitives, &self.textures, self.scale);
+        canvas.draw(&primitives, &self.textures, self.scale);
         canvas
             .to_png()
             .map_err(|e| format!("cannot encode the PNG: {e}"))
