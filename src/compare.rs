@@ -10,7 +10,7 @@ use crate::{HeadSet, Inspect};
 mod sides;
 pub use sides::{
     before_classifier, explain_before_after, importance_before_after, importance_gains,
-    BeforeAfter, Side,
+    BeforeAfter, Models, Side,
 };
 
 /// Jensen–Shannon divergence between two distributions over the same support,

@@ -180,6 +180,11 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         .is_file()
         .then(|| LoadedModel::load_dir("epoch-0", &initial, &device).ok())
         .flatten();
+    let models = compare::Models {
+        base: &base,
+        tuned: &tuned,
+        initial: initial.as_ref(),
+    };
     let (a, b) = (args.text_a.as_str(), args.text_b.as_deref());
     let base_analysis = base.analyze(a, b, &[], 5, &Inspect::default())?;
     let comparison = compare::compare_input(
@@ -190,21 +195,10 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         (&[], 5),
         &bertscope::HeadSet::new(),
     )?;
-    let changes = comparison.changes.map_err(|e| anyhow!(e))?;
+    let changes = comparison.changes.clone().map_err(|e| anyhow!(e))?;
     warn_truncated(base_analysis.attention.truncated, &base);
-    let rows: Vec<Vec<f32>> = changes
-        .values
-        .chunks(changes.heads.max(1))
-        .map(<[f32]>::to_vec)
-        .collect();
-    let ranking: Vec<Value> = changes
-        .ranked()
-        .into_iter()
-        .map(|(layer, head, change)| json!({"layer": layer, "head": head, "change": change}))
-        .collect();
     let mut bar = progress_by_side("integrated-gradients points");
-    let explained =
-        compare::explain_before_after(&base, &tuned, initial.as_ref(), (a, b), &mut bar);
+    let explained = compare::explain_before_after(models, (a, b), &mut bar);
     eprintln!();
     let explained = BeforeAfter {
         before: side(explained.before, "before")?,
@@ -212,34 +206,68 @@ pub fn compare(args: CompareArgs) -> Result<()> {
         before_source: explained.before_source,
     };
     let importance = match &args.head_importance {
-        Some(path) => Some(importance_sides(
-            &args,
-            path,
-            &base,
-            &tuned,
-            initial.as_ref(),
-        )?),
+        Some(path) => Some(importance_sides(&args, path, models)?),
         None => None,
     };
+    let out = Compared {
+        base: base_analysis,
+        comparison,
+        changes,
+        explained,
+        importance,
+    };
     if args.json {
+        return print_json(&out.to_json()?);
+    }
+    out.print();
+    Ok(())
+}
+
+/// Everything `compare` found, for printing.
+struct Compared {
+    base: bertscope::engine::Analysis,
+    comparison: compare::Comparison,
+    changes: compare::HeadChanges,
+    explained: BeforeAfter<Explanation>,
+    importance: Option<BeforeAfter<HeadImportance>>,
+}
+
+impl Compared {
+    /// Layers × heads, one row per layer.
+    fn rows(&self) -> Vec<Vec<f32>> {
+        self.changes
+            .values
+            .chunks(self.changes.heads.max(1))
+            .map(<[f32]>::to_vec)
+            .collect()
+    }
+
+    fn to_json(&self) -> Result<Value> {
+        let ranking: Vec<Value> = self
+            .changes
+            .ranked()
+            .into_iter()
+            .map(|(layer, head, change)| json!({"layer": layer, "head": head, "change": change}))
+            .collect();
+        let c = &self.comparison;
         let mut out = json!({
-            "tokens": base_analysis.attention.tokens,
-            "head_changes": rows,
+            "tokens": self.base.attention.tokens,
+            "head_changes": self.rows(),
             "ranking": ranking,
-            "before": comparison.before.map(|c| c.predictions),
-            "before_source": comparison.before_source,
-            "after": comparison.after.map(|c| c.predictions),
-            "masks_before": base_analysis.masks,
-            "masks_after": comparison.tuned.masks,
+            "before": c.before.as_ref().map(|c| &c.predictions),
+            "before_source": c.before_source,
+            "after": c.after.as_ref().map(|c| &c.predictions),
+            "masks_before": self.base.masks,
+            "masks_after": c.tuned.masks,
         });
         if let Some(object) = out.as_object_mut() {
-            let sides = [("before", &explained.before), ("after", &explained.after)];
-            for (name, e) in sides {
+            let e = &self.explained;
+            for (name, e) in [("before", &e.before), ("after", &e.after)] {
                 if let Some(e) = e {
                     object.insert(format!("explain_{name}"), serde_json::to_value(e)?);
                 }
             }
-            if let Some(importance) = &importance {
+            if let Some(importance) = &self.importance {
                 let sides = [("before", &importance.before), ("after", &importance.after)];
                 for (name, r) in sides {
                     if let Some(r) = r {
@@ -248,36 +276,36 @@ pub fn compare(args: CompareArgs) -> Result<()> {
                 }
             }
         }
-        return print_json(&out);
+        Ok(out)
     }
-    println!(
-        "head changes (mean Jensen–Shannon divergence of attention rows, bits), layers × heads:"
-    );
-    for (layer, row) in rows.iter().enumerate() {
-        let cells: Vec<String> = row.iter().map(|v| format!("{v:6.3}")).collect();
-        println!("  layer {layer:>2}: {}", cells.join(" "));
-    }
-    println!("most changed:");
-    for (layer, head, change) in changes.ranked().into_iter().take(10) {
-        println!("  layer {layer} head {head}: {change:.3}");
-    }
-    let show = |name: &str, c: &Option<bertscope::engine::ClassifyResult>| {
-        if let Some(c) = c {
-            let parts: Vec<String> = c
-                .predictions
-                .iter()
-                .map(|p| format!("{} {:.3}", p.label, p.score))
-                .collect();
-            println!("{name}: {}", parts.join(", "));
+
+    fn print(&self) {
+        println!(
+            "head changes (mean Jensen–Shannon divergence of attention rows, bits), layers × heads:"
+        );
+        for (layer, row) in self.rows().iter().enumerate() {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:6.3}")).collect();
+            println!("  layer {layer:>2}: {}", cells.join(" "));
         }
-    };
-    show(
-        &format!("before ({})", comparison.before_source),
-        &comparison.before,
-    );
-    show("after", &comparison.after);
-    print_sides(&explained, importance.as_ref());
-    Ok(())
+        println!("most changed:");
+        for (layer, head, change) in self.changes.ranked().into_iter().take(10) {
+            println!("  layer {layer} head {head}: {change:.3}");
+        }
+        let show = |name: &str, c: &Option<bertscope::engine::ClassifyResult>| {
+            if let Some(c) = c {
+                let parts: Vec<String> = c
+                    .predictions
+                    .iter()
+                    .map(|p| format!("{} {:.3}", p.label, p.score))
+                    .collect();
+                println!("{name}: {}", parts.join(", "));
+            }
+        };
+        let c = &self.comparison;
+        show(&format!("before ({})", c.before_source), &c.before);
+        show("after", &c.after);
+        print_sides(&self.explained, self.importance.as_ref());
+    }
 }
 
 /// One side's result, its error naming the side; `None` without a classifier.
@@ -291,17 +319,13 @@ fn side<T>(result: Option<std::result::Result<T, String>>, name: &str) -> Result
 fn importance_sides(
     args: &CompareArgs,
     path: &std::path::Path,
-    base: &LoadedModel,
-    tuned: &LoadedModel,
-    initial: Option<&LoadedModel>,
+    models: compare::Models<'_>,
 ) -> Result<BeforeAfter<HeadImportance>> {
     let options = args.data.options(true)?;
     let limit = args.max_rows.unwrap_or(usize::MAX);
     let mut bar = progress_by_side("rows");
     let cancel = AtomicBool::new(false);
-    let r = compare::importance_before_after(
-        base, tuned, initial, path, &options, limit, &cancel, &mut bar,
-    )?;
+    let r = compare::importance_before_after(models, path, &options, limit, &cancel, &mut bar)?;
     eprintln!();
     let named = |e: String, name: &str| anyhow!("--head-importance ({name}): {e}");
     Ok(BeforeAfter {

@@ -74,15 +74,27 @@ pub fn before_classifier<'a>(
     }
 }
 
+/// The models a before/after comparison reads: the base, the tuned model
+/// and the run's epoch-0 checkpoint when it has one.
+#[derive(Clone, Copy)]
+pub struct Models<'a> {
+    pub base: &'a LoadedModel,
+    pub tuned: &'a LoadedModel,
+    pub initial: Option<&'a LoadedModel>,
+}
+
 /// Each side's explanation of its own predicted label for one input.
 /// `on_progress` hears integrated gradients' points, side by side.
 pub fn explain_before_after(
-    base: &LoadedModel,
-    tuned: &LoadedModel,
-    initial: Option<&LoadedModel>,
+    models: Models<'_>,
     (text_a, text_b): (&str, Option<&str>),
     on_progress: &mut dyn FnMut(Side, usize, usize),
 ) -> BeforeAfter<Explanation> {
+    let Models {
+        base,
+        tuned,
+        initial,
+    } = models;
     let before = before_classifier(base, initial);
     let mut run = |model: &LoadedModel, side: Side| {
         let mut progress = |done, total| on_progress(side, done, total);
@@ -102,17 +114,19 @@ pub fn explain_before_after(
 
 /// Each side's head importance over the first `max_rows` labelled rows of a
 /// data file. A cancel stops both (the only error returned as a whole).
-#[allow(clippy::too_many_arguments)]
 pub fn importance_before_after(
-    base: &LoadedModel,
-    tuned: &LoadedModel,
-    initial: Option<&LoadedModel>,
+    models: Models<'_>,
     path: &Path,
     options: &ReadOptions,
     max_rows: usize,
     cancel: &AtomicBool,
     on_rows: &mut dyn FnMut(Side, usize, usize),
 ) -> Result<BeforeAfter<HeadImportance>> {
+    let Models {
+        base,
+        tuned,
+        initial,
+    } = models;
     let before = before_classifier(base, initial);
     let mut run = |model: &LoadedModel, side: Side| {
         let mut progress = |done, total| on_rows(side, done, total);

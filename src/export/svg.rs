@@ -174,10 +174,7 @@ fn shape(out: &mut String, shape: &Shape) {
             );
         }
         Shape::Path(p) => {
-            let color = match &p.stroke.color {
-                egui::epaint::ColorMode::Solid(c) => *c,
-                egui::epaint::ColorMode::UV(_) => Color32::GRAY,
-            };
+            let color = solid(&p.stroke.color);
             let tag = if p.closed { "polygon" } else { "polyline" };
             let _ = writeln!(
                 out,
@@ -191,43 +188,30 @@ fn shape(out: &mut String, shape: &Shape) {
                 stroke(p.stroke.width, color)
             );
         }
-        Shape::QuadraticBezier(q) => {
-            let [a, b, c] = q.points;
-            let _ = writeln!(
-                out,
-                r#"<path d="M{},{} Q{},{} {},{}" {}{}/>"#,
-                num(a.x),
-                num(a.y),
-                num(b.x),
-                num(b.y),
-                num(c.x),
-                num(c.y),
-                fill(q.fill),
-                stroke(q.stroke.width, solid(&q.stroke.color))
-            );
-        }
-        Shape::CubicBezier(q) => {
-            let [a, b, c, d] = q.points;
-            let _ = writeln!(
-                out,
-                r#"<path d="M{},{} C{},{} {},{} {},{}" {}{}/>"#,
-                num(a.x),
-                num(a.y),
-                num(b.x),
-                num(b.y),
-                num(c.x),
-                num(c.y),
-                num(d.x),
-                num(d.y),
-                fill(q.fill),
-                stroke(q.stroke.width, solid(&q.stroke.color))
-            );
-        }
+        Shape::QuadraticBezier(q) => curve(out, &q.points, q.fill, &q.stroke),
+        Shape::CubicBezier(q) => curve(out, &q.points, q.fill, &q.stroke),
         // Bands (varying-width strips, plots only) have no SVG form here.
         Shape::Band(_) => {}
         Shape::Text(t) => text(out, t),
         Shape::Mesh(mesh) => self::mesh(out, mesh),
     }
+}
+
+/// A quadratic (three points) or cubic (four) Bézier curve as a `<path>`.
+fn curve(out: &mut String, pts: &[Pos2], fill_color: Color32, s: &egui::epaint::PathStroke) {
+    let Some((first, rest)) = pts.split_first() else {
+        return;
+    };
+    let command = if rest.len() == 2 { "Q" } else { "C" };
+    let _ = writeln!(
+        out,
+        r#"<path d="M{},{} {command}{}" {}{}/>"#,
+        num(first.x),
+        num(first.y),
+        points(rest),
+        fill(fill_color),
+        stroke(s.width, solid(&s.color))
+    );
 }
 
 fn line(out: &mut String, (a, b): (Pos2, Pos2), width: f32, color: Color32) {

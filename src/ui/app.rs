@@ -125,28 +125,7 @@ impl BertscopeApp {
                 .unwrap_or_default()
         };
         let live = inspect::LiveInspect::from_options(&options, &mut settings);
-        if let Some(a) = options.text_a {
-            settings.text_a = a;
-            settings.text_b = options.text_b.clone().unwrap_or_default();
-            settings.masked.clear();
-        } else if let Some(b) = options.text_b {
-            settings.text_b = b;
-        }
-        if let Some(view) = options.view {
-            settings.view = view;
-        }
-        if let Some(selection) = options.selection.clone() {
-            settings.selection = selection;
-        }
-        if let Some(layer) = options.layer {
-            settings.selection.layer = layer;
-        }
-        if let Some(head) = options.head {
-            settings.selection.focus_head = head;
-        }
-        if let Some(data) = &options.train_data {
-            settings.train.data_path = data.display().to_string();
-        }
+        options.apply_to(&mut settings);
         // The tuned model of the last session comes back with it.
         let remembered_tuned = (!options.fresh)
             .then(|| PathBuf::from(settings.train.tuned_path.trim()))

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 
-use crate::ui::state::View;
+use crate::ui::state::{Settings, View};
 use crate::ui::support::screenshot::ScreenshotSink;
 
 /// Start-up options from the command line.
@@ -47,6 +47,34 @@ pub struct AppOptions {
     pub selection: Option<crate::ui::selection::Selection>,
     /// `bertscope present`: a lesson, shown from this scene on.
     pub lesson: Option<crate::ui::present::LessonStart>,
+}
+
+impl AppOptions {
+    /// The command line's choices over the remembered settings.
+    pub(crate) fn apply_to(&self, settings: &mut Settings) {
+        if let Some(a) = &self.text_a {
+            settings.text_a = a.clone();
+            settings.text_b = self.text_b.clone().unwrap_or_default();
+            settings.masked.clear();
+        } else if let Some(b) = &self.text_b {
+            settings.text_b = b.clone();
+        }
+        if let Some(view) = &self.view {
+            settings.view = *view;
+        }
+        if let Some(selection) = self.selection.clone() {
+            settings.selection = selection;
+        }
+        if let Some(layer) = self.layer {
+            settings.selection.layer = layer;
+        }
+        if let Some(head) = self.head {
+            settings.selection.focus_head = head;
+        }
+        if let Some(data) = &self.train_data {
+            settings.train.data_path = data.display().to_string();
+        }
+    }
 }
 
 /// How a headless export (`bertscope export`, *Export…*) draws the window:

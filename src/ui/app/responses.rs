@@ -9,29 +9,7 @@ use crate::ui::worker::{Request, Response, TunedInfo};
 impl BertscopeApp {
     pub(super) fn handle(&mut self, response: Response) {
         match response {
-            Response::Loaded(info) => {
-                self.inspect_model_loaded(&info);
-                self.settings.model = Some(info.spec.clone());
-                self.settings.selection.fit(info.layers, info.heads);
-                let sent = self.startup.model_loaded();
-                if let Some(head) = sent.head {
-                    let sel = &mut self.settings.selection;
-                    sel.heads_on.iter_mut().for_each(|on| *on = true);
-                    sel.isolate_head(head.min(info.heads.saturating_sub(1)));
-                }
-                self.status = ModelStatus::Ready(info);
-                self.set_analysis(None);
-                self.explain.model_changed();
-                self.tuning.before_after.models_changed();
-                if let Some(dir) = sent.tuned {
-                    self.worker.send(Request::LoadTuned { dir: Some(dir) });
-                }
-                if sent.preview {
-                    self.tuning
-                        .load_data(&self.settings.train, &mut self.worker, true);
-                }
-                self.request_analysis();
-            }
+            Response::Loaded(info) => self.model_loaded(info),
             Response::LoadFailed { spec, error } => {
                 self.status = ModelStatus::Failed { spec, error };
                 self.set_analysis(None);
@@ -108,6 +86,30 @@ impl BertscopeApp {
             Response::Crashed { message } => self.thread_error = Some(message),
             Response::Restarted { message } => self.worker_restarted(message),
         }
+    }
+
+    fn model_loaded(&mut self, info: crate::ui::worker::ModelInfo) {
+        self.inspect_model_loaded(&info);
+        self.settings.model = Some(info.spec.clone());
+        self.settings.selection.fit(info.layers, info.heads);
+        let sent = self.startup.model_loaded();
+        if let Some(head) = sent.head {
+            let sel = &mut self.settings.selection;
+            sel.heads_on.iter_mut().for_each(|on| *on = true);
+            sel.isolate_head(head.min(info.heads.saturating_sub(1)));
+        }
+        self.status = ModelStatus::Ready(info);
+        self.set_analysis(None);
+        self.explain.model_changed();
+        self.tuning.before_after.models_changed();
+        if let Some(dir) = sent.tuned {
+            self.worker.send(Request::LoadTuned { dir: Some(dir) });
+        }
+        if sent.preview {
+            self.tuning
+                .load_data(&self.settings.train, &mut self.worker, true);
+        }
+        self.request_analysis();
     }
 
     fn tuned_loaded(&mut self, info: TunedInfo) {

@@ -31,9 +31,11 @@ impl Worker {
         };
         let text_b = key.text_b.as_deref().filter(|b| !b.trim().is_empty());
         let sides = compare::explain_before_after(
-            base,
-            run.model(),
-            run.initial.as_ref(),
+            compare::Models {
+                base,
+                tuned: run.model(),
+                initial: run.initial.as_ref(),
+            },
             (&key.text_a, text_b),
             &mut on_progress,
         );
@@ -57,9 +59,11 @@ impl Worker {
             self.progress(id, progress);
         };
         let result = compare::importance_before_after(
-            base,
-            run.model(),
-            run.initial.as_ref(),
+            compare::Models {
+                base,
+                tuned: run.model(),
+                initial: run.initial.as_ref(),
+            },
             &req.path,
             &options,
             req.max_rows,
