@@ -8,13 +8,13 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 use crate::engine::AttentionResult;
 use crate::model::head_mask::Neurons;
 use crate::ui::intent::Intent;
-use crate::ui::support::palette::{head_color, with_weight};
+use crate::ui::support::palette::{self, head_color, with_weight};
 
 const ROW: f32 = 22.0;
 const LABEL: f32 = 110.0;
 const NUMBER: f32 = 60.0;
-const POSITIVE: Color32 = Color32::from_rgb(31, 119, 180);
-const NEGATIVE: Color32 = Color32::from_rgb(255, 127, 14);
+const POSITIVE: Color32 = palette::BLUE;
+const NEGATIVE: Color32 = palette::ORANGE;
 
 /// One key's row: q×k, q·k, q·k/√d and the softmax over all keys.
 #[derive(Debug, Clone, PartialEq)]

@@ -63,7 +63,7 @@ pub fn show(ui: &mut egui::Ui, map: &HeadMap) -> Option<(usize, usize)> {
                 painter.rect_stroke(
                     r,
                     2.0,
-                    egui::Stroke::new(2.0, Color32::from_rgb(214, 39, 40)),
+                    egui::Stroke::new(2.0, super::palette::RED),
                     egui::StrokeKind::Outside,
                 );
             }

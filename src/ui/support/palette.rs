@@ -2,6 +2,13 @@
 
 use egui::Color32;
 
+/// Series colours of the plots and signed values (matplotlib's tab10, the
+/// palette BertViz and most papers' figures use).
+pub const BLUE: Color32 = Color32::from_rgb(31, 119, 180);
+pub const ORANGE: Color32 = Color32::from_rgb(255, 127, 14);
+pub const GREEN: Color32 = Color32::from_rgb(44, 160, 44);
+pub const RED: Color32 = Color32::from_rgb(214, 39, 40);
+
 /// A distinct colour for each head (a 12-colour qualitative palette, cycled).
 pub fn head_color(head: usize) -> Color32 {
     const COLORS: [(u8, u8, u8); 12] = [

@@ -2,10 +2,11 @@
 //! (first rows, column choices, label counts, token-length histogram) and
 //! the problems found while reading.
 
-use egui::{Color32, RichText};
+use egui::RichText;
 use egui_plot::{Bar, BarChart, Line, Plot, PlotPoints};
 
 use crate::train::preview::DataPreview;
+use crate::ui::support::palette;
 use crate::ui::training::form::{combo, TrainForm};
 use crate::ui::training::view::{text_field, TrainAction, TrainViewState};
 
@@ -204,7 +205,7 @@ fn length_histogram(ui: &mut egui::Ui, p: &DataPreview, max_length: usize) {
         .allow_scroll(false)
         .x_axis_label("tokens")
         .show(ui, |plot| {
-            plot.bar_chart(BarChart::new("rows", bars).color(Color32::from_rgb(31, 119, 180)));
+            plot.bar_chart(BarChart::new("rows", bars).color(palette::BLUE));
             plot.line(
                 Line::new(
                     "max length",

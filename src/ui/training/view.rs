@@ -11,7 +11,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use crate::train::preview::DataPreview;
 use crate::train::{Outcome, Task};
-use crate::ui::support::palette::heat;
+use crate::ui::support::palette::{self, heat};
 use crate::ui::training::data_view;
 use crate::ui::training::disk::fmt_bytes;
 use crate::ui::training::form::TrainForm;
@@ -280,14 +280,12 @@ fn loss_plot(ui: &mut egui::Ui, run: &RunState) {
         .include_y(0.0)
         .show(ui, |plot| {
             plot.line(
-                Line::new("raw", PlotPoints::from(raw)).stroke(egui::Stroke::new(
-                    1.0,
-                    Color32::from_rgba_unmultiplied(31, 119, 180, 90),
-                )),
+                Line::new("raw", PlotPoints::from(raw))
+                    .stroke(egui::Stroke::new(1.0, palette::BLUE.gamma_multiply(0.35))),
             );
             plot.line(
                 Line::new("smoothed", PlotPoints::from(smooth))
-                    .stroke(egui::Stroke::new(2.0, Color32::from_rgb(31, 119, 180))),
+                    .stroke(egui::Stroke::new(2.0, palette::BLUE)),
             );
         });
 }
@@ -324,7 +322,7 @@ fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
         .include_y(0.0)
         .include_y(1.0)
         .show(ui, |plot| {
-            let green = Color32::from_rgb(44, 160, 44);
+            let green = palette::GREEN;
             plot.line(
                 Line::new("accuracy", PlotPoints::from(acc.clone()))
                     .stroke(egui::Stroke::new(2.0, green)),
@@ -335,7 +333,7 @@ fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
                     .color(green),
             );
             if !mlm {
-                let orange = Color32::from_rgb(255, 127, 14);
+                let orange = palette::ORANGE;
                 plot.line(
                     Line::new("macro-F1", PlotPoints::from(f1.clone()))
                         .stroke(egui::Stroke::new(2.0, orange)),
