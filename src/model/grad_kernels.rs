@@ -147,16 +147,41 @@ fn matmul(
     rhs: View,
     threaded: bool,
 ) -> candle_core::Result<()> {
-    let reach = |(data, rs, cs): View, rows: usize, cols: usize| {
-        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < data.len()
-    };
-    if dst.len() < m * n || !reach(lhs, m, k) || !reach(rhs, k, n) {
-        bail!("matmul: operands smaller than their shapes");
-    }
     let threads = match threaded {
         true => parallelism(m * n * k),
         false => gemm::Parallelism::None,
     };
+    gemm_strided((m, n, k), (dst, n, 1), accumulate, lhs, rhs, threads)
+}
+
+/// `dst[m, n] = lhs[m, k] · rhs[k, n]` with `dst` at any strides (a
+/// transposed destination), on several threads when large enough.
+fn matmul_into(
+    (m, n, k): (usize, usize, usize),
+    (dst, rs, cs): (&mut [f32], usize, usize),
+    lhs: View,
+    rhs: View,
+) -> candle_core::Result<()> {
+    let threads = parallelism(m * n * k);
+    gemm_strided((m, n, k), (dst, rs, cs), false, lhs, rhs, threads)
+}
+
+/// The one call into `gemm`, every stride checked against its slice first.
+fn gemm_strided(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, dst_cs): (&mut [f32], usize, usize),
+    accumulate: bool,
+    lhs: View,
+    rhs: View,
+    threads: gemm::Parallelism,
+) -> candle_core::Result<()> {
+    let reach = |len: usize, rs: usize, cs: usize, rows: usize, cols: usize| {
+        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+    };
+    let operand = |(data, rs, cs): View, rows, cols| reach(data.len(), rs, cs, rows, cols);
+    if !reach(dst.len(), dst_rs, dst_cs, m, n) || !operand(lhs, m, k) || !operand(rhs, k, n) {
+        bail!("matmul: operands smaller than their shapes");
+    }
     // SAFETY: the checks above bound every index the strides reach; `dst` is
     // borrowed mutably, so it cannot alias the operands.
     unsafe {
@@ -165,8 +190,8 @@ fn matmul(
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs as isize,
+            dst_rs as isize,
             accumulate,
             lhs.0.as_ptr(),
             lhs.2 as isize,

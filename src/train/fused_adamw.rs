@@ -4,7 +4,9 @@
 //! passes over every parameter, single-threaded): on MiniLM that was a fifth
 //! of each training step.
 
-use candle_core::{Storage, Tensor};
+use std::sync::Mutex;
+
+use candle_core::{bail, CpuStorage, InplaceOp2, Layout, Storage, Tensor};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -131,41 +133,112 @@ impl FusedAdamW {
         self.step += 1;
         let bias1 = 1.0 - BETA1.powi(self.step);
         let bias2_sqrt = (1.0 - BETA2.powi(self.step)).sqrt();
-        let step_size = (lr / bias1) as f32;
-        let (b1, b2) = (BETA1 as f32, BETA2 as f32);
-        let (bias2_sqrt, eps) = (bias2_sqrt as f32, EPS as f32);
+        let coeffs = Coeffs {
+            b1: BETA1 as f32,
+            b2: BETA2 as f32,
+            bias2_sqrt: bias2_sqrt as f32,
+            eps: EPS as f32,
+            step_size: (lr / bias1) as f32,
+            grad_scale,
+            keep: 1.0,
+        };
         for slot in &mut self.slots {
             let Some(grad) = grads.get(&slot.param.var) else {
                 continue;
             };
-            let keep = 1.0 - lr as f32 * slot.weight_decay;
-            let (m, v) = (&mut slot.m, &mut slot.v);
-            let next = with_f32(grad, |g| {
-                with_f32(slot.param.var.as_tensor(), |p| {
-                    let mut out = vec![0f32; p.len()];
-                    out.par_chunks_mut(CHUNK)
-                        .zip(m.par_chunks_mut(CHUNK))
-                        .zip(v.par_chunks_mut(CHUNK))
-                        .enumerate()
-                        .for_each(|(i, ((out, m), v))| {
-                            let at = i * CHUNK;
-                            let (p, g) = (&p[at..at + out.len()], &g[at..at + out.len()]);
-                            for j in 0..out.len() {
-                                let g = g[j] * grad_scale;
-                                let p = p[j] * keep;
-                                m[j] += (g - m[j]) * (1.0 - b1);
-                                v[j] = v[j] * b2 + g * g * (1.0 - b2);
-                                let denom = v[j].sqrt() / bias2_sqrt + eps;
-                                out[j] = p - step_size * m[j] / denom;
-                            }
-                        });
-                    out
-                })
-            })??;
-            let shape = slot.param.var.shape().clone();
-            let next = Tensor::from_vec(next, shape, slot.param.var.device())?;
-            slot.param.var.set(&next)?;
+            let coeffs = Coeffs {
+                keep: 1.0 - lr as f32 * slot.weight_decay,
+                ..coeffs
+            };
+            let update = Update {
+                moments: Mutex::new((&mut slot.m, &mut slot.v)),
+                coeffs,
+            };
+            // The parameter's own storage, updated in place (no new tensor,
+            // no copy back).
+            slot.param.var.as_tensor().inplace_op2(grad, &update)?;
         }
         Ok(())
     }
+}
+
+/// One step's constants (PyTorch's `_single_tensor_adamw`), `keep` the decay
+/// factor `1 − lr·λ` of one parameter.
+#[derive(Clone, Copy)]
+struct Coeffs {
+    b1: f32,
+    b2: f32,
+    bias2_sqrt: f32,
+    eps: f32,
+    step_size: f32,
+    grad_scale: f32,
+    keep: f32,
+}
+
+/// The update of one parameter, applied to its storage in place; the
+/// moments are the optimiser's own.
+struct Update<'a> {
+    moments: Mutex<(&'a mut Vec<f32>, &'a mut Vec<f32>)>,
+    coeffs: Coeffs,
+}
+
+impl InplaceOp2 for Update<'_> {
+    fn name(&self) -> &'static str {
+        "fused-adamw"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let (Some((p0, p1)), Some((g0, g1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
+            bail!("adamw: a parameter or its gradient is not contiguous");
+        };
+        let (CpuStorage::F32(p), CpuStorage::F32(g)) = (s1, s2) else {
+            bail!("adamw: parameters and gradients must be f32");
+        };
+        let (p, g) = (&mut p[p0..p1], &g[g0..g1]);
+        let mut moments = match self.moments.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let (m, v) = &mut *moments;
+        if g.len() != p.len() || m.len() != p.len() || v.len() != p.len() {
+            bail!(
+                "adamw: {} values, {} gradients, {} and {} moments",
+                p.len(),
+                g.len(),
+                m.len(),
+                v.len()
+            );
+        }
+        let c = self.coeffs;
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(i, ((p, m), v))| {
+                let at = i * CHUNK;
+                update_chunk(p, &g[at..at + p.len()], m, v, c)
+            });
+        Ok(())
+    }
+}
+
+/// AdamW on one chunk: `p`, `m`, `v` updated in place from the gradients `g`.
+fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs) {
+    crate::model::kernels::with_simd!(update_chunk, fn(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coeffs) {
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g * c.grad_scale;
+            let decayed = *p * c.keep;
+            *m += (g - *m) * (1.0 - c.b1);
+            *v = *v * c.b2 + g * g * (1.0 - c.b2);
+            let denom = v.sqrt() / c.bias2_sqrt + c.eps;
+            *p = decayed - c.step_size * *m / denom;
+        }
+    });
 }

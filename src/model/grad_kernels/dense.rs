@@ -6,7 +6,9 @@ use std::sync::OnceLock;
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
-use super::{by_blocks, column_sums, host, matmul, rows, tensor_like, Gelu, Held};
+use super::{
+    by_blocks, column_sums, host, matmul, matmul_into, rows, tensor_like, Gelu, Held,
+};
 use crate::model::cancel;
 
 /// `act(x Wᵀ + b)`: `(x, W, b)` with `x` `[.., in]`, `W` `[out, in]`, `b` `[out]`.
@@ -127,14 +129,16 @@ impl CustomOp3 for LinearOp {
         if !w.track_op() && !b.track_op() {
             return Ok((Some(tensor_like(dx, x)?), None, None));
         }
+        // dWᵀ[inner, out] = xᵀ · dz, written through dW's own `[out, inner]`
+        // strides: gemm runs this order at full speed for every BERT shape,
+        // where dzᵀ · x (the transposed left operand) ran at half speed for
+        // the feed-forward's widening layer.
         let mut dw = vec![0f32; out * inner];
-        matmul(
-            (out, inner, n_rows),
-            &mut dw,
-            false,
-            (dz, 1, out),
-            (xs, inner, 1),
-            true,
+        matmul_into(
+            (inner, out, n_rows),
+            (&mut dw, 1, inner),
+            (xs, 1, inner),
+            (dz, out, 1),
         )?;
         Ok((
             Some(tensor_like(dx, x)?),
