@@ -6,56 +6,78 @@ use std::sync::OnceLock;
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 
+use rayon::prelude::*;
+
 use super::{
-    by_blocks, column_sums, host, matmul, matmul_into, rows, tensor_like, Gelu, Held,
+    by_blocks_with_sums, column_sums, host, matmul, matmul_into, rows, task_len, tensor_like,
+    Gelu, Held,
 };
 use crate::model::cancel;
 
 /// `act(x Wᵀ + b)`: `(x, W, b)` with `x` `[.., in]`, `W` `[out, in]`, `b` `[out]`.
 pub(super) struct LinearOp {
     gelu: Option<Gelu>,
-    /// `x Wᵀ + b`, kept by a forward with GELU for its backward.
-    pre_activation: OnceLock<Vec<f32>>,
+    /// `gelu'(x Wᵀ + b)`, computed by a forward with GELU in the same pass as
+    /// the activation (they share `erf`), for its backward.
+    gelu_grad: OnceLock<Vec<f32>>,
 }
 
 impl LinearOp {
     pub fn new(gelu: Option<Gelu>) -> Self {
         LinearOp {
             gelu,
-            pre_activation: OnceLock::new(),
+            gelu_grad: OnceLock::new(),
         }
     }
 
-    /// GELU of `z` (kept for the backward), or `z` itself.
-    fn activate(&self, z: Vec<f32>) -> candle_core::Result<Vec<f32>> {
+    /// GELU of `z`, its derivative kept for the backward; or `z` itself.
+    fn activate(&self, mut z: Vec<f32>) -> candle_core::Result<Vec<f32>> {
         let Some(kind) = self.gelu else {
             return Ok(z);
         };
         let mut y = vec![0f32; z.len()];
-        by_blocks(&mut y, 1, |at, out| {
-            rows::gelu(&z[at..at + out.len()], kind, out)
-        });
-        if self.pre_activation.set(z).is_err() {
+        let len = task_len(1);
+        y.par_chunks_mut(len)
+            .zip(z.par_chunks_mut(len))
+            .for_each(|(y, z)| rows::gelu_keeping_grad(z, kind, y));
+        if self.gelu_grad.set(z).is_err() {
             bail!("linear: the op ran twice");
         }
         Ok(y)
     }
 
-    /// The gradient of `x Wᵀ + b` from the output's: through GELU if any.
-    fn pre_activation_grad(&self, dy: &[f32]) -> candle_core::Result<Option<Vec<f32>>> {
-        let Some(kind) = self.gelu else {
-            return Ok(None);
+    /// The gradient of `x Wᵀ + b` from the output's (through GELU if any),
+    /// and the bias gradient (its column sums).
+    fn pre_activation_grad(&self, dy: &[f32], out: usize) -> candle_core::Result<PreActivation> {
+        let Some(_) = self.gelu else {
+            return Ok(PreActivation {
+                dz: None,
+                bias: column_sums(dy, out),
+            });
         };
-        let Some(z) = self.pre_activation.get() else {
+        let Some(grad) = self.gelu_grad.get() else {
             bail!("linear: backward before forward")
         };
+        if grad.len() != dy.len() {
+            bail!("linear: {} gradients for {} outputs", dy.len(), grad.len());
+        }
         let mut dz = vec![0f32; dy.len()];
-        by_blocks(&mut dz, 1, |at, out| {
-            let end = at + out.len();
-            rows::gelu_bwd(&z[at..end], &dy[at..end], kind, out)
+        let bias = by_blocks_with_sums(&mut dz, out, out, |at, block, sums| {
+            let end = at + block.len();
+            rows::product(&dy[at..end], &grad[at..end], block);
+            rows::column_sums(block, sums);
         });
-        Ok(Some(dz))
+        Ok(PreActivation {
+            dz: Some(dz),
+            bias,
+        })
     }
+}
+
+/// The gradient before the activation (`None`: the output's own) and the bias's.
+struct PreActivation {
+    dz: Option<Vec<f32>>,
+    bias: Vec<f32>,
 }
 
 impl CustomOp3 for LinearOp {
@@ -109,12 +131,12 @@ impl CustomOp3 for LinearOp {
         let dy = dy.contiguous()?;
         let (hx, hw, hdy) = (Held::of(x), Held::of(w), Held::of(&dy));
         let (xs, ws) = (hx.values()?, hw.values()?);
-        let dz_owned = self.pre_activation_grad(hdy.values()?)?;
-        let dz = match &dz_owned {
+        let (out, inner) = w.dims2()?;
+        let pre = self.pre_activation_grad(hdy.values()?, out)?;
+        let dz = match &pre.dz {
             Some(dz) => dz.as_slice(),
             None => hdy.values()?,
         };
-        let (out, inner) = w.dims2()?;
         let n_rows = xs.len() / inner.max(1);
         let mut dx = vec![0f32; n_rows * inner];
         matmul(
@@ -143,7 +165,7 @@ impl CustomOp3 for LinearOp {
         Ok((
             Some(tensor_like(dx, x)?),
             Some(tensor_like(dw, w)?),
-            Some(tensor_like(column_sums(dz, out), b)?),
+            Some(tensor_like(pre.bias, b)?),
         ))
     }
 }

@@ -2,7 +2,7 @@
 //! rows) at a time and compiled for AVX2+FMA where the CPU has them. Column
 //! sums (the gradients of weights and biases) are added into `f64` partials.
 
-use crate::model::kernels::{erf, exp, gelu_erf, with_simd};
+use crate::model::kernels::{erf, exp, with_simd};
 
 /// √(2/π), of the tanh approximation of GELU (`gelu_new`).
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -150,46 +150,43 @@ fn tanh(u: f32) -> f32 {
     1.0 - 2.0 / (exp(2.0 * u) + 1.0)
 }
 
+/// GELU at `z` and its derivative: `x·Φ(x)` exactly as `kernels::gelu_erf`
+/// computes it, and `Φ(x) + x·φ(x)`; or the tanh approximation's.
 #[inline(always)]
-fn gelu_fwd(z: f32, kind: Gelu) -> f32 {
-    match kind {
-        Gelu::Erf => gelu_erf(z),
-        Gelu::Tanh => 0.5 * z * (1.0 + tanh(SQRT_2_OVER_PI * z * (1.0 + 0.044715 * z * z))),
-    }
-}
-
-/// The derivative of GELU at `z`.
-#[inline(always)]
-fn gelu_grad(z: f32, kind: Gelu) -> f32 {
+fn gelu_and_grad(z: f32, kind: Gelu) -> (f32, f32) {
     match kind {
         Gelu::Erf => {
-            let cdf = 0.5 * (1.0 + erf(z * std::f32::consts::FRAC_1_SQRT_2));
-            cdf + z * INV_SQRT_2PI * exp(-0.5 * z * z)
+            let r = erf(z * std::f32::consts::FRAC_1_SQRT_2);
+            let value = 0.5 * z * (1.0 + r);
+            let cdf = 0.5 * (1.0 + r);
+            (value, cdf + z * INV_SQRT_2PI * exp(-0.5 * z * z))
         }
         Gelu::Tanh => {
             let t = tanh(SQRT_2_OVER_PI * z * (1.0 + 0.044715 * z * z));
             let du = SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * z * z);
-            0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du
+            let value = 0.5 * z * (1.0 + t);
+            (value, 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du)
         }
     }
 }
 
-/// `y = gelu(z)`, element by element.
-pub fn gelu(z: &[f32], kind: Gelu, y: &mut [f32]) {
-    with_simd!(gelu, fn(z: &[f32], kind: Gelu, y: &mut [f32]) {
-        // A `for` loop: `for_each` goes through `Zip::fold`, which was not
-        // inlined into the AVX2 copy (it ran as scalar code, 4% of a step).
-        for (o, &v) in y.iter_mut().zip(z) {
-            *o = gelu_fwd(v, kind);
+/// `y = gelu(z)`, and `z` replaced by `gelu'(z)`, element by element: the
+/// value and the derivative share `erf` (the backward is then a product).
+pub fn gelu_keeping_grad(z: &mut [f32], kind: Gelu, y: &mut [f32]) {
+    with_simd!(gelu_keeping_grad, fn(z: &mut [f32], kind: Gelu, y: &mut [f32]) {
+        for (o, v) in y.iter_mut().zip(z.iter_mut()) {
+            let (value, grad) = gelu_and_grad(*v, kind);
+            *o = value;
+            *v = grad;
         }
     });
 }
 
-/// GELU's backward: `dz = dy · gelu'(z)`.
-pub fn gelu_bwd(z: &[f32], dy: &[f32], kind: Gelu, dz: &mut [f32]) {
-    with_simd!(gelu_bwd, fn(z: &[f32], dy: &[f32], kind: Gelu, dz: &mut [f32]) {
-        for ((o, &v), &d) in dz.iter_mut().zip(z).zip(dy) {
-            *o = d * gelu_grad(v, kind);
+/// `out = a ⊙ b`, element by element.
+pub fn product(a: &[f32], b: &[f32], out: &mut [f32]) {
+    with_simd!(product, fn(a: &[f32], b: &[f32], out: &mut [f32]) {
+        for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+            *o = x * y;
         }
     });
 }
