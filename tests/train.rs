@@ -9,6 +9,7 @@ use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use bertscope::checkpoint::{Checkpoint, Weights};
+use bertscope::model::precision::{self, Precision};
 use bertscope::tokenize::BertTokenizer;
 use bertscope::train::{self, batch_loss, optim::Optim, TrainConfig};
 use candle_core::Device;
@@ -25,6 +26,70 @@ fn optimizer_steps_match_pytorch() {
     steps_match_pytorch(None);
 }
 
+/// `--precision bf16`: the loss and every parameter's gradient against
+/// PyTorch with each linear layer's products (forward, and both of the
+/// backward) taken on operands rounded to bf16 with f32 sums
+/// (`tests/fixtures/make_bf16_fixture.py`), whole and in micro-batches.
+#[test]
+fn bf16_gradients_match_pytorch_with_bf16_products() {
+    if !bertscope::model::grad_kernels::bf16_available() {
+        eprintln!("this CPU has no AVX-512-BF16: bf16 training cannot run here, not checked");
+        return;
+    }
+    let dir = fixture_model("classifier");
+    let fixture = fixtures().join("train_steps_bf16");
+    let steps = read_json(&fixture.join("steps.json"));
+    let device = Device::Cpu;
+    let expected = Checkpoint::open(&fixture, &device).unwrap();
+    let fp32_steps = read_json(&fixtures().join("train_steps/steps.json"));
+    for micro_batch in [None, Some(2)] {
+        let t = train::build(&dir, train::Task::Classification, &labels(), 0, &device).unwrap();
+        let (rows, targets, pad) = fixture_batch(&dir, &steps);
+        let per = micro_batch.unwrap_or(rows.len());
+        let mut loss_sum = 0f64;
+        let mut grads: Vec<Option<Vec<f32>>> = vec![None; t.vars.len()];
+        for (r, y) in rows.chunks(per).zip(targets.chunks(per)) {
+            let g = precision::scoped(Precision::Bf16, || {
+                let (loss, _) = batch_loss(&t.model, r, y, pad, None).unwrap();
+                let share = (loss * (r.len() as f64 / rows.len() as f64)).unwrap();
+                loss_sum += share.to_scalar::<f32>().unwrap() as f64;
+                share.backward().unwrap()
+            });
+            for (sum, v) in grads.iter_mut().zip(&t.vars) {
+                let part = g
+                    .get(v.var.as_tensor())
+                    .expect("every parameter gets a gradient");
+                let part = part.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                match sum {
+                    Some(s) => s.iter_mut().zip(&part).for_each(|(a, b)| *a += b),
+                    None => *sum = Some(part),
+                }
+            }
+        }
+        let want = steps["losses"][0].as_f64().unwrap();
+        let fp32 = fp32_steps["losses"][0].as_f64().unwrap();
+        // The bf16 products move the loss by ~1e-3 here; the two bf16 sides agree
+        // to ~3e-5 (their f32 sums run in different orders).
+        assert!((loss_sum - want).abs() < 1e-4, "loss {loss_sum} vs {want}");
+        assert!(
+            (loss_sum - fp32).abs() > 1e-4,
+            "bf16 products change the loss"
+        );
+        let mut failures = Vec::new();
+        for (v, got) in t.vars.iter().zip(&grads) {
+            let got = got.as_ref().unwrap();
+            let want = expected.get(&v.name, v.var.dims()).unwrap();
+            let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let diff = max_abs_diff(got, &want);
+            if diff > 2e-2 * scale + 1e-7 {
+                failures.push(format!("{}: max diff {diff} of {scale}", v.name));
+            }
+        }
+        assert!(failures.is_empty(), "{micro_batch:?}: {failures:#?}");
+    }
+}
+
 /// The training loop splits batches into micro-batches on the CPU (so that a
 /// cancel is seen quickly) and sums their gradients: still PyTorch's step.
 #[test]
@@ -32,13 +97,12 @@ fn micro_batched_steps_match_pytorch() {
     steps_match_pytorch(Some(2));
 }
 
-fn steps_match_pytorch(micro_batch: Option<usize>) {
-    let dir = fixture_model("classifier");
-    let steps = read_json(&fixtures().join("train_steps/steps.json"));
-    let hp = &steps["hyperparameters"];
-    let device = Device::Cpu;
-    let t = train::build(&dir, train::Task::Classification, &labels(), 0, &device).unwrap();
-    let tok = BertTokenizer::load(&dir).unwrap();
+/// The fixture's batch, encoded, its class indices and the pad id.
+fn fixture_batch(
+    dir: &Path,
+    steps: &serde_json::Value,
+) -> (Vec<bertscope::tokenize::Encoded>, Vec<usize>, u32) {
+    let tok = BertTokenizer::load(dir).unwrap();
     let batch = steps["batch"].as_array().unwrap();
     let rows: Vec<_> = batch
         .iter()
@@ -56,6 +120,16 @@ fn steps_match_pytorch(micro_batch: Option<usize>) {
                 .unwrap()
         })
         .collect();
+    (rows, targets, tok.pad_id())
+}
+
+fn steps_match_pytorch(micro_batch: Option<usize>) {
+    let dir = fixture_model("classifier");
+    let steps = read_json(&fixtures().join("train_steps/steps.json"));
+    let hp = &steps["hyperparameters"];
+    let device = Device::Cpu;
+    let t = train::build(&dir, train::Task::Classification, &labels(), 0, &device).unwrap();
+    let (rows, targets, pad) = fixture_batch(&dir, &steps);
     let total = hp["total"].as_u64().unwrap() as usize;
     let mut optim = Optim::new(
         t.vars.clone(),
@@ -70,7 +144,7 @@ fn steps_match_pytorch(micro_batch: Option<usize>) {
         let per = micro_batch.unwrap_or(rows.len());
         let mut got_loss = 0f64;
         for (r, y) in rows.chunks(per).zip(targets.chunks(per)) {
-            let (loss, _) = batch_loss(&t.model, r, y, tok.pad_id(), None).unwrap();
+            let (loss, _) = batch_loss(&t.model, r, y, pad, None).unwrap();
             let share = (loss * (r.len() as f64 / rows.len() as f64)).unwrap();
             got_loss += share.to_scalar::<f32>().unwrap() as f64;
             optim.backward(&share).unwrap();

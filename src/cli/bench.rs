@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use bertscope::model::precision::Precision;
+use bertscope::train::bench::train_examples_per_s;
+
 use super::{at_least, human, print_json, select_device, ModelArgs};
 
 #[derive(Args)]
@@ -22,6 +25,9 @@ pub struct BenchArgs {
     /// optimiser, kernel time from allocation).
     #[arg(long, requires = "train")]
     profile: bool,
+    /// With --train: the matrix products' precision (as `finetune --precision`).
+    #[arg(long, value_enum, default_value_t = Precision::Fp32, requires = "train")]
+    precision: Precision,
     /// Batch size for --train.
     #[arg(long, default_value_t = 32, value_parser = at_least::<1>)]
     batch_size: usize,
@@ -79,11 +85,15 @@ fn bench_train(args: &BenchArgs) -> Result<()> {
     let device = select_device(args.model.device)?;
     let (batch, runs) = (args.batch_size, args.runs);
     let seq = args.seq.first().copied().unwrap_or(64);
-    let rate = bertscope::train::bench::train_examples_per_s(&dir, batch, seq, runs, &device)?;
+    let precision = args.precision;
+    let rate = train_examples_per_s(&dir, batch, seq, runs, &device, precision)
+        .map_err(|e| anyhow::anyhow!("--precision {}: {e}", precision.name()))?;
     if args.json {
-        print_json(&serde_json::json!({ "train_examples_per_s": rate }))
+        let name = precision.name();
+        print_json(&serde_json::json!({ "train_examples_per_s": rate, "precision": name }))
     } else {
-        println!("training: {rate:.1} examples/s (batch {batch}, seq {seq})");
+        let name = precision.name();
+        println!("training: {rate:.1} examples/s (batch {batch}, seq {seq}, {name})");
         Ok(())
     }
 }
@@ -93,14 +103,17 @@ fn bench_profile(args: &BenchArgs) -> Result<()> {
     let dir = bertscope::hub::resolve(&args.model.model)?;
     let device = select_device(args.model.device)?;
     let seq = args.seq.first().copied().unwrap_or(64);
+    let (batch, precision) = (args.batch_size, args.precision);
     let p =
-        bertscope::train::profile::profile_step(&dir, args.batch_size, seq, args.runs, &device)?;
+        bertscope::train::profile::profile_step(&dir, batch, seq, args.runs, &device, precision)
+            .map_err(|e| anyhow::anyhow!("--precision {}: {e}", precision.name()))?;
     if args.json {
         return print_json(&p);
     }
     let share = |ms: f64| 100.0 * ms / p.step_ms.max(1e-9);
     println!(
-        "training step, batch {} × seq {seq} in {} micro-batches: {:.1} ms ({:.1} examples/s), mean of {} steps",
+        "training step ({}), batch {} × seq {seq} in {} micro-batches: {:.1} ms ({:.1} examples/s), mean of {} steps",
+        p.precision.name(),
         args.batch_size,
         p.micro_batches,
         p.step_ms,

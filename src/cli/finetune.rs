@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use bertscope::error::{BertError, ColumnRole};
+use bertscope::model::precision::Precision;
 use bertscope::train::run_dir;
 use bertscope::write_guard::{self, Protected};
 
@@ -162,6 +163,10 @@ pub struct FinetuneArgs {
     /// Dropout probability for every dropout layer (default: the config's).
     #[arg(long)]
     dropout: Option<f64>,
+    /// Matrix products in fp32 (equal to PyTorch step for step) or bf16 with
+    /// fp32 sums (CPUs with AVX-512-BF16; weights, gradients and AdamW stay fp32).
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    precision: Precision,
     /// Save the last epoch instead of the best dev epoch.
     #[arg(long)]
     save_last: bool,
@@ -221,6 +226,7 @@ impl Plan {
             shuffle: !args.no_shuffle,
             bucketing: !args.no_bucketing,
             dropout: args.dropout,
+            precision: args.precision,
             save_last: args.save_last,
             labels: args.labels.clone(),
             ..TrainConfig::default()
@@ -305,13 +311,18 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     write_guard::remove_stale_staging(&plan.output);
     write_guard::remove_stale_staging(&run);
     check_output(&plan.output, &protected, plan.overwrite)?;
+    let device = super::select_device(args.device)?;
+    let precision = plan.config.precision;
+    precision
+        .check(&device)
+        .map_err(|e| anyhow::anyhow!("--precision {}: {e}", precision.name()))?;
     if !resuming {
         start_run(&plan, &run, &protected, args.overwrite)?;
     }
-    let device = super::select_device(args.device)?;
     eprintln!(
-        "training on {}",
-        bertscope::device::describe(&device, args.device)
+        "training on {}, {} products",
+        bertscope::device::describe(&device, args.device),
+        precision.name()
     );
     let result = train_and_save(&plan, &run, resuming, &protected, &device, args.json);
     if let Err(e) = &result {

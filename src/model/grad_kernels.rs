@@ -8,6 +8,7 @@
 //! where [`fused_cpu`] holds and keep the composed candle ops everywhere else.
 
 mod attention;
+mod bf16;
 mod dense;
 mod norm;
 mod rows;
@@ -20,6 +21,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::model::kernels::{parallelism, AttentionShape};
+pub use bf16::available as bf16_available;
 pub use rows::Gelu;
 
 /// Values per parallel task: enough to amortise the scheduling. It depends on
@@ -152,18 +154,6 @@ fn matmul(
         false => gemm::Parallelism::None,
     };
     gemm_strided((m, n, k), (dst, n, 1), accumulate, lhs, rhs, threads)
-}
-
-/// `dst[m, n] = lhs[m, k] · rhs[k, n]` with `dst` at any strides (a
-/// transposed destination), on several threads when large enough.
-fn matmul_into(
-    (m, n, k): (usize, usize, usize),
-    (dst, rs, cs): (&mut [f32], usize, usize),
-    lhs: View,
-    rhs: View,
-) -> candle_core::Result<()> {
-    let threads = parallelism(m * n * k);
-    gemm_strided((m, n, k), (dst, rs, cs), false, lhs, rhs, threads)
 }
 
 /// The one call into `gemm`, every stride checked against its slice first.

@@ -12,6 +12,7 @@ pub mod heads;
 pub mod kernels;
 pub mod layer;
 pub mod ops;
+pub mod precision;
 
 use std::path::Path;
 

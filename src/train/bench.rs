@@ -12,6 +12,7 @@ use rand::rngs::SmallRng;
 use crate::data::{self, ReadOptions};
 use crate::error::{BertError, Result};
 use crate::model::dropout::TrainDropout;
+use crate::model::precision::Precision;
 use crate::model::BertModel;
 use crate::tokenize::BertTokenizer;
 use crate::train::{
@@ -27,6 +28,7 @@ pub(crate) struct Bench {
     pub data: Encodings,
     pub dropout: TrainDropout,
     pub pad: u32,
+    pub precision: Precision,
 }
 
 impl Bench {
@@ -36,7 +38,9 @@ impl Bench {
         seq: usize,
         steps: usize,
         device: &Device,
+        precision: Precision,
     ) -> Result<Self> {
+        precision.check(device)?;
         if batch == 0 || seq < 2 {
             return Err(BertError::Input(format!(
                 "batch size {batch} and sequence length {seq}: need a batch of at least 1 and a length of at least 2"
@@ -72,6 +76,7 @@ impl Bench {
             data,
             dropout,
             pad: tokenizer.pad_id(),
+            precision,
         })
     }
 
@@ -85,6 +90,7 @@ impl Bench {
             mask_id: 0,
             dropout: &self.dropout,
             cancel: never,
+            precision: self.precision,
         };
         let chunk: Vec<usize> = (0..self.data.rows.len()).collect();
         accumulate_step(&ctx, &chunk, rng, &mut self.optim)?;
@@ -101,9 +107,10 @@ pub fn train_examples_per_s(
     seq: usize,
     steps: usize,
     device: &Device,
+    precision: Precision,
 ) -> Result<f64> {
     let steps = steps.max(1);
-    let mut bench = Bench::new(base, batch, seq, steps, device)?;
+    let mut bench = Bench::new(base, batch, seq, steps, device, precision)?;
     let mut rng = crate::train::weights::seeded(42);
     let never = AtomicBool::new(false);
     bench.step(&mut rng, &never)?;

@@ -16,6 +16,7 @@ use crate::model::dropout::TrainDropout;
 use crate::model::grad_kernels;
 use crate::model::kernels::AttentionShape;
 use crate::model::ops::{LayerNorm, Linear};
+use crate::model::precision::{self, Precision};
 use crate::train::bench::Bench;
 use crate::train::step::micro_batch_rows;
 use crate::train::{batch_loss, weights};
@@ -23,6 +24,7 @@ use crate::train::{batch_loss, weights};
 /// Milliseconds per optimiser step, by phase and by backward op kind.
 #[derive(Debug, Serialize)]
 pub struct StepProfile {
+    pub precision: Precision,
     pub steps: usize,
     pub micro_batches: usize,
     pub step_ms: f64,
@@ -45,42 +47,48 @@ pub fn profile_step(
     seq: usize,
     steps: usize,
     device: &Device,
+    precision: Precision,
 ) -> Result<StepProfile> {
     let steps = steps.max(1);
-    let mut bench = Bench::new(base, batch, seq, steps, device)?;
+    let mut bench = Bench::new(base, batch, seq, steps, device, precision)?;
     let mut rng = weights::seeded(42);
     let never = AtomicBool::new(false);
     bench.step(&mut rng, &never)?;
     let per = micro_batch_rows(&bench.model, seq, batch);
-    let (mut forward, mut backward, mut optimizer) = (0.0, 0.0, 0.0);
     let before = Usage::now();
-    for _ in 0..steps {
-        for part in bench.data.rows.chunks(per) {
+    // The step's ops are made inside the precision's scope, as in training.
+    let (forward, backward, optimizer) = precision::scoped(precision, || -> Result<_> {
+        let (mut forward, mut backward, mut optimizer) = (0.0, 0.0, 0.0);
+        for _ in 0..steps {
+            for part in bench.data.rows.chunks(per) {
+                let t = Instant::now();
+                let targets: Vec<usize> = (0..part.len()).map(|i| i % 2).collect();
+                let (loss, _) = batch_loss(
+                    &bench.model,
+                    part,
+                    &targets,
+                    bench.pad,
+                    Some(&bench.dropout),
+                )?;
+                let share = (loss * (part.len() as f64 / batch as f64))?;
+                share.to_scalar::<f32>()?;
+                forward += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                bench.optim.backward(&share)?;
+                backward += t.elapsed().as_secs_f64();
+            }
             let t = Instant::now();
-            let targets: Vec<usize> = (0..part.len()).map(|i| i % 2).collect();
-            let (loss, _) = batch_loss(
-                &bench.model,
-                part,
-                &targets,
-                bench.pad,
-                Some(&bench.dropout),
-            )?;
-            let share = (loss * (part.len() as f64 / batch as f64))?;
-            share.to_scalar::<f32>()?;
-            forward += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            bench.optim.backward(&share)?;
-            backward += t.elapsed().as_secs_f64();
+            bench.optim.step()?;
+            optimizer += t.elapsed().as_secs_f64();
         }
-        let t = Instant::now();
-        bench.optim.step()?;
-        optimizer += t.elapsed().as_secs_f64();
-    }
+        Ok((forward, backward, optimizer))
+    })?;
     let used = Usage::now().since(&before);
     let micro_batches = batch.div_ceil(per);
     let shapes = Shapes::of(&bench.model.config, per, seq);
     let ms = |s: f64| s * 1e3 / steps as f64;
     Ok(StepProfile {
+        precision,
         steps,
         micro_batches,
         step_ms: ms(forward + backward + optimizer),
@@ -89,7 +97,9 @@ pub fn profile_step(
         optimizer_ms: ms(optimizer),
         system_ms: ms(used.system_s),
         page_faults: used.page_faults / steps as f64,
-        backward_by_op: backward_by_op(&shapes, &bench.dropout, micro_batches, device)?,
+        backward_by_op: precision::scoped(precision, || {
+            backward_by_op(&shapes, &bench.dropout, micro_batches, device)
+        })?,
     })
 }
 

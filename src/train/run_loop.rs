@@ -224,6 +224,7 @@ impl<'a> Loop<'a> {
                 mask_id: self.data.mask_id,
                 dropout: &self.dropout,
                 cancel,
+                precision: cfg.precision,
             };
             let loss = accumulate_step(&ctx, chunk, &mut rng, &mut self.optim)?;
             let Some(loss) = loss else {

@@ -8,6 +8,7 @@ use candle_core::{Tensor, D};
 use crate::error::Result;
 use crate::model::cancel;
 use crate::model::dropout::TrainDropout;
+use crate::model::precision::{self, Precision};
 use crate::model::{BertModel, ModelInput};
 use crate::tokenize::Encoded;
 use crate::train::metrics::{self, DevMetrics};
@@ -98,6 +99,7 @@ pub(crate) struct StepContext<'a> {
     pub mask_id: u32,
     pub dropout: &'a TrainDropout,
     pub cancel: &'a AtomicBool,
+    pub precision: Precision,
 }
 
 /// Forward and backward over the rows `chunk` of one batch in micro-batches,
@@ -110,7 +112,8 @@ pub(crate) fn accumulate_step(
     rng: &mut rand::rngs::SmallRng,
     optim: &mut Optim,
 ) -> Result<Option<f64>> {
-    match cancel::watching(ctx.cancel, || micro_batches(ctx, chunk, rng, optim)) {
+    let run = || precision::scoped(ctx.precision, || micro_batches(ctx, chunk, rng, optim));
+    match cancel::watching(ctx.cancel, run) {
         Err(_) if ctx.cancel.load(Ordering::Relaxed) => {
             optim.discard();
             Ok(None)
@@ -133,6 +136,7 @@ fn micro_batches(
         mask_id,
         dropout,
         cancel,
+        ..
     } = *ctx;
     let longest = chunk.iter().map(|&i| data.rows[i].len()).max().unwrap_or(1);
     let per = micro_batch_rows(model, longest, chunk.len());

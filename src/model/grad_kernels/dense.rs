@@ -9,10 +9,11 @@ use candle_core::{bail, CpuStorage, CustomOp3, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{
-    by_blocks_with_sums, column_sums, host, matmul, matmul_into, rows, task_len, tensor_like,
-    Gelu, Held,
+    bf16, by_blocks_with_sums, column_sums, gemm_strided, host, parallelism, rows, task_len,
+    tensor_like, Gelu, Held, View,
 };
 use crate::model::cancel;
+use crate::model::precision::{self, Precision};
 
 /// `act(x Wᵀ + b)`: `(x, W, b)` with `x` `[.., in]`, `W` `[out, in]`, `b` `[out]`.
 pub(super) struct LinearOp {
@@ -20,6 +21,8 @@ pub(super) struct LinearOp {
     /// `gelu'(x Wᵀ + b)`, computed by a forward with GELU in the same pass as
     /// the activation (they share `erf`), for its backward.
     gelu_grad: OnceLock<Vec<f32>>,
+    /// Products in bf16 (`--precision bf16`), fixed when the op is made.
+    precision: Precision,
 }
 
 impl LinearOp {
@@ -27,6 +30,26 @@ impl LinearOp {
         LinearOp {
             gelu,
             gelu_grad: OnceLock::new(),
+            precision: precision::current(),
+        }
+    }
+
+    /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]` in this op's precision, `dst`
+    /// at strides `(rs, cs)`.
+    fn product(
+        &self,
+        dims: (usize, usize, usize),
+        dst: (&mut [f32], usize, usize),
+        accumulate: bool,
+        lhs: View,
+        rhs: View,
+    ) -> candle_core::Result<()> {
+        match self.precision {
+            Precision::Fp32 => {
+                let threads = parallelism(dims.0 * dims.1 * dims.2);
+                gemm_strided(dims, dst, accumulate, lhs, rhs, threads)
+            }
+            Precision::Bf16 => bf16::gemm(dims, dst, accumulate, lhs, rhs),
         }
     }
 
@@ -67,10 +90,7 @@ impl LinearOp {
             rows::product(&dy[at..end], &grad[at..end], block);
             rows::column_sums(block, sums);
         });
-        Ok(PreActivation {
-            dz: Some(dz),
-            bias,
-        })
+        Ok(PreActivation { dz: Some(dz), bias })
     }
 }
 
@@ -110,7 +130,7 @@ impl CustomOp3 for LinearOp {
             row.copy_from_slice(b);
         }
         let (x_view, w_t) = ((x, inner, 1), (w, 1, inner));
-        matmul((n_rows, out, inner), &mut z, true, x_view, w_t, true)?;
+        self.product((n_rows, out, inner), (&mut z, out, 1), true, x_view, w_t)?;
         let mut dims = l1.dims().to_vec();
         if let Some(last) = dims.last_mut() {
             *last = out;
@@ -139,13 +159,12 @@ impl CustomOp3 for LinearOp {
         };
         let n_rows = xs.len() / inner.max(1);
         let mut dx = vec![0f32; n_rows * inner];
-        matmul(
+        self.product(
             (n_rows, inner, out),
-            &mut dx,
+            (&mut dx, inner, 1),
             false,
             (dz, out, 1),
             (ws, inner, 1),
-            true,
         )?;
         // Weights that carry no gradient (explanations, frozen layers): no `dW`.
         if !w.track_op() && !b.track_op() {
@@ -156,9 +175,10 @@ impl CustomOp3 for LinearOp {
         // where dzᵀ · x (the transposed left operand) ran at half speed for
         // the feed-forward's widening layer.
         let mut dw = vec![0f32; out * inner];
-        matmul_into(
+        self.product(
             (inner, out, n_rows),
             (&mut dw, 1, inner),
+            false,
             (xs, 1, inner),
             (dz, out, 1),
         )?;
