@@ -5,7 +5,10 @@ read, tokenise, train, save) against a PyTorch script with the same recipe
 decay, clipping at 1.0, dropout on, batch padded to its longest row, shuffled
 each epoch, `save_pretrained` at the end), on the same machine in the same run.
 
-    python bench/finetune_vs_pytorch.py [--rows 960] [--epochs 1] [--model models/all-MiniLM-L6-v2]
+    python bench/finetune_vs_pytorch.py [--rows 960] [--epochs 1] [--model models/all-MiniLM-L6-v2] [--precision bf16]
+
+With --precision bf16, bertscope runs `finetune --precision bf16` and PyTorch
+its forward under CPU autocast to bf16 (the backward follows it).
 
 Two data sets are generated (seeded) from the model's vocabulary: short pairs
 (about 25 tokens) and long pairs (about 100 tokens), three labels.
@@ -46,7 +49,7 @@ def generate(path, rows, words, sizes, seed=11):
             f.write(f"{i}\t{a}\t{b}\t{rng.choice(LABELS)}\n")
 
 
-def pytorch_finetune(model_dir, path, out, epochs, batch, max_length, seed=42):
+def pytorch_finetune(model_dir, path, out, epochs, batch, max_length, precision, seed=42):
     """The notebook's way, timed from the first line to the saved checkpoint."""
     start = time.perf_counter()
     torch.manual_seed(seed)
@@ -72,7 +75,8 @@ def pytorch_finetune(model_dir, path, out, epochs, batch, max_length, seed=42):
             features = [{"input_ids": enc["input_ids"][j], "token_type_ids": enc["token_type_ids"][j],
                          "attention_mask": enc["attention_mask"][j]} for j in idx]
             inputs = tok.pad(features, return_tensors="pt")
-            loss = model(**inputs, labels=torch.tensor([targets[j] for j in idx])).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = model(**inputs, labels=torch.tensor([targets[j] for j in idx])).loss
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -83,11 +87,11 @@ def pytorch_finetune(model_dir, path, out, epochs, batch, max_length, seed=42):
     return time.perf_counter() - start
 
 
-def bertscope_finetune(binary, model_dir, path, out, epochs, batch, max_length):
+def bertscope_finetune(binary, model_dir, path, out, epochs, batch, max_length, precision):
     start = time.perf_counter()
     subprocess.run([binary, "finetune", "--model", model_dir, "--train", path, "--output", out,
                     "--epochs", str(epochs), "--batch-size", str(batch), "--max-length", str(max_length),
-                    "--dev-fraction", "0", "--device", "cpu"],
+                    "--dev-fraction", "0", "--device", "cpu", "--precision", precision],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -100,17 +104,20 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-length", type=int, default=128)
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "bertscope"))
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = ap.parse_args()
     words = vocabulary(args.model)
     print(f"{args.rows} pairs, {args.epochs} epoch(s), batch {args.batch_size}, max length {args.max_length}, "
-          f"torch threads {torch.get_num_threads()}")
+          f"torch threads {torch.get_num_threads()}, {args.precision}")
     with tempfile.TemporaryDirectory() as scratch:
         for name, sizes in SIZES.items():
             path = os.path.join(scratch, f"{name}.tsv")
             generate(path, args.rows, words, sizes)
             ours_out, theirs_out = os.path.join(scratch, f"{name}-bertscope"), os.path.join(scratch, f"{name}-torch")
-            ours = bertscope_finetune(args.bin, args.model, path, ours_out, args.epochs, args.batch_size, args.max_length)
-            theirs = pytorch_finetune(args.model, path, theirs_out, args.epochs, args.batch_size, args.max_length)
+            ours = bertscope_finetune(args.bin, args.model, path, ours_out, args.epochs, args.batch_size,
+                                      args.max_length, args.precision)
+            theirs = pytorch_finetune(args.model, path, theirs_out, args.epochs, args.batch_size,
+                                      args.max_length, args.precision)
             shutil.rmtree(ours_out, ignore_errors=True)
             print(f"{name} pairs: bertscope {ours:.1f} s, pytorch {theirs:.1f} s, "
                   f"time ratio {ours / theirs:.2f} (goal: at most 0.8), speed-up {theirs / ours:.2f}x")

@@ -3,7 +3,10 @@
 the same recipe (BertForSequenceClassification, AdamW, clipping, dropout on)
 on the same machine in the same run.
 
-    python bench/train_vs_pytorch.py [--model models/all-MiniLM-L6-v2] [--batch-size 32] [--seq 64]
+    python bench/train_vs_pytorch.py [--model models/all-MiniLM-L6-v2] [--batch-size 32] [--seq 64] [--precision bf16]
+
+With --precision bf16 bertscope takes its linear layers' products in bf16
+(`--precision bf16`) and PyTorch runs the step under CPU autocast to bf16.
 """
 import argparse
 import json
@@ -17,7 +20,7 @@ from transformers import AutoModelForSequenceClassification
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def torch_examples_per_s(model_dir, batch, seq, steps):
+def torch_examples_per_s(model_dir, batch, seq, steps, precision="fp32"):
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2).train()
     ids = torch.full((batch, seq), 1996)
     ids[:, 0], ids[:, -1] = 101, 102
@@ -29,7 +32,8 @@ def torch_examples_per_s(model_dir, batch, seq, steps):
 
     def step():
         opt.zero_grad()
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -47,13 +51,16 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seq", type=int, default=64)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "bertscope"))
     args = ap.parse_args()
     ours = json.loads(subprocess.check_output(
         [args.bin, "bench", "--train", "--model", args.model, "--batch-size", str(args.batch_size),
-         "--seq", str(args.seq), "--runs", str(args.steps), "--json", "--device", "cpu"]))["train_examples_per_s"]
-    theirs = torch_examples_per_s(args.model, args.batch_size, args.seq, args.steps)
-    print(f"torch threads: {torch.get_num_threads()}, batch {args.batch_size}, seq {args.seq}, {args.steps} steps")
+         "--seq", str(args.seq), "--runs", str(args.steps), "--json", "--device", "cpu",
+         "--precision", args.precision]))["train_examples_per_s"]
+    theirs = torch_examples_per_s(args.model, args.batch_size, args.seq, args.steps, args.precision)
+    print(f"torch threads: {torch.get_num_threads()}, batch {args.batch_size}, seq {args.seq}, "
+          f"{args.steps} steps, {args.precision}")
     print(f"bertscope {ours:.1f} examples/s, pytorch {theirs:.1f} examples/s, ratio {ours / theirs:.2f} (above 1: bertscope faster)")
 
 

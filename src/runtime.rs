@@ -12,7 +12,7 @@ pub fn tune_allocator() {
     // SAFETY: mallopt only adjusts allocator parameters; called once at start-up.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 64 << 20);
         // Above 32 MiB (the most M_MMAP_THRESHOLD takes) glibc still maps
         // fresh pages: the word-embedding gradient (47 MB for MiniLM) paid

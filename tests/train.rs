@@ -314,6 +314,76 @@ fn bertscope(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `finetune --precision bf16` trains, says so, records it with the run's
+/// settings, and the model it saves classifies; on a CPU without
+/// AVX-512-BF16 it refuses before writing anything, naming the flag.
+#[test]
+fn finetune_in_bf16_records_its_precision() {
+    let scratch = tempfile::tempdir().unwrap();
+    let train_path = tiny_tsv(scratch.path(), "train.tsv", &ROWS);
+    let out = scratch.path().join("tuned");
+    let base = fixture_model("mlm-safetensors").display().to_string();
+    let (t, o) = (train_path.display().to_string(), out.display().to_string());
+    let run = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--output",
+        &o,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "3",
+        "--lr",
+        "1e-3",
+        "--precision",
+        "bf16",
+        "--dev-fraction",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    if !bertscope::model::grad_kernels::bf16_available() {
+        assert!(!run.status.success());
+        assert!(
+            stderr.contains("--precision bf16") && stderr.contains("AVX-512-BF16"),
+            "{stderr}"
+        );
+        assert!(!out.exists() && !scratch.path().join("tuned.partial").exists());
+        return;
+    }
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("bf16 products"), "{stderr}");
+    let args = read_json(&out.join("training_args.json"));
+    assert_eq!(args["precision"], "bf16");
+    let classify = bertscope(&[
+        "classify",
+        "--model",
+        &o,
+        "--text-a",
+        "the dog jumps",
+        "--json",
+    ]);
+    assert!(
+        classify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classify.stderr)
+    );
+    let bad = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--output",
+        &o,
+        "--precision",
+        "fp16",
+    ]);
+    assert!(!bad.status.success(), "only fp32 and bf16 exist");
+}
+
 #[test]
 fn finetune_then_classify_and_predict() {
     let scratch = tempfile::tempdir().unwrap();

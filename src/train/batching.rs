@@ -148,4 +148,17 @@ mod tests {
         let old: TrainConfig = serde_json::from_value(json).unwrap();
         assert!(!old.bucketing, "an older run.json resumes without it");
     }
+
+    #[test]
+    fn runs_saved_before_precision_resume_in_fp32() {
+        let mut json = serde_json::to_value(TrainConfig {
+            precision: crate::model::precision::Precision::Bf16,
+            ..TrainConfig::default()
+        })
+        .unwrap();
+        assert_eq!(json["precision"], "bf16");
+        json.as_object_mut().unwrap().remove("precision");
+        let old: TrainConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old.precision, crate::model::precision::Precision::Fp32);
+    }
 }

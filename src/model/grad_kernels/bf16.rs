@@ -20,6 +20,10 @@ use super::View;
 const MR: usize = 12;
 /// Columns of `C` per tile: two 16-lane registers.
 const NR: usize = 32;
+/// Pairs of `k` per block: a panel of B (`KC` × [`NR`] pairs, 32 KiB) fits L1.
+const KC: usize = 256;
+/// Row tiles that share each panel of B while it is in L1.
+const GROUP: usize = 8;
 
 /// Whether this CPU multiplies bf16 (AVX-512-BF16).
 pub fn available() -> bool {
@@ -337,49 +341,108 @@ pub fn gemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let pairs = k.div_ceil(2);
     let tiles = m.div_ceil(MR);
     let panels = n.div_ceil(NR);
-    let packed_a = pack_a(a, m, k, tiles, pairs);
-    let packed_b = pack_b(b, k, n, panels, pairs);
     let out = Dst(dst.as_mut_ptr());
-    (0..tiles).into_par_iter().for_each(|t| {
-        let mut tile = [0f32; MR * NR];
-        let a_tile = &packed_a[t * MR * pairs..(t + 1) * MR * pairs];
-        for j in 0..panels {
-            let b_panel = &packed_b[j * pairs * NR..(j + 1) * pairs * NR];
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `available()` checked the CPU's features above.
-            unsafe {
-                tile_kernel(a_tile, b_panel, pairs, &mut tile)
-            };
-            let rows = MR.min(m - t * MR);
-            let cols = NR.min(n - j * NR);
-            for (r, values) in tile.chunks_exact(NR).take(rows).enumerate() {
-                let first = (t * MR + r) * dst_rs + j * NR * dst_cs;
-                if dst_cs == 1 {
-                    // SAFETY: `first..first + cols` is row `t * MR + r`'s part
-                    // of `dst` (the reach check above), written by this tile only.
-                    let row = unsafe { std::slice::from_raw_parts_mut(out.at(first), cols) };
-                    if accumulate {
-                        row.iter_mut().zip(values).for_each(|(d, v)| *d += v);
-                    } else {
-                        row.copy_from_slice(&values[..cols]);
-                    }
-                    continue;
-                }
-                for (c, &v) in values.iter().take(cols).enumerate() {
-                    // SAFETY: within `dst` (the reach check above), and only
-                    // this tile writes row `t * MR + r`.
+    let (a_data, a_rs, a_cs) = a;
+    let (b_data, b_rs, b_cs) = b;
+    // `k` in blocks of KC pairs, so that a block of B stays in the caches
+    // while the row tiles pass over it; every block after the first adds.
+    for (block, k0) in (0..k).step_by(2 * KC).enumerate() {
+        let kc = (2 * KC).min(k - k0);
+        let pairs = kc.div_ceil(2);
+        let a_block = (&a_data[k0 * a_cs..], a_rs, a_cs);
+        let b_block = (&b_data[k0 * b_rs..], b_rs, b_cs);
+        let packed_a = pack_a(a_block, m, kc, tiles, pairs);
+        let packed_b = pack_b(b_block, kc, n, panels, pairs);
+        let add = accumulate || block > 0;
+        // Groups of row tiles: each panel of B is read once per group and
+        // meets all of its tiles while it is in L1.
+        let groups: Vec<usize> = (0..tiles).step_by(GROUP).collect();
+        groups.into_par_iter().for_each(|first_tile| {
+            let mut tile = [0f32; MR * NR];
+            let group = first_tile..tiles.min(first_tile + GROUP);
+            for j in 0..panels {
+                let b_panel = &packed_b[j * pairs * NR..(j + 1) * pairs * NR];
+                for t in group.clone() {
+                    let a_tile = &packed_a[t * MR * pairs..(t + 1) * MR * pairs];
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `available()` checked the CPU's features above.
                     unsafe {
-                        let cell = out.at(first + c * dst_cs);
-                        *cell = if accumulate { *cell + v } else { v };
-                    }
+                        tile_kernel(a_tile, b_panel, pairs, &mut tile)
+                    };
+                    let place = Place {
+                        row: t * MR,
+                        col: j * NR,
+                        rows: MR.min(m - t * MR),
+                        cols: NR.min(n - j * NR),
+                    };
+                    // SAFETY: the reach and layout checks above; this group
+                    // alone writes the rows of tile `t`.
+                    unsafe { write_tile(&tile, place, (out, dst_rs, dst_cs), add) };
                 }
             }
-        }
-    });
+        });
+    }
     Ok(())
+}
+
+/// Where a tile goes in `C`: its first row and column, and how many of its
+/// rows and columns are inside `C`.
+#[derive(Clone, Copy)]
+struct Place {
+    row: usize,
+    col: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// A tile written to (or, with `add`, added into) `C` at strides `(rs, cs)`.
+///
+/// # Safety
+/// Every element of the placed tile is within `C`, and no other thread
+/// writes those elements meanwhile.
+unsafe fn write_tile(
+    tile: &[f32; MR * NR],
+    at: Place,
+    (out, rs, cs): (Dst, usize, usize),
+    add: bool,
+) {
+    if rs == 1 {
+        // A transposed C: each column's rows are contiguous.
+        for c in 0..at.cols {
+            let first = at.row + (at.col + c) * cs;
+            // SAFETY: `first..first + rows` is this column's part of the
+            // tile's place in `C` (the caller's promise).
+            let column = unsafe { std::slice::from_raw_parts_mut(out.at(first), at.rows) };
+            for (r, d) in column.iter_mut().enumerate() {
+                let v = tile[r * NR + c];
+                *d = if add { *d + v } else { v };
+            }
+        }
+        return;
+    }
+    for (r, values) in tile.chunks_exact(NR).take(at.rows).enumerate() {
+        let first = (at.row + r) * rs + at.col * cs;
+        if cs == 1 {
+            // SAFETY: `first..first + cols` is this row's part of the tile's
+            // place in `C` (the caller's promise).
+            let row = unsafe { std::slice::from_raw_parts_mut(out.at(first), at.cols) };
+            if add {
+                row.iter_mut().zip(values).for_each(|(d, v)| *d += v);
+            } else {
+                row.copy_from_slice(&values[..at.cols]);
+            }
+            continue;
+        }
+        for (c, &v) in values.iter().take(at.cols).enumerate() {
+            // SAFETY: within the tile's place in `C` (the caller's promise).
+            unsafe {
+                let cell = out.at(first + c * cs);
+                *cell = if add { *cell + v } else { v };
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Columns;
 use crate::device::DeviceChoice;
+use crate::model::precision::Precision;
 use crate::train::{Task, TrainConfig};
 use crate::ui::training::worker::DevSource;
 
@@ -34,6 +35,8 @@ pub struct TrainForm {
     pub max_steps: usize,
     /// `auto`: CUDA when this build has it and a GPU works, else the CPU.
     pub device: DeviceChoice,
+    /// fp32, or bf16 products on CPUs with AVX-512-BF16.
+    pub precision: Precision,
     /// "Save as…" / "Open tuned…" path fields.
     pub save_path: String,
     pub tuned_path: String,
@@ -63,6 +66,7 @@ impl Default for TrainForm {
             seed: d.seed,
             max_steps: 0,
             device: DeviceChoice::Auto,
+            precision: d.precision,
             save_path: String::new(),
             tuned_path: String::new(),
             epochs_budget_gb: crate::ui::training::disk::DEFAULT_BUDGET_GB,
@@ -83,6 +87,7 @@ impl TrainForm {
             max_length: self.max_length,
             seed: self.seed,
             max_steps: (self.max_steps > 0).then_some(self.max_steps),
+            precision: self.precision,
             ..TrainConfig::default()
         }
     }
@@ -100,6 +105,7 @@ impl TrainForm {
         self.max_length = c.max_length;
         self.seed = c.seed;
         self.max_steps = c.max_steps.unwrap_or(0);
+        self.precision = c.precision;
     }
 
     /// Whether the form's hyperparameters are `c`'s.
@@ -199,8 +205,27 @@ impl TrainForm {
                 labelled_drag(ui, "Seed", egui::DragValue::new(&mut self.seed));
                 field(ui, "Dev fraction", &mut self.dev_fraction, 0.01, 0.0..=0.9);
                 ui.end_row();
+                ui.label("Precision");
+                let bf16 = crate::model::grad_kernels::bf16_available();
+                combo(ui, "Precision", precision_label(self.precision), |ui| {
+                    for p in [Precision::Fp32, Precision::Bf16] {
+                        ui.add_enabled_ui(bf16 || p == Precision::Fp32, |ui| {
+                            ui.selectable_value(&mut self.precision, p, precision_label(p))
+                        })
+                        .response
+                        .on_disabled_hover_text("this CPU has no AVX-512-BF16");
+                    }
+                });
+                ui.end_row();
             });
         *self != before
+    }
+}
+
+fn precision_label(precision: Precision) -> &'static str {
+    match precision {
+        Precision::Fp32 => "fp32 (as PyTorch)",
+        Precision::Bf16 => "bf16 products (CPU, faster)",
     }
 }
 

@@ -348,7 +348,13 @@ fn train_and_save(
 ) -> anyhow::Result<TrainMsg> {
     let (train_data, dev_data) = read_data(job, send)?;
     let device = device::select(job.device)?;
-    send(TrainMsg::Device(device::describe(&device, job.device)));
+    let precision = job.config.precision;
+    precision.check(&device)?;
+    let described = device::describe(&device, job.device);
+    send(TrainMsg::Device(format!(
+        "{described}, {} products",
+        precision.name()
+    )));
     let config = TrainConfig {
         epochs_dir: job.keep_epochs.then(|| partial.join(EPOCHS_DIR)),
         run_dir: Some(partial.to_path_buf()),
