@@ -1,0 +1,157 @@
+//! `--precision bf16`: checked against PyTorch taking the same products on
+//! bf16-rounded operands (`tests/fixtures/make_bf16_fixture.py`), and end to
+//! end through the CLI. On a CPU without AVX-512-BF16 the kernel cannot run:
+//! the gradient test says so, the CLI test checks the refusal instead.
+
+mod common;
+
+use std::process::Command;
+
+use bertscope::checkpoint::{Checkpoint, Weights};
+use bertscope::model::precision::{self, Precision};
+use bertscope::train::{self, batch_loss};
+use candle_core::Device;
+use common::training::*;
+use common::*;
+
+fn bertscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bertscope"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+/// `--precision bf16`: the loss and every parameter's gradient against
+/// PyTorch with each linear layer's products (forward, and both of the
+/// backward) taken on operands rounded to bf16 with f32 sums
+/// (`tests/fixtures/make_bf16_fixture.py`), whole and in micro-batches.
+#[test]
+fn bf16_gradients_match_pytorch_with_bf16_products() {
+    if !bertscope::model::grad_kernels::bf16_available() {
+        eprintln!("this CPU has no AVX-512-BF16: bf16 training cannot run here, not checked");
+        return;
+    }
+    let dir = fixture_model("classifier");
+    let fixture = fixtures().join("train_steps_bf16");
+    let steps = read_json(&fixture.join("steps.json"));
+    let device = Device::Cpu;
+    let expected = Checkpoint::open(&fixture, &device).unwrap();
+    let fp32_steps = read_json(&fixtures().join("train_steps/steps.json"));
+    for micro_batch in [None, Some(2)] {
+        let t = train::build(&dir, train::Task::Classification, &labels(), 0, &device).unwrap();
+        let (rows, targets, pad) = fixture_batch(&dir, &steps);
+        let per = micro_batch.unwrap_or(rows.len());
+        let mut loss_sum = 0f64;
+        let mut grads: Vec<Option<Vec<f32>>> = vec![None; t.vars.len()];
+        for (r, y) in rows.chunks(per).zip(targets.chunks(per)) {
+            let g = precision::scoped(Precision::Bf16, || {
+                let (loss, _) = batch_loss(&t.model, r, y, pad, None).unwrap();
+                let share = (loss * (r.len() as f64 / rows.len() as f64)).unwrap();
+                loss_sum += share.to_scalar::<f32>().unwrap() as f64;
+                share.backward().unwrap()
+            });
+            for (sum, v) in grads.iter_mut().zip(&t.vars) {
+                let part = g
+                    .get(v.var.as_tensor())
+                    .expect("every parameter gets a gradient");
+                let part = part.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                match sum {
+                    Some(s) => s.iter_mut().zip(&part).for_each(|(a, b)| *a += b),
+                    None => *sum = Some(part),
+                }
+            }
+        }
+        let want = steps["losses"][0].as_f64().unwrap();
+        let fp32 = fp32_steps["losses"][0].as_f64().unwrap();
+        // The bf16 products move the loss by ~1e-3 here; the two bf16 sides agree
+        // to ~3e-5 (their f32 sums run in different orders).
+        assert!((loss_sum - want).abs() < 1e-4, "loss {loss_sum} vs {want}");
+        assert!(
+            (loss_sum - fp32).abs() > 1e-4,
+            "bf16 products change the loss"
+        );
+        let mut failures = Vec::new();
+        for (v, got) in t.vars.iter().zip(&grads) {
+            let got = got.as_ref().unwrap();
+            let want = expected.get(&v.name, v.var.dims()).unwrap();
+            let want = want.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));
+            let diff = max_abs_diff(got, &want);
+            if diff > 2e-2 * scale + 1e-7 {
+                failures.push(format!("{}: max diff {diff} of {scale}", v.name));
+            }
+        }
+        assert!(failures.is_empty(), "{micro_batch:?}: {failures:#?}");
+    }
+}
+
+/// `finetune --precision bf16` trains, says so, records it with the run's
+/// settings, and the model it saves classifies; on a CPU without
+/// AVX-512-BF16 it refuses before writing anything, naming the flag.
+#[test]
+fn finetune_in_bf16_records_its_precision() {
+    let scratch = tempfile::tempdir().unwrap();
+    let train_path = tiny_tsv(scratch.path(), "train.tsv", &ROWS);
+    let out = scratch.path().join("tuned");
+    let base = fixture_model("mlm-safetensors").display().to_string();
+    let (t, o) = (train_path.display().to_string(), out.display().to_string());
+    let run = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--output",
+        &o,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "3",
+        "--lr",
+        "1e-3",
+        "--precision",
+        "bf16",
+        "--dev-fraction",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    if !bertscope::model::grad_kernels::bf16_available() {
+        assert!(!run.status.success());
+        assert!(
+            stderr.contains("--precision bf16") && stderr.contains("AVX-512-BF16"),
+            "{stderr}"
+        );
+        assert!(!out.exists() && !scratch.path().join("tuned.partial").exists());
+        return;
+    }
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("bf16 products"), "{stderr}");
+    let args = read_json(&out.join("training_args.json"));
+    assert_eq!(args["precision"], "bf16");
+    let classify = bertscope(&[
+        "classify",
+        "--model",
+        &o,
+        "--text-a",
+        "the dog jumps",
+        "--json",
+    ]);
+    assert!(
+        classify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&classify.stderr)
+    );
+    let bad = bertscope(&[
+        "finetune",
+        "--model",
+        &base,
+        "--train",
+        &t,
+        "--output",
+        &o,
+        "--precision",
+        "fp16",
+    ]);
+    assert!(!bad.status.success(), "only fp32 and bf16 exist");
+}
