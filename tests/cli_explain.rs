@@ -9,18 +9,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use serde_json::Value;
-
-fn bertscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bertscope"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .output()
-        .expect("run bertscope")
-}
 
 fn json_ok(out: &Output) -> Value {
     assert!(

@@ -5,21 +5,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
-
-/// Run headless: no X11 or Wayland display reachable.
-fn bertscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bertscope"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .env_remove("DISPLAY")
-        .env_remove("WAYLAND_DISPLAY")
-        .output()
-        .expect("run bertscope")
-}
 
 fn ok(out: &Output) {
     assert!(

@@ -5,22 +5,12 @@
 
 mod common;
 
-use std::process::Command;
-
 use bertscope::checkpoint::{Checkpoint, Weights};
 use bertscope::model::precision::{self, Precision};
 use bertscope::train::{self, batch_loss};
 use candle_core::Device;
 use common::training::*;
 use common::*;
-
-fn bertscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bertscope"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
-}
 
 /// `--precision bf16`: the loss and every parameter's gradient against
 /// PyTorch with each linear layer's products (forward, and both of the

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
 use bertscope::checkpoint::{Checkpoint, Weights};
@@ -184,14 +183,6 @@ fn same_seed_same_weights() {
         assert_eq!(va, vb, "{na} differs between runs with the same seed");
     }
     assert_eq!(a.report.steps, 2);
-}
-
-fn bertscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bertscope"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
 }
 
 #[test]

@@ -102,3 +102,15 @@ pub fn built_for(
     )
     .unwrap_or_else(|e| panic!("{}: {e}", loaded.dir.display()))
 }
+
+/// Run the `bertscope` binary in the crate's directory, with no display
+/// (the CLI never needs one, and the export/present tests prove it).
+pub fn bertscope(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bertscope"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("run bertscope")
+}
