@@ -1,0 +1,71 @@
+//! The training form's precision through egui_kittest: bf16 is chosen from
+//! the Precision combo on a CPU with AVX-512-BF16 and reaches the run's
+//! settings; elsewhere the choice is greyed out and the form stays fp32.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bertscope::model::grad_kernels::bf16_available;
+use bertscope::model::precision::Precision;
+use bertscope::ui::state::View;
+use bertscope::ui::{AppOptions, BertscopeApp};
+use common::*;
+use egui::accesskit::Role;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+fn app(dir: &std::path::Path) -> Harness<'static, BertscopeApp> {
+    let options = AppOptions {
+        model: Some(fixture_model("mlm-safetensors").display().to_string()),
+        view: Some(View::Train),
+        fresh: true,
+        bundled_font_only: true,
+        runs_dir: Some(dir.join("runs")),
+        ..Default::default()
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(1280.0, 900.0))
+        .build_eframe(move |cc| BertscopeApp::new(cc, options));
+    let start = Instant::now();
+    while h.state().analysis.is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the model never loaded"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    h
+}
+
+/// Click the combo box named `name` (its row label bears the same name).
+fn open_combo(h: &mut Harness<'static, BertscopeApp>, name: &str) {
+    h.get_by_role_and_label(Role::ComboBox, name).scroll_to_me();
+    h.run_steps(15); // scrolling is animated
+    h.get_by_role_and_label(Role::ComboBox, name).click();
+    h.run_steps(2);
+}
+
+#[test]
+fn the_precision_combo_sets_the_runs_precision() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = app(dir.path());
+    assert_eq!(
+        h.state().settings.train.precision,
+        Precision::Fp32,
+        "fp32 by default"
+    );
+    open_combo(&mut h, "Precision");
+    h.get_by_label("bf16 products (CPU, faster)").click();
+    h.run_steps(2);
+    let chosen = h.state().settings.train.precision;
+    let config = h.state().settings.train.config();
+    if bf16_available() {
+        assert_eq!(chosen, Precision::Bf16);
+        assert_eq!(config.precision, Precision::Bf16, "the run trains in bf16");
+    } else {
+        assert_eq!(chosen, Precision::Fp32, "greyed out without AVX-512-BF16");
+    }
+    assert_eq!(config.precision, chosen);
+}
