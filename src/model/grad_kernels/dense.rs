@@ -125,9 +125,10 @@ impl CustomOp3 for LinearOp {
             );
         }
         let n_rows = x.len() / inner.max(1);
-        let mut z = vec![0f32; n_rows * out];
-        for row in z.chunks_exact_mut(out.max(1)) {
-            row.copy_from_slice(b);
+        // Every row starts as the bias (no zero fill first); the product adds to it.
+        let mut z = Vec::with_capacity(n_rows * out);
+        for _ in 0..n_rows {
+            z.extend_from_slice(b);
         }
         let (x_view, w_t) = ((x, inner, 1), (w, 1, inner));
         self.product((n_rows, out, inner), (&mut z, out, 1), true, x_view, w_t)?;
