@@ -43,7 +43,7 @@ pub struct BenchArgs {
     max_length: usize,
     /// The columns of --data (as `finetune` takes them).
     #[command(flatten)]
-    columns: super::finetune::DataArgs,
+    columns: super::data_args::DataArgs,
     #[arg(long)]
     json: bool,
 }

@@ -13,7 +13,7 @@ use bertscope::compare;
 use bertscope::explain::{self, Explanation, HeadImportance};
 use bertscope::{Inspect, LoadedModel};
 
-use super::finetune::DataArgs;
+use super::data_args::DataArgs;
 use super::{print_json, warn_truncated, ModelArgs};
 
 #[derive(Args)]

@@ -1,5 +1,5 @@
-//! `bertscope finetune` and `bertscope predict`: flags → data and config → the
-//! training loop with a progress bar on stderr.
+//! `bertscope finetune`: flags → data and config → the training loop with a
+//! progress bar on stderr; `--resume` continues a run from its `OUTPUT.partial`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -9,96 +9,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use bertscope::error::{BertError, ColumnRole};
+use bertscope::device::DeviceChoice;
+use bertscope::error::BertError;
 use bertscope::model::precision::Precision;
-use bertscope::train::run_dir;
+use bertscope::train::{self, run_dir, Event, Task, TrainConfig};
 use bertscope::write_guard::{self, Protected};
 
-use bertscope::data::{self, Columns, Dataset, ReadOptions};
-use bertscope::device::DeviceChoice;
-use bertscope::train::{self, Event, Task, TrainConfig};
-
-/// Where the text, label and id columns are, and how to read the files.
-#[derive(Args, Clone, Serialize, Deserialize)]
-pub struct DataArgs {
-    /// Column with the first sentence.
-    #[arg(long, default_value = "text_a")]
-    text_a_column: String,
-    /// Column with the second sentence (default: `text_b` when present).
-    #[arg(long)]
-    text_b_column: Option<String>,
-    #[arg(long, default_value = "label")]
-    label_column: String,
-    #[arg(long, default_value = "id")]
-    id_column: String,
-    /// Field separator (default: tab for .tsv, comma otherwise); `\t` for tab.
-    #[arg(long)]
-    delimiter: Option<String>,
-    /// Drop bad rows (and report which) instead of stopping at the first.
-    #[arg(long)]
-    skip_bad_rows: bool,
-}
-
-impl DataArgs {
-    pub(super) fn options(&self, require_label: bool) -> Result<ReadOptions> {
-        let delimiter = match self.delimiter.as_deref() {
-            None => None,
-            Some("\\t") | Some("tab") => Some(b'\t'),
-            Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
-            Some(d) => bail!("--delimiter {d:?}: expected one character"),
-        };
-        Ok(ReadOptions {
-            delimiter,
-            columns: Columns {
-                text_a: self.text_a_column.clone(),
-                text_b: self.text_b_column.clone(),
-                label: self.label_column.clone(),
-                id: self.id_column.clone(),
-            },
-            require_label,
-            skip_bad_rows: self.skip_bad_rows,
-        })
-    }
-
-    fn read(&self, path: &std::path::Path, require_label: bool) -> Result<Dataset> {
-        let plain_text = path.extension().is_some_and(|e| e == "txt") && !require_label;
-        let ds = if plain_text {
-            data::read_lines(path)?
-        } else {
-            data::read(path, &self.options(require_label)?).map_err(with_column_flag)?
-        };
-        if !ds.skipped.is_empty() {
-            let lines: Vec<String> = ds
-                .skipped
-                .iter()
-                .take(20)
-                .map(|s| s.line.to_string())
-                .collect();
-            eprintln!(
-                "warning: {}: skipped {} bad rows (lines {}{}); first: {}",
-                path.display(),
-                ds.skipped.len(),
-                lines.join(", "),
-                if ds.skipped.len() > 20 { ", …" } else { "" },
-                ds.skipped[0].reason
-            );
-        }
-        Ok(ds)
-    }
-}
-
-/// A missing column's error, with the flag that chooses it.
-fn with_column_flag(e: BertError) -> anyhow::Error {
-    let flag = match &e {
-        BertError::MissingColumn { role, .. } => match role {
-            ColumnRole::TextA => "--text-a-column",
-            ColumnRole::TextB => "--text-b-column",
-            ColumnRole::Label => "--label-column",
-        },
-        _ => return e.into(),
-    };
-    anyhow::anyhow!("{e} with {flag}")
-}
+use super::data_args::DataArgs;
 
 #[derive(Args)]
 pub struct FinetuneArgs {
@@ -549,62 +466,5 @@ fn report(report: &train::Report, saved: &Path, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(report)?);
     }
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct PredictArgs {
-    /// A fine-tuned classification model.
-    #[arg(long)]
-    model: String,
-    /// Rows to classify (TSV or CSV with a header; labels not needed).
-    #[arg(long)]
-    input: PathBuf,
-    /// Output CSV: id,label,score. An existing file is replaced (written to a
-    /// temporary file first, then renamed over it); the input file, the
-    /// model's files and the current directory are always refused.
-    #[arg(long)]
-    output: PathBuf,
-    /// Header of the label column in the output (e.g. Category).
-    #[arg(long, default_value = "label")]
-    label_header: String,
-    #[arg(long, default_value_t = 32)]
-    batch_size: usize,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
-    #[command(flatten)]
-    data: DataArgs,
-}
-
-pub fn predict(args: PredictArgs) -> Result<()> {
-    let model_dir = bertscope::hub::resolve(&args.model)?;
-    let protected = Protected::new()
-        .with("the input file", &args.input)
-        .with("the model", &model_dir);
-    write_guard::check_output_file(&args.output, &protected)?;
-    let device = super::select_device(args.device)?;
-    let model = bertscope::LoadedModel::load(&args.model, &device)?;
-    if model.model.classifier.is_none() {
-        bail!(
-            "{}: this checkpoint has no classification head (no `classifier.weight`)",
-            model.dir.display()
-        );
-    }
-    let data = args.data.read(&args.input, false)?;
-    let bar = ProgressBar::new(data.examples.len() as u64);
-    let predictions =
-        bertscope::predict::predict(&model, &data, args.batch_size, &mut |done, _| {
-            bar.set_position(done as u64)
-        })?;
-    bar.finish_and_clear();
-    // Checked again: the input may have been moved into place meanwhile.
-    write_guard::check_output_file(&args.output, &protected)?;
-    bertscope::predict::write_csv(&args.output, &predictions, &args.label_header)
-        .with_context(|| "writing predictions")?;
-    eprintln!(
-        "wrote {} predictions to {}",
-        predictions.len(),
-        args.output.display()
-    );
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Command-line parsing (clap) into typed settings, then one engine call per command.
 
 mod bench;
+mod data_args;
 mod explain;
 mod export;
 mod finetune;
 mod human;
+mod predict;
 mod present;
 
 use anyhow::Result;
@@ -72,7 +74,7 @@ enum Command {
     /// Fine-tune a classifier on a TSV/CSV and save a Hugging Face checkpoint.
     Finetune(finetune::FinetuneArgs),
     /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label,score.
-    Predict(finetune::PredictArgs),
+    Predict(predict::PredictArgs),
     /// List the models found in ./models and the Hugging Face cache.
     Models {
         #[arg(long)]
@@ -324,7 +326,7 @@ pub fn run() -> Result<()> {
             }
         }
         Command::Finetune(args) => finetune::finetune(args),
-        Command::Predict(args) => finetune::predict(args),
+        Command::Predict(args) => predict::predict(args),
         Command::Bench(args) => bench::run(args),
         Command::Explain(args) => explain::explain(args),
         Command::Compare(args) => explain::compare(args),

@@ -1,0 +1,92 @@
+//! The data-file flags `finetune`, `predict`, `explain --head-importance`,
+//! `compare --head-importance` and `bench --data` share: which columns hold
+//! the texts, label and id, the delimiter, and whether bad rows are skipped.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+
+use bertscope::data::{self, Columns, Dataset, ReadOptions};
+use bertscope::error::{BertError, ColumnRole};
+
+/// Where the text, label and id columns are, and how to read the files.
+#[derive(Args, Clone, Serialize, Deserialize)]
+pub struct DataArgs {
+    /// Column with the first sentence.
+    #[arg(long, default_value = "text_a")]
+    text_a_column: String,
+    /// Column with the second sentence (default: `text_b` when present).
+    #[arg(long)]
+    text_b_column: Option<String>,
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    #[arg(long, default_value = "id")]
+    id_column: String,
+    /// Field separator (default: tab for .tsv, comma otherwise); `\t` for tab.
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// Drop bad rows (and report which) instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
+}
+
+impl DataArgs {
+    pub(super) fn options(&self, require_label: bool) -> Result<ReadOptions> {
+        let delimiter = match self.delimiter.as_deref() {
+            None => None,
+            Some("\\t") | Some("tab") => Some(b'\t'),
+            Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+            Some(d) => bail!("--delimiter {d:?}: expected one character"),
+        };
+        Ok(ReadOptions {
+            delimiter,
+            columns: Columns {
+                text_a: self.text_a_column.clone(),
+                text_b: self.text_b_column.clone(),
+                label: self.label_column.clone(),
+                id: self.id_column.clone(),
+            },
+            require_label,
+            skip_bad_rows: self.skip_bad_rows,
+        })
+    }
+
+    pub(super) fn read(&self, path: &std::path::Path, require_label: bool) -> Result<Dataset> {
+        let plain_text = path.extension().is_some_and(|e| e == "txt") && !require_label;
+        let ds = if plain_text {
+            data::read_lines(path)?
+        } else {
+            data::read(path, &self.options(require_label)?).map_err(with_column_flag)?
+        };
+        if !ds.skipped.is_empty() {
+            let lines: Vec<String> = ds
+                .skipped
+                .iter()
+                .take(20)
+                .map(|s| s.line.to_string())
+                .collect();
+            eprintln!(
+                "warning: {}: skipped {} bad rows (lines {}{}); first: {}",
+                path.display(),
+                ds.skipped.len(),
+                lines.join(", "),
+                if ds.skipped.len() > 20 { ", …" } else { "" },
+                ds.skipped[0].reason
+            );
+        }
+        Ok(ds)
+    }
+}
+
+/// A missing column's error, with the flag that chooses it.
+fn with_column_flag(e: BertError) -> anyhow::Error {
+    let flag = match &e {
+        BertError::MissingColumn { role, .. } => match role {
+            ColumnRole::TextA => "--text-a-column",
+            ColumnRole::TextB => "--text-b-column",
+            ColumnRole::Label => "--label-column",
+        },
+        _ => return e.into(),
+    };
+    anyhow::anyhow!("{e} with {flag}")
+}
