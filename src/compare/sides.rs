@@ -83,6 +83,13 @@ pub struct Models<'a> {
     pub initial: Option<&'a LoadedModel>,
 }
 
+impl<'a> Models<'a> {
+    /// The classifier before fine-tuning (see [`before_classifier`]).
+    pub fn before(&self) -> Before<'a> {
+        before_classifier(self.base, self.initial)
+    }
+}
+
 /// Each side's explanation of its own predicted label for one input.
 /// `on_progress` hears integrated gradients' points, side by side.
 pub fn explain_before_after(
@@ -90,12 +97,7 @@ pub fn explain_before_after(
     (text_a, text_b): (&str, Option<&str>),
     on_progress: &mut dyn FnMut(Side, usize, usize),
 ) -> BeforeAfter<Explanation> {
-    let Models {
-        base,
-        tuned,
-        initial,
-    } = models;
-    let before = before_classifier(base, initial);
+    let (before, tuned) = (models.before(), models.tuned);
     let mut run = |model: &LoadedModel, side: Side| {
         let mut progress = |done, total| on_progress(side, done, total);
         explain::explain_class(model, text_a, text_b, None, &mut progress)
@@ -122,12 +124,7 @@ pub fn importance_before_after(
     cancel: &AtomicBool,
     on_rows: &mut dyn FnMut(Side, usize, usize),
 ) -> Result<BeforeAfter<HeadImportance>> {
-    let Models {
-        base,
-        tuned,
-        initial,
-    } = models;
-    let before = before_classifier(base, initial);
+    let (before, tuned) = (models.before(), models.tuned);
     let mut run = |model: &LoadedModel, side: Side| {
         let mut progress = |done, total| on_rows(side, done, total);
         match explain::head_importance_of_file(

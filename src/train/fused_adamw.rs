@@ -156,7 +156,12 @@ impl FusedAdamW {
             };
             // The parameter's own storage, updated in place (no new tensor,
             // no copy back).
-            slot.param.var.as_tensor().inplace_op2(grad, &update)?;
+            // (`contiguous` is free for the contiguous gradients the backward
+            // gives; a strided one is copied rather than refused.)
+            slot.param
+                .var
+                .as_tensor()
+                .inplace_op2(&grad.contiguous()?, &update)?;
         }
         Ok(())
     }

@@ -69,15 +69,15 @@ impl LinearOp {
         Ok(y)
     }
 
-    /// The gradient of `x Wᵀ + b` from the output's (through GELU if any),
-    /// and the bias gradient (its column sums).
+    /// The gradient of `x Wᵀ + b` through GELU, with its column sums (the
+    /// bias gradient) taken in the same pass; nothing without GELU.
     fn pre_activation_grad(&self, dy: &[f32], out: usize) -> candle_core::Result<PreActivation> {
-        let Some(_) = self.gelu else {
+        if self.gelu.is_none() {
             return Ok(PreActivation {
                 dz: None,
-                bias: column_sums(dy, out),
+                bias: None,
             });
-        };
+        }
         let Some(grad) = self.gelu_grad.get() else {
             bail!("linear: backward before forward")
         };
@@ -90,14 +90,18 @@ impl LinearOp {
             rows::product(&dy[at..end], &grad[at..end], block);
             rows::column_sums(block, sums);
         });
-        Ok(PreActivation { dz: Some(dz), bias })
+        Ok(PreActivation {
+            dz: Some(dz),
+            bias: Some(bias),
+        })
     }
 }
 
-/// The gradient before the activation (`None`: the output's own) and the bias's.
+/// The gradient before the activation and its column sums (`None`: the
+/// output's own gradient, whose sums are taken only when the bias needs them).
 struct PreActivation {
     dz: Option<Vec<f32>>,
-    bias: Vec<f32>,
+    bias: Option<Vec<f32>>,
 }
 
 impl CustomOp3 for LinearOp {
@@ -186,7 +190,10 @@ impl CustomOp3 for LinearOp {
         Ok((
             Some(tensor_like(dx, x)?),
             Some(tensor_like(dw, w)?),
-            Some(tensor_like(pre.bias, b)?),
+            Some(tensor_like(
+                pre.bias.unwrap_or_else(|| column_sums(dz, out)),
+                b,
+            )?),
         ))
     }
 }
