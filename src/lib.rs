@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod tokenize;
 pub mod train;
 pub mod ui;
+pub mod watch;
 pub mod write_guard;
 
 pub use attention_maps::AttentionMaps;

@@ -52,14 +52,36 @@ pub fn predict(
     Ok(out)
 }
 
-/// Write `id,<label_header>,score` CSV through a temporary file and a rename
-/// (a crash leaves the old file or the complete new one).
-pub fn write_csv(path: &Path, predictions: &[Prediction], label_header: &str) -> Result<()> {
+/// The columns of a predictions file: `<id_header>,<label_header>[,score]`.
+/// The tutorial's Kaggle submission is `Id,Category` with no score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvLayout {
+    /// The input's id column header (`id` when the input has none).
+    pub id_header: String,
+    pub label_header: String,
+    /// Write the predicted class's probability as a third column.
+    pub score: bool,
+}
+
+/// Write the predictions CSV through a temporary file and a rename (a crash
+/// leaves the old file or the complete new one). Fields are quoted only
+/// where needed and lines end in `\n`, as pandas' `to_csv` writes them.
+pub fn write_csv(path: &Path, predictions: &[Prediction], layout: &CsvLayout) -> Result<()> {
     write_guard::write_file_atomically(path, |file| {
         let mut writer = csv::Writer::from_writer(file);
-        writer.write_record(["id", label_header, "score"])?;
+        let (id, label) = (layout.id_header.as_str(), layout.label_header.as_str());
+        if layout.score {
+            writer.write_record([id, label, "score"])?;
+        } else {
+            writer.write_record([id, label])?;
+        }
         for p in predictions {
-            writer.write_record([p.id.as_str(), p.label.as_str(), &format!("{:.6}", p.score)])?;
+            if layout.score {
+                let score = format!("{:.6}", p.score);
+                writer.write_record([p.id.as_str(), p.label.as_str(), &score])?;
+            } else {
+                writer.write_record([p.id.as_str(), p.label.as_str()])?;
+            }
         }
         writer.flush()
     })

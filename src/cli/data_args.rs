@@ -51,6 +51,24 @@ impl DataArgs {
         })
     }
 
+    /// The header of `path`'s id column as the file spells it, or `id` when
+    /// the file has none (then rows are numbered from 1).
+    pub(super) fn id_header(&self, path: &std::path::Path) -> Result<String> {
+        let plain_text = path.extension().is_some_and(|e| e == "txt");
+        if !plain_text {
+            let delimiter = self.options(false)?.delimiter;
+            if data::read_header(path, delimiter)?.contains(&self.id_column) {
+                return Ok(self.id_column.clone());
+            }
+        }
+        Ok("id".to_string())
+    }
+
+    /// --delimiter as typed.
+    pub(super) fn delimiter_text(&self) -> Option<String> {
+        self.delimiter.clone()
+    }
+
     pub(super) fn read(&self, path: &std::path::Path, require_label: bool) -> Result<Dataset> {
         let plain_text = path.extension().is_some_and(|e| e == "txt") && !require_label;
         let ds = if plain_text {
@@ -79,7 +97,7 @@ impl DataArgs {
 }
 
 /// A missing column's error, with the flag that chooses it.
-fn with_column_flag(e: BertError) -> anyhow::Error {
+pub(super) fn with_column_flag(e: BertError) -> anyhow::Error {
     let flag = match &e {
         BertError::MissingColumn { role, .. } => match role {
             ColumnRole::TextA => "--text-a-column",

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use bertscope::device::DeviceChoice;
 use bertscope::error::BertError;
 use bertscope::model::precision::Precision;
-use bertscope::train::{self, run_dir, Event, Task, TrainConfig};
+use bertscope::train::{self, kit, run_dir, Event, Task, TrainConfig};
 use bertscope::write_guard::{self, Protected};
 
 use super::data_args::DataArgs;
@@ -99,6 +99,11 @@ pub struct FinetuneArgs {
     /// Print the final report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Train nothing: write a launch kit for this run to DIR instead, a
+    /// Hugging Face Trainer script (train.py) for GPUs and clusters (torchrun,
+    /// accelerate) with requirements.txt, accelerate.yaml and a README.
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    export_trainer: Option<PathBuf>,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -117,19 +122,27 @@ struct Plan {
     data: DataArgs,
 }
 
-impl Plan {
-    fn from_args(args: &FinetuneArgs) -> Result<Plan> {
-        let (Some(model), Some(train), Some(output)) = (&args.model, &args.train, &args.output)
-        else {
-            bail!("--model, --train and --output are required (or --resume DIR)");
-        };
+impl FinetuneArgs {
+    /// --model, --train and --output, which every new run needs.
+    fn required(&self) -> Result<(&str, &Path, &Path)> {
+        match (&self.model, &self.train, &self.output) {
+            (Some(model), Some(train), Some(output)) => {
+                Ok((model.as_str(), train.as_path(), output.as_path()))
+            }
+            _ => bail!("--model, --train and --output are required (or --resume DIR)"),
+        }
+    }
+
+    /// The hyperparameters, checked.
+    fn config(&self) -> Result<TrainConfig> {
+        let args = self;
         if let Some(f) = args.dev_fraction.filter(|f| !(0.0..1.0).contains(f)) {
             bail!("--dev-fraction {f}: expected a number in [0, 1)");
         }
         if args.batch_size == 0 || args.epochs == 0 {
             bail!("--batch-size and --epochs must be at least 1");
         }
-        let config = TrainConfig {
+        Ok(TrainConfig {
             task: args.task,
             epochs: args.epochs,
             batch_size: args.batch_size,
@@ -147,7 +160,14 @@ impl Plan {
             save_last: args.save_last,
             labels: args.labels.clone(),
             ..TrainConfig::default()
-        };
+        })
+    }
+}
+
+impl Plan {
+    fn from_args(args: &FinetuneArgs) -> Result<Plan> {
+        let (model, train, output) = args.required()?;
+        let config = args.config()?;
         Ok(Plan {
             base_model: resolve(&bertscope::hub::resolve(model)?),
             train: resolve(train),
@@ -213,6 +233,9 @@ fn resolve(path: &Path) -> PathBuf {
 }
 
 pub fn finetune(args: FinetuneArgs) -> Result<()> {
+    if let Some(dir) = &args.export_trainer {
+        return export_trainer(&args, dir);
+    }
     let (plan, run, resuming) = match &args.resume {
         Some(dir) => {
             let (plan, run) = Plan::resume(dir)?;
@@ -452,12 +475,16 @@ fn show_event(bar: &ProgressBar, cfg: &TrainConfig, run: &Path, event: Event) {
 }
 
 fn report(report: &train::Report, saved: &Path, json: bool) -> Result<()> {
+    let kept = match (report.best_epoch, report.epochs.last()) {
+        (Some(best), Some(last)) if best == last.epoch => format!("epoch {best}, the last"),
+        (Some(best), _) => format!("epoch {best}, the best on dev data"),
+        (None, _) => "no finished epoch".to_string(),
+    };
     eprintln!(
-        "saved {} ({:?}, {} steps, best epoch {:?}, {:.1} examples/s)",
+        "saved {} ({}, {} steps, {kept}, {:.1} examples/s)",
         saved.display(),
-        report.outcome,
+        report.outcome.describe(),
         report.steps,
-        report.best_epoch,
         report.train_examples_per_s
     );
     if let train::Outcome::Diverged { step } = report.outcome {
@@ -467,4 +494,73 @@ fn report(report: &train::Report, saved: &Path, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string(report)?);
     }
     Ok(())
+}
+
+/// `--export-trainer DIR`: the run these flags describe, as a Trainer kit.
+fn export_trainer(args: &FinetuneArgs, dir: &Path) -> Result<()> {
+    let (model, train, output) = args.required()?;
+    let config = args.config()?;
+    let options = args.data.options(config.task == Task::Classification)?;
+    // The data may live elsewhere (on the cluster); here it is checked when present.
+    for path in std::iter::once(train).chain(args.dev.as_deref()) {
+        if path.is_file() && !(path.extension().is_some_and(|e| e == "txt")) {
+            bertscope::data::Rows::open(path, &options)
+                .map_err(super::data_args::with_column_flag)?;
+        }
+    }
+    let resolved = bertscope::hub::resolve(model).ok();
+    let run = kit::KitRun {
+        model: kit::model_name(model, resolved.as_deref()),
+        train: train.to_path_buf(),
+        dev: args.dev.clone(),
+        dev_fraction: args.dev_fraction,
+        output: output.to_path_buf(),
+        config,
+        columns: options.columns,
+        delimiter: args.data.delimiter_text(),
+        skip_bad_rows: options.skip_bad_rows,
+    };
+    let mut protected = Protected::new();
+    protected
+        .add("the training data", train)
+        .add("the output", output);
+    if let Some(dir) = &resolved {
+        protected.add("the base model", dir);
+    }
+    if let Some(dev) = &args.dev {
+        protected.add("the dev data", dev);
+    }
+    let command = shell_words(std::env::args());
+    kit::write(dir, &run, &command, &protected, args.overwrite)?;
+    if args.precision == Precision::Bf16 {
+        eprintln!(
+            "note: --precision bf16 is bertscope's CPU option; on GPUs launch train.py with --bf16"
+        );
+    }
+    let d = dir.display();
+    eprintln!("wrote a Trainer kit for this run to {d}/ (train.py, requirements.txt, accelerate.yaml, README.md):");
+    eprintln!("  pip install -r {d}/requirements.txt");
+    eprintln!("  python {d}/train.py                        # one GPU, or a CPU");
+    eprintln!("  torchrun --nproc_per_node N {d}/train.py   # N GPUs (or processes)");
+    eprintln!("  accelerate launch --config_file {d}/accelerate.yaml {d}/train.py");
+    eprintln!(
+        "then follow it with: bertscope watch {}",
+        run.output.display()
+    );
+    Ok(())
+}
+
+/// The command line, quoted for a POSIX shell where a word needs it.
+fn shell_words(words: impl Iterator<Item = String>) -> String {
+    let quote = |w: String| {
+        let plain = !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_alphanumeric() || "-_./=:,@%+".contains(c));
+        if plain {
+            w
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    words.map(quote).collect::<Vec<_>>().join(" ")
 }

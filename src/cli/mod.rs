@@ -8,6 +8,7 @@ mod finetune;
 mod human;
 mod predict;
 mod present;
+mod watch;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -73,8 +74,11 @@ enum Command {
     Present(present::PresentArgs),
     /// Fine-tune a classifier on a TSV/CSV and save a Hugging Face checkpoint.
     Finetune(finetune::FinetuneArgs),
-    /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label,score.
+    /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label[,score].
     Predict(predict::PredictArgs),
+    /// Follow a Trainer run (the Trainer kit's, or any) live: progress, loss,
+    /// learning rate, dev metrics, ETA, checkpoints.
+    Watch(watch::WatchArgs),
     /// List the models found in ./models and the Hugging Face cache.
     Models {
         #[arg(long)]
@@ -332,5 +336,6 @@ pub fn run() -> Result<()> {
         Command::Compare(args) => explain::compare(args),
         Command::Export(args) => export::export(args),
         Command::Present(args) => present::present(args),
+        Command::Watch(args) => watch::watch(args),
     }
 }

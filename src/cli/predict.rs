@@ -1,5 +1,5 @@
 //! `bertscope predict`: a fine-tuned classifier over a data file, written as
-//! an `id,label,score` CSV through the write guard.
+//! an `id,label[,score]` CSV through the write guard.
 
 use std::path::PathBuf;
 
@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use bertscope::device::DeviceChoice;
+use bertscope::predict::CsvLayout;
 use bertscope::write_guard::{self, Protected};
 
 use super::data_args::DataArgs;
@@ -20,7 +21,8 @@ pub struct PredictArgs {
     /// Rows to classify (TSV or CSV with a header; labels not needed).
     #[arg(long)]
     input: PathBuf,
-    /// Output CSV: id,label,score. An existing file is replaced (written to a
+    /// Output CSV: <id>,<label>,score, where <id> is the input's id column
+    /// header (--id-column; `id` when the input has none). An existing file is replaced (written to a
     /// temporary file first, then renamed over it); the input file, the
     /// model's files and the current directory are always refused.
     #[arg(long)]
@@ -28,6 +30,10 @@ pub struct PredictArgs {
     /// Header of the label column in the output (e.g. Category).
     #[arg(long, default_value = "label")]
     label_header: String,
+    /// Leave out the score column (e.g. a two-column Kaggle submission:
+    /// `--id-column Id --label-header Category --no-score`).
+    #[arg(long)]
+    no_score: bool,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
@@ -59,7 +65,12 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     bar.finish_and_clear();
     // Checked again: the input may have been moved into place meanwhile.
     write_guard::check_output_file(&args.output, &protected)?;
-    bertscope::predict::write_csv(&args.output, &predictions, &args.label_header)
+    let layout = CsvLayout {
+        id_header: args.data.id_header(&args.input)?,
+        label_header: args.label_header.clone(),
+        score: !args.no_score,
+    };
+    bertscope::predict::write_csv(&args.output, &predictions, &layout)
         .with_context(|| "writing predictions")?;
     eprintln!(
         "wrote {} predictions to {}",

@@ -53,6 +53,19 @@ pub fn evaluate(gold: &[usize], predicted: &[usize], classes: usize, loss: f64) 
     }
 }
 
+/// Whether an epoch with `score` (higher is better) and dev loss `loss` is
+/// better than the best so far, `best` = (its score, its dev loss): a higher
+/// score wins, and an equal score with a lower dev loss.
+pub fn improves(score: f64, loss: Option<f64>, best: Option<(f64, Option<f64>)>) -> bool {
+    match best {
+        None => true,
+        Some((best_score, best_loss)) => {
+            score > best_score
+                || (score == best_score && matches!((loss, best_loss), (Some(l), Some(b)) if l < b))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::evaluate;
@@ -68,5 +81,17 @@ mod tests {
         );
         // F1: class0 = 2·1/(2+2) = 0.5, class1 = 2·2/(2+3) = 0.8, class2 = 0.
         assert!((m.macro_f1 - (0.5 + 0.8 + 0.0) / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ties_in_score_go_to_the_lower_dev_loss() {
+        assert!(improves(0.5, Some(0.7), None));
+        assert!(improves(0.6, Some(0.9), Some((0.5, Some(0.7)))));
+        assert!(!improves(0.4, Some(0.1), Some((0.5, Some(0.7)))));
+        // Equal accuracy: the lower dev loss wins, an equal or higher one does not.
+        assert!(improves(0.5, Some(0.6), Some((0.5, Some(0.7)))));
+        assert!(!improves(0.5, Some(0.7), Some((0.5, Some(0.7)))));
+        assert!(!improves(0.5, Some(0.8), Some((0.5, Some(0.7)))));
+        assert!(!improves(0.5, None, Some((0.5, None))));
     }
 }

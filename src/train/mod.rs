@@ -6,6 +6,7 @@ mod batching;
 pub mod bench;
 mod data_prep;
 pub mod fused_adamw;
+pub mod kit;
 pub mod masking;
 pub mod metrics;
 pub mod mlm;
@@ -159,6 +160,17 @@ pub enum Outcome {
     Diverged {
         step: usize,
     },
+}
+
+impl Outcome {
+    /// How the run ended, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Outcome::Finished => "finished".into(),
+            Outcome::Cancelled => "cancelled".into(),
+            Outcome::Diverged { step } => format!("diverged at step {step}"),
+        }
+    }
 }
 
 /// The result of a run: the weights to save and the report.

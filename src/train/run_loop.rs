@@ -14,6 +14,7 @@ use crate::error::{BertError, Op, Result};
 use crate::model::dropout::TrainDropout;
 use crate::model::BertModel;
 use crate::tokenize::BertTokenizer;
+use crate::train::metrics;
 use crate::train::metrics::DevMetrics;
 use crate::train::optim::Optim;
 use crate::train::run_dir::{self, Progress};
@@ -297,14 +298,23 @@ impl<'a> Loop<'a> {
             }
             other => other?,
         };
-        // Best epoch: highest dev accuracy (classification), lowest dev loss (MLM).
+        // Best epoch: highest dev accuracy (classification; a tie goes to the
+        // lower dev loss), lowest dev loss (MLM).
         let score = dev.as_ref().map_or(epoch as f64, |d| match self.cfg.task {
             Task::Classification => d.accuracy,
             Task::Mlm => -d.loss,
         });
         let current = snapshot(&self.vars)?;
         let previous = self.progress.clone();
-        let is_best = self.cfg.save_last || previous.best_score.is_none_or(|b| score > b);
+        let best_so_far = previous.best_score.map(|b| {
+            let best_dev = previous
+                .epochs
+                .iter()
+                .find(|e| Some(e.epoch) == previous.best_epoch);
+            (b, best_dev.and_then(|e| e.dev.as_ref()).map(|d| d.loss))
+        });
+        let dev_loss = dev.as_ref().map(|d| d.loss);
+        let is_best = self.cfg.save_last || metrics::improves(score, dev_loss, best_so_far);
         let p = &mut self.progress;
         p.epoch = epoch;
         p.elapsed_s = self.elapsed_before + self.start.elapsed().as_secs_f64();

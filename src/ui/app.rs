@@ -461,6 +461,15 @@ impl BertscopeApp {
             } else {
                 path
             };
+            // A run's output folder that is no model yet: follow the run.
+            if crate::watch::looks_like_run(&dir) && !dir.join("config.json").is_file() {
+                self.settings.train.watch_path = dir.display().to_string();
+                self.settings.view = View::Train;
+                let ctx = ctx.clone();
+                self.tuning
+                    .watch(&self.settings.train, move || ctx.request_repaint());
+                return;
+            }
             self.load_model(dir.display().to_string());
         }
         let chosen = self.folder_dialog.as_ref().and_then(Job::poll);

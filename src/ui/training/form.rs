@@ -40,6 +40,8 @@ pub struct TrainForm {
     /// "Save as…" / "Open tuned…" path fields.
     pub save_path: String,
     pub tuned_path: String,
+    /// *Watch a run…*: a Trainer output folder.
+    pub watch_path: String,
     /// Gigabytes the saved runs' per-epoch checkpoints may take; beyond it
     /// the oldest runs' are removed.
     pub epochs_budget_gb: f64,
@@ -69,6 +71,7 @@ impl Default for TrainForm {
             precision: d.precision,
             save_path: String::new(),
             tuned_path: String::new(),
+            watch_path: String::new(),
             epochs_budget_gb: crate::ui::training::disk::DEFAULT_BUDGET_GB,
         }
     }

@@ -7,6 +7,7 @@
 
 mod data_view;
 pub mod disk;
+mod elsewhere_view;
 pub mod form;
 pub mod opened;
 pub mod partial;
@@ -16,12 +17,14 @@ pub mod runs;
 pub mod runs_view;
 pub mod save_as;
 pub mod view;
+pub mod watched;
 pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::compare::{Comparison, HeadChanges};
+use crate::train::kit::{self, KitRun};
 use crate::train::preview::DataPreview;
 use crate::ui::compare_view::BeforeAfterState;
 use crate::ui::state::View;
@@ -32,6 +35,7 @@ use crate::ui::training::run::{RunState, RunStatus};
 use crate::ui::training::runs::{RunsEvent, RunsPanel, ScanRules};
 use crate::ui::training::save_as::{SaveJob, SaveSource};
 use crate::ui::training::view::{Note, TrainAction, TuningView};
+use crate::ui::training::watched::WatchedRun;
 use crate::ui::training::worker::{run_dir, TrainJob, TrainMsg, TrainerHandle};
 use crate::ui::worker::{Request, TunedInfo, WorkerHandle};
 
@@ -41,6 +45,9 @@ pub const MEAN_CHANGE_ROWS: usize = 64;
 /// How often the UI looks at background jobs started without a waker.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
+/// How often the UI redraws while a watched run goes on.
+const WATCH_REPAINT: Duration = Duration::from_secs(1);
+
 /// Which path field a file dialog fills.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum DialogTarget {
@@ -48,6 +55,7 @@ enum DialogTarget {
     Dev,
     Save,
     Tuned,
+    Watch,
 }
 
 pub struct Tuning {
@@ -71,6 +79,10 @@ pub struct Tuning {
     pub runs: RunsPanel,
     /// The tuned model's hyperparameters, put in the form.
     pub opened: Opened,
+    /// Runs trained elsewhere and followed here (*Watch a run…*).
+    pub watched: Vec<WatchedRun>,
+    /// *Run elsewhere…*: the folder dialog, then the kit written there.
+    kit: Option<Job<Option<Result<PathBuf, String>>>>,
 }
 
 impl Tuning {
@@ -90,6 +102,8 @@ impl Tuning {
             saving: None,
             runs: RunsPanel::new(runs_dir),
             opened: Opened::default(),
+            watched: Vec::new(),
+            kit: None,
         }
     }
 
@@ -115,6 +129,10 @@ impl Tuning {
             self.runs.request_scan(true);
         }
         self.poll_save();
+        self.poll_kit();
+        for run in &mut self.watched {
+            run.poll();
+        }
         self.poll_dialog(form, worker);
         self.poll_runs(worker);
         self.opened
@@ -165,7 +183,103 @@ impl Tuning {
                 form.tuned_path = text;
                 self.open_tuned(path, worker);
             }
+            DialogTarget::Watch => {
+                form.watch_path = text;
+                self.watched.retain(|w| !w.is(&path));
+                self.watched.push(WatchedRun::start(path, || {}));
+            }
         }
+    }
+
+    fn poll_kit(&mut self) {
+        let Some(done) = self.kit.as_ref().and_then(Job::poll) else {
+            return;
+        };
+        self.kit = None;
+        self.message = match done {
+            Ok(Some(Ok(dir))) => Some(format!(
+                "wrote a Trainer kit to {0}: see its README.md, e.g. `torchrun --nproc_per_node N {0}/train.py`, then Watch a run… on its output",
+                dir.display()
+            )),
+            Ok(Some(Err(e))) | Err(e) => Some(format!("no kit written: {e}")),
+            Ok(None) => None,
+        };
+    }
+
+    /// Follow the run folder typed in the form (again, if it was followed).
+    pub fn watch(&mut self, form: &TrainForm, notify: impl Fn() + Send + 'static) {
+        let path = form.watch_path.trim();
+        if path.is_empty() {
+            self.message = Some("type, choose or drop a Trainer output folder first".into());
+            return;
+        }
+        let dir = crate::write_guard::absolute(Path::new(path));
+        self.watched.retain(|w| !w.is(&dir));
+        self.watched.push(WatchedRun::start(dir, notify));
+    }
+
+    /// *Run elsewhere…*: a folder dialog, then the form's run written there
+    /// as a Trainer kit (into a new `NAME-trainer-kit` folder when the one
+    /// chosen holds other files).
+    fn export_kit(
+        &mut self,
+        form: &TrainForm,
+        base_dir: Option<&Path>,
+        notify: impl Fn() + Send + 'static,
+    ) {
+        if self.kit.is_some() {
+            return;
+        }
+        let Some(base_dir) = base_dir else {
+            self.message = Some("load a base model first".into());
+            return;
+        };
+        let output = run_dir(&self.runs.dir, base_dir);
+        let (dev, dev_fraction) = match form.dev() {
+            worker::DevSource::File(path) => (Some(path), None),
+            worker::DevSource::Fraction(f) => (None, Some(f)),
+            worker::DevSource::None => (None, None),
+        };
+        let run = KitRun {
+            model: base_dir.display().to_string(),
+            train: PathBuf::from(form.data_path.trim()),
+            dev,
+            dev_fraction,
+            output: output.clone(),
+            config: form.config(),
+            columns: form.columns(),
+            delimiter: None,
+            skip_bad_rows: false,
+        };
+        let name = output
+            .file_name()
+            .map_or_else(|| "run".to_string(), |n| n.to_string_lossy().to_string());
+        let work = move || {
+            let picked = rfd::FileDialog::new()
+                .set_title("Choose a folder for the Trainer kit")
+                .pick_folder()?;
+            let empty = picked.read_dir().map_or(true, |mut d| d.next().is_none());
+            let dir = if empty {
+                picked
+            } else {
+                picked.join(format!("{name}-trainer-kit"))
+            };
+            let protected = crate::write_guard::Protected::new()
+                .with("the base model", Path::new(&run.model))
+                .with("the training data", &run.train);
+            Some(
+                kit::write(
+                    &dir,
+                    &run,
+                    "the run set up in bertscope's Training view",
+                    &protected,
+                    false,
+                )
+                .map(|_| dir)
+                .map_err(|e| e.to_string()),
+            )
+        };
+        self.kit = Some(Job::spawn("kit export", work, notify));
     }
 
     /// A deleted run that was the tuned model is forgotten.
@@ -224,13 +338,24 @@ impl Tuning {
             opened: self.opened.shown(),
             active_run: self.active_run(),
             tuned_dir: self.tuned.as_ref().map(|t| t.dir.as_path()),
+            watched: &self.watched,
         })
     }
 
-    /// How soon the UI must be drawn again for background jobs.
+    /// How soon the UI must be drawn again for background jobs (and, once a
+    /// second, for runs watched without a waker).
     pub fn repaint_after(&self) -> Option<Duration> {
-        let polling = self.saving.is_some() || self.runs.busy() || self.opened.reading();
-        polling.then_some(POLL_EVERY)
+        let polling = self.saving.is_some()
+            || self.runs.busy()
+            || self.opened.reading()
+            || self.kit.is_some()
+            || self.dialog.is_some();
+        let watching = self.watched.iter().any(|w| !w.finished());
+        match (polling, watching) {
+            (true, _) => Some(POLL_EVERY),
+            (false, true) => Some(WATCH_REPAINT),
+            (false, false) => None,
+        }
     }
 
     /// Stop the run; it keeps the best checkpoint so far.
@@ -293,6 +418,10 @@ impl Tuning {
             TrainAction::SaveAs => self.save_as(form, base_dir, notify),
             TrainAction::OpenTuned => self.open_typed(form, worker),
             TrainAction::Compare => return Some(View::Compare),
+            TrainAction::ExportKit => self.export_kit(form, base_dir, notify),
+            TrainAction::WatchRun => self.watch(form, notify),
+            TrainAction::BrowseWatch => self.browse(DialogTarget::Watch, true, notify),
+            TrainAction::StopWatching(dir) => self.watched.retain(|w| !w.is(&dir)),
             other => return self.act_on_runs(other, form, worker, base_dir, notify),
         }
         None

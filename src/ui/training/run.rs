@@ -5,9 +5,11 @@
 
 use std::path::PathBuf;
 
+use crate::train::metrics::DevMetrics;
 use crate::train::run_dir::Progress;
 use crate::train::{DataSummary, EpochSummary, Event, Outcome, Report};
 use crate::ui::training::worker::TrainMsg;
+use crate::watch::RunSnapshot;
 
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -104,6 +106,62 @@ impl RunState {
             state.log.push(e.describe());
         }
         state
+    }
+
+    /// A run followed elsewhere (*Watch a run…*), from its latest snapshot:
+    /// each evaluation becomes an epoch's dev metrics, as a local run's.
+    pub fn from_snapshot(s: &RunSnapshot, dir: &std::path::Path) -> Self {
+        let epoch_of = |e: f64| (e - 1e-9).ceil().max(1.0) as usize;
+        let epochs: Vec<EpochSummary> = s
+            .eval
+            .iter()
+            .map(|e| {
+                let epoch = epoch_of(e.epoch);
+                let losses: Vec<f64> = s
+                    .log
+                    .iter()
+                    .filter(|p| epoch_of(p.epoch) == epoch)
+                    .map(|p| p.loss)
+                    .collect();
+                let confusion = e
+                    .metrics
+                    .get("eval_confusion")
+                    .and_then(|v| serde_json::from_value(v.clone()).ok())
+                    .unwrap_or_default();
+                EpochSummary {
+                    epoch,
+                    train_loss: losses.iter().sum::<f64>() / losses.len().max(1) as f64,
+                    dev: Some(DevMetrics {
+                        accuracy: e.metric("eval_accuracy").unwrap_or(0.0),
+                        macro_f1: e.metric("eval_macro_f1").unwrap_or(0.0),
+                        confusion,
+                        loss: e.metric("eval_loss").unwrap_or(f64::NAN),
+                        perplexity: e.metric("eval_perplexity"),
+                    }),
+                }
+            })
+            .collect();
+        let mut log = vec![format!("watching {}", dir.display())];
+        log.extend(epochs.iter().map(EpochSummary::describe));
+        log.extend(s.problems.iter().map(|p| format!("warning: {p}")));
+        RunState {
+            status: if s.finished {
+                RunStatus::Done(Outcome::Finished)
+            } else {
+                RunStatus::Running
+            },
+            losses: s.log.iter().map(|p| [p.step as f64, p.loss]).collect(),
+            epochs,
+            step: s.global_step,
+            total_steps: s.max_steps.unwrap_or(s.global_step),
+            epoch: if s.epoch > 0.0 { epoch_of(s.epoch) } else { 0 },
+            lr: s.log.last().map_or(0.0, |p| p.learning_rate),
+            eta_s: s.eta_s.unwrap_or(0.0),
+            output: Some(dir.to_path_buf()),
+            warnings: s.problems.clone(),
+            log,
+            ..Default::default()
+        }
     }
 
     pub fn is_active(&self) -> bool {

@@ -14,11 +14,13 @@ use crate::train::{Outcome, Task};
 use crate::ui::support::palette::{self, heat};
 use crate::ui::training::data_view;
 use crate::ui::training::disk::fmt_bytes;
+use crate::ui::training::elsewhere_view;
 use crate::ui::training::form::TrainForm;
 use crate::ui::training::opened::OpenedRun;
 use crate::ui::training::run::{RunState, RunStatus};
 use crate::ui::training::runs::RunsPanel;
 use crate::ui::training::runs_view;
+use crate::ui::training::watched::WatchedRun;
 use crate::ui::worker::TunedInfo;
 
 /// What the training view asks the app to do.
@@ -54,6 +56,14 @@ pub enum TrainAction {
     TrainAgain,
     /// Give the form back the hyperparameters the opened run's replaced.
     RestoreForm,
+    /// *Run elsewhere…*: write the form's run as a Trainer kit (a folder dialog).
+    ExportKit,
+    /// *Watch a run…*: follow the Trainer output folder typed in the form.
+    WatchRun,
+    /// Choose the folder to watch in a dialog.
+    BrowseWatch,
+    /// Stop following this folder.
+    StopWatching(PathBuf),
 }
 
 /// Everything the view draws.
@@ -77,6 +87,8 @@ pub struct TuningView<'a> {
     /// The run directory being trained in (neither resumed nor deleted).
     pub active_run: Option<&'a Path>,
     pub tuned_dir: Option<&'a Path>,
+    /// Runs followed elsewhere (*Watch a run…*).
+    pub watched: &'a [WatchedRun],
 }
 
 /// What the tuned-model section says under its buttons.
@@ -125,6 +137,8 @@ pub fn show(ui: &mut egui::Ui, form: &mut TrainForm, state: &TrainViewState) -> 
             });
             ui.separator();
             run_section(ui, form, state, &mut actions);
+            ui.separator();
+            elsewhere_view::show(ui, form, state, &mut actions);
             ui.separator();
             tuned_section(ui, form, state, &mut actions);
             if let Some(view) = &state.message {
@@ -242,8 +256,8 @@ fn run_section(
     }
     if !run.losses.is_empty() || !run.epochs.is_empty() {
         ui.columns(2, |cols| {
-            loss_plot(&mut cols[0], run);
-            metrics_plot(&mut cols[1], run, form.task);
+            loss_plot(&mut cols[0], run, "loss-curve");
+            metrics_plot(&mut cols[1], run, form.task, "dev-metrics");
         });
     }
 }
@@ -269,11 +283,11 @@ fn kept_state(ui: &mut egui::Ui, run: &RunState, actions: &mut Vec<TrainAction>)
     });
 }
 
-fn loss_plot(ui: &mut egui::Ui, run: &RunState) {
+pub(super) fn loss_plot(ui: &mut egui::Ui, run: &RunState, id: &str) {
     ui.label(RichText::new("Training loss (raw and smoothed)").strong());
     let raw = run.losses.clone();
     let smooth = run.smoothed_losses();
-    Plot::new("loss-curve")
+    Plot::new(id)
         .height(200.0)
         .legend(Legend::default())
         .x_axis_label("step")
@@ -290,7 +304,7 @@ fn loss_plot(ui: &mut egui::Ui, run: &RunState) {
         });
 }
 
-fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
+pub(super) fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task, id: &str) {
     let mlm = task == Task::Mlm
         || run
             .epochs
@@ -315,7 +329,7 @@ fn metrics_plot(ui: &mut egui::Ui, run: &RunState, task: Task) {
         .filter_map(|e| e.dev.as_ref().map(|d| [e.epoch as f64, d.macro_f1]))
         .collect();
     let baseline = run.summary.as_ref().map(|s| s.majority_baseline);
-    Plot::new("dev-metrics")
+    Plot::new(id)
         .height(200.0)
         .legend(Legend::default().position(egui_plot::Corner::RightBottom))
         .x_axis_label("epoch")
