@@ -13,7 +13,6 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-DEB_URL="http://deb.debian.org/debian/pool/main/w/wordnet/wordnet-base_3.0-37_all.deb"
 DEB_SHA256="61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752"
 OUT="models/demo-mlm"
 STEPS="${STEPS:-3000}"
@@ -29,11 +28,12 @@ mkdir -p models/.cache
 deb="models/.cache/wordnet-base_3.0-37_all.deb"
 if [ ! -s "$deb" ]; then
   echo "downloading WordNet 3.0 (Debian wordnet-base) ..."
-  if command -v apt-get >/dev/null && (cd models/.cache && apt-get download wordnet-base=1:3.0-37 >/dev/null 2>&1); then
-    mv models/.cache/wordnet-base_*3.0-37_all.deb "$deb"
-  else
-    curl -fsSL "$DEB_URL" -o "$deb"
-  fi
+  command -v apt-get >/dev/null || { echo "apt-get is needed to fetch Debian's wordnet-base" >&2; exit 1; }
+  (cd models/.cache && apt-get download wordnet-base=1:3.0-37) || {
+    echo "apt-get download wordnet-base failed: run 'apt-get update' first" >&2
+    exit 1
+  }
+  mv models/.cache/wordnet-base_*3.0-37_all.deb "$deb"
 fi
 echo "$DEB_SHA256  $deb" | sha256sum --check --quiet -
 

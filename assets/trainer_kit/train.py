@@ -151,6 +151,7 @@ class Rows:
         self.path = path
         self.texts = []  # (text_a, text_b or None)
         self.labels = []
+        self.lines = []  # each row's line in its file
         self.skipped = []  # (line, reason)
 
 
@@ -166,6 +167,8 @@ def read_lines(path):
                 text = text.lstrip("\ufeff").strip()
             if text:
                 rows.texts.append((text, None))
+                rows.labels.append(None)
+                rows.lines.append(number)
     return rows
 
 
@@ -211,6 +214,7 @@ def read_table(path, args, require_label):
             if reason is None:
                 rows.texts.append((row[0], row[1]))
                 rows.labels.append(row[2])
+                rows.lines.append(start)
             elif args.skip_bad_rows:
                 rows.skipped.append((start, reason))
             else:
@@ -266,10 +270,11 @@ def split_dev(rows, fraction, seed):
     random.Random(seed).shuffle(order)
     dev_idx = set(order[:round(len(order) * fraction)])
     train, dev = Rows(rows.path), Rows(rows.path)
-    for i, (text, label) in enumerate(zip(rows.texts, rows.labels or [None] * len(rows.texts))):
+    for i, row in enumerate(zip(rows.texts, rows.labels, rows.lines)):
         side = dev if i in dev_idx else train
-        side.texts.append(text)
-        side.labels.append(label)
+        side.texts.append(row[0])
+        side.labels.append(row[1])
+        side.lines.append(row[2])
     train.skipped = rows.skipped
     return train, dev
 
@@ -277,9 +282,9 @@ def split_dev(rows, fraction, seed):
 def class_indices(rows, labels):
     index = {label: i for i, label in enumerate(labels)}
     out = []
-    for n, label in enumerate(rows.labels):
+    for line, label in zip(rows.lines, rows.labels):
         if label not in index:
-            raise KitError(f"{rows.path}: row {n + 1}: label \"{label}\" does not occur in the "
+            raise KitError(f"{rows.path}:{line}: label \"{label or ''}\" does not occur in the "
                            f"training data (labels: {', '.join(labels)})")
         out.append(index[label])
     return out
@@ -439,8 +444,6 @@ class Run:
 
 
 def prepare(args, world_size, is_main):
-    from transformers import AutoConfig, AutoTokenizer
-
     run = Run()
     run.task, run.output, run.epochs = args.task, os.path.abspath(args.output), args.epochs
     labelled = args.task == "classification"
@@ -455,21 +458,28 @@ def prepare(args, world_size, is_main):
     if not train.texts:
         raise KitError(f"{args.train}: no training rows")
     run.labels = []
+    train_classes = dev_classes = None
     if labelled:
         run.labels = list(args.labels) if args.labels else sorted(set(train.labels))
+        train_classes = class_indices(train, run.labels)
+        dev_classes = class_indices(dev, run.labels) if dev is not None else None
+    run.per_device, run.accumulation = split_batch(args.batch_size, world_size, args.per_device_batch_size)
+    # The data and the batch were checked before torch is imported: such
+    # errors come at once.
+    from transformers import AutoConfig, AutoTokenizer
+
     config = AutoConfig.from_pretrained(args.model)
     run.tokenizer = AutoTokenizer.from_pretrained(args.model)
     max_length = min(args.max_length, getattr(config, "max_position_embeddings", args.max_length))
-    run.train = encode(run.tokenizer, train, max_length, class_indices(train, run.labels) if labelled else None)
+    run.train = encode(run.tokenizer, train, max_length, train_classes)
     run.dev = None
     if dev is not None and dev.texts:
-        run.dev = encode(run.tokenizer, dev, max_length, class_indices(dev, run.labels) if labelled else None)
-    lengths = sorted(len(r["input_ids"]) for r in run.train)
+        run.dev = encode(run.tokenizer, dev, max_length, dev_classes)
     counts = {}
     for label in train.labels if labelled else []:
         counts[label] = counts.get(label, 0) + 1
-    full = run.tokenizer([t[0] for t in train.texts],
-                         [t[1] or "" for t in train.texts] if any(t[1] for t in train.texts) else None)
+    pairs = any(t[1] for t in train.texts)
+    full = run.tokenizer([t[0] for t in train.texts], [t[1] or "" for t in train.texts] if pairs else None)
     full_lengths = sorted(len(ids) for ids in full["input_ids"])
     run.summary = {
         "train_rows": len(run.train),
@@ -480,8 +490,6 @@ def prepare(args, world_size, is_main):
         "truncated": sum(1 for n in full_lengths if n > max_length),
         "skipped_rows": len(train.skipped),
     }
-    del lengths
-    run.per_device, run.accumulation = split_batch(args.batch_size, world_size, args.per_device_batch_size)
     steps_per_epoch = math.ceil(len(run.train) / args.batch_size)
     run.total = min(args.max_steps or steps_per_epoch * args.epochs, steps_per_epoch * args.epochs)
     run.warmup = math.ceil(run.total * args.warmup_ratio)
@@ -742,12 +750,13 @@ def link_or_copy_over(src, dst):
 
 
 def main(argv):
-    import transformers
-
     args = parse_args(argv)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     is_main = int(os.environ.get("RANK", "0")) == 0
     run = prepare(args, world_size, is_main)
+
+    import transformers
+
     resume = args.resume_from_checkpoint
     resuming = bool(resume)
     if resume == "latest":

@@ -21,6 +21,8 @@ pub(super) struct State {
     log_history: Vec<Map<String, Value>>,
     #[serde(default)]
     best_model_checkpoint: Option<String>,
+    #[serde(default)]
+    save_steps: Option<usize>,
 }
 
 /// `checkpoint-N` folders of `dir`, by step.
@@ -114,6 +116,22 @@ impl State {
                 gone: false,
             })
             .collect();
+        // Saving every `save_steps` steps: the checkpoints before the oldest
+        // one left were deleted (save_total_limit).
+        let every = self.save_steps.filter(|&n| n > 0);
+        let first = checkpoints.first().map(|c| c.step);
+        if let (Some(every), Some(first)) = (every, first) {
+            if checkpoints.iter().all(|c| c.step % every == 0) {
+                for step in (every..first).step_by(every) {
+                    checkpoints.push(CheckpointInfo {
+                        step,
+                        epoch: epoch_at(step),
+                        path: dir.join(format!("checkpoint-{step}")),
+                        gone: true,
+                    });
+                }
+            }
+        }
         if let Some(best) = &self.best_model_checkpoint {
             let name = Path::new(best).file_name().map(|n| dir.join(n));
             let step = name.as_ref().and_then(|n| {
@@ -134,6 +152,7 @@ impl State {
                 }
             }
         }
+        checkpoints.sort_by_key(|c| c.step);
         RunSnapshot {
             global_step: self.global_step,
             max_steps: self.max_steps.filter(|&m| m > 0),
