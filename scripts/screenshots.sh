@@ -87,3 +87,16 @@ echo "screenshots/ updated: look at every PNG before committing"
 # The Tokens view: wordpieces, ids, segments and mask of a pair.
 shot tokens $M --view tokens --text-a "Tokenisers split unfamiliar words like electroencephalography into pieces." \
   --text-b "Segment ids tell the second sentence apart."
+# Watch a run: the Trainer kit on the demo pairs under 2 torchrun processes on
+# the CPU, caught mid-run. Needs a Python with torch, transformers and
+# accelerate: VENV=path/to/venv (skipped without one).
+if [ -x "${VENV:-}/bin/torchrun" ]; then
+  KIT="$(mktemp -d)"
+  target/release/bertscope finetune --model "models/$M" --train assets/demo/claims-train.tsv \
+    --dev assets/demo/claims-dev.tsv --output "$KIT/out" --epochs 6 --batch-size 16 --lr 1e-4 \
+    --max-length 64 --export-trainer "$KIT/kit"
+  (cd "$KIT" && OMP_NUM_THREADS=1 "$VENV/bin/torchrun" --nproc_per_node 2 kit/train.py > run.log 2>&1) &
+  until grep -q '"step": 60,' "$KIT/out/bertscope-log.jsonl" 2>/dev/null; do sleep 1; done
+  shot watch-run $M --watch "$KIT/out"
+  wait
+fi

@@ -4,39 +4,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use bertscope::model::grad_kernels::bf16_available;
 use bertscope::model::precision::Precision;
-use bertscope::ui::state::View;
-use bertscope::ui::{AppOptions, BertscopeApp};
-use common::*;
+use bertscope::ui::BertscopeApp;
 use egui::accesskit::Role;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 
 fn app(dir: &std::path::Path) -> Harness<'static, BertscopeApp> {
-    let options = AppOptions {
-        model: Some(fixture_model("mlm-safetensors").display().to_string()),
-        view: Some(View::Train),
-        fresh: true,
-        bundled_font_only: true,
-        runs_dir: Some(dir.join("runs")),
-        ..Default::default()
-    };
-    let mut h = Harness::builder()
-        .with_size(egui::Vec2::new(1280.0, 900.0))
-        .build_eframe(move |cc| BertscopeApp::new(cc, options));
-    let start = Instant::now();
-    while h.state().analysis.is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the model never loaded"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    h
+    common::app::training_app(dir, None, None)
 }
 
 /// Click the combo box named `name` (its row label bears the same name).

@@ -16,44 +16,11 @@ use bertscope::train::{self, run_dir, save, Event, Outcome, TrainConfig};
 use bertscope::ui::close_guard::CloseGuard;
 use bertscope::ui::state::View;
 use bertscope::ui::training::run::RunStatus;
-use bertscope::ui::{AppOptions, BertscopeApp};
+use bertscope::ui::BertscopeApp;
+use common::app::{click, training_app, wait_until};
 use common::*;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-
-/// Step the UI until `done` (the workers run on their own threads).
-fn wait_until(
-    harness: &mut Harness<'static, BertscopeApp>,
-    what: &str,
-    done: impl Fn(&BertscopeApp) -> bool,
-) {
-    let start = Instant::now();
-    while !done(harness.state()) {
-        let app = harness.state();
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}: run {:?}, log {:?}",
-            app.tuning.run.status,
-            app.tuning.run.log.iter().rev().take(3).collect::<Vec<_>>()
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    harness.run_steps(3);
-}
-
-/// A file dropped on the window, as the windowing integration would hand it over.
-#[derive(Debug)]
-struct Dropped(std::path::PathBuf);
-
-impl egui::DroppedFile for Dropped {
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        std::fs::read(&self.0).map_err(|e| e.to_string())
-    }
-}
 
 /// Step the UI for `time` (gives a worker time to do what it should not).
 fn settle(harness: &mut Harness<'static, BertscopeApp>, time: Duration) {
@@ -127,29 +94,7 @@ fn write_tsv(dir: &Path) -> std::path::PathBuf {
 }
 
 fn app(dir: &Path) -> Harness<'static, BertscopeApp> {
-    let options = AppOptions {
-        model: Some(fixture_model("mlm-safetensors").display().to_string()),
-        text_a: Some("the dog is tired".into()),
-        text_b: Some("the dog is tired".into()),
-        view: Some(View::Train),
-        fresh: true,
-        bundled_font_only: true,
-        runs_dir: Some(dir.join("runs")),
-        ..Default::default()
-    };
-    let mut h = Harness::builder()
-        .with_size(egui::Vec2::new(1280.0, 900.0))
-        .build_eframe(move |cc| BertscopeApp::new(cc, options));
-    wait_until(&mut h, "the model", |app| app.analysis.is_some());
-    h
-}
-
-/// Scroll a widget into view (the views scroll), then click it.
-fn click(h: &mut Harness<'static, BertscopeApp>, label: &str) {
-    h.get_by_label(label).scroll_to_me();
-    h.run_steps(15); // scrolling is animated
-    h.get_by_label(label).click();
-    h.run_steps(1);
+    training_app(dir, Some("the dog is tired"), Some("the dog is tired"))
 }
 
 fn click_contains(h: &mut Harness<'static, BertscopeApp>, label: &str) {
@@ -387,7 +332,7 @@ fn open_tuned_shows_the_run_and_bad_paths_say_why() {
     let data = write_tsv(dir.path());
     h.input_mut()
         .dropped_files
-        .push(std::sync::Arc::new(Dropped(data.clone())));
+        .push(std::sync::Arc::new(common::Dropped(data.clone())));
     wait_until(&mut h, "the dropped file's preview", |app| {
         app.tuning.preview.as_ref().is_some_and(|p| p.path == data)
     });

@@ -367,20 +367,16 @@ fn predict_writes_the_tutorials_submission_byte_for_byte() {
     std::fs::write(&test, text).unwrap();
     let model = s(&common::fixtures().join("trainer_kit/kit-run"));
     let csv = tmp.path().join("submission.csv");
-    let out = common::bertscope(&[
-        "predict",
-        "--model",
-        &model,
-        "--input",
-        &s(&test),
-        "--output",
-        &s(&csv),
-        "--id-column",
-        "Id",
-        "--label-header",
-        "Category",
-        "--no-score",
-    ]);
+    let (input, output) = (s(&test), s(&csv));
+    let predict = |extra: &[&str]| {
+        let mut args = vec![
+            "predict", "--model", &model, "--input", &input, "--output", &output,
+        ];
+        args.extend(["--id-column", "Id", "--label-header", "Category"]);
+        args.extend(extra);
+        common::bertscope(&args)
+    };
+    let out = predict(&["--no-score"]);
     assert!(
         out.status.success(),
         "{}",
@@ -400,19 +396,7 @@ fn predict_writes_the_tutorials_submission_byte_for_byte() {
     }
     assert_eq!(std::fs::read(&csv).unwrap(), expected.into_bytes());
     // With the score, the header still follows the input's id column.
-    let scored = common::bertscope(&[
-        "predict",
-        "--model",
-        &model,
-        "--input",
-        &s(&test),
-        "--output",
-        &s(&csv),
-        "--id-column",
-        "Id",
-        "--label-header",
-        "Category",
-    ]);
+    let scored = predict(&[]);
     assert!(scored.status.success());
     assert!(std::fs::read_to_string(&csv)
         .unwrap()

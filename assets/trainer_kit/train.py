@@ -596,7 +596,7 @@ def training_arguments(args, run):
     if not torch.cuda.is_available() and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
         # A CPU-only machine: processes talk over gloo.
         kw["use_cpu"] = True
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if run.plan["world_size"] > 1:
             kw["ddp_backend"] = "gloo"
     strategy = "epoch" if run.dev else "no"
     kw["eval_strategy" if "eval_strategy" in accepted else "evaluation_strategy"] = strategy
@@ -749,10 +749,18 @@ def link_or_copy_over(src, dst):
     link_or_copy(src, dst)
 
 
+def from_env(names, default):
+    """The first of the launchers' variables that is set (torchrun, MPI)."""
+    for name in names:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return default
+
+
 def main(argv):
     args = parse_args(argv)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    world_size = from_env(("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE"), 1)
+    is_main = from_env(("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK"), 0) == 0
     run = prepare(args, world_size, is_main)
 
     import transformers
@@ -772,6 +780,9 @@ def main(argv):
     model = build_model(args, run)
     progress = make_callback(transformers.TrainerCallback)(run)
     trainer = make_trainer(args, run, model, progress)
+    if trainer.args.world_size != world_size:
+        raise KitError(f"the launcher started {world_size} processes but the Trainer sees "
+                       f"{trainer.args.world_size}; launch with torchrun or accelerate launch")
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
     if trainer.is_world_process_zero():

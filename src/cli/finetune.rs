@@ -503,7 +503,7 @@ fn export_trainer(args: &FinetuneArgs, dir: &Path) -> Result<()> {
     let options = args.data.options(config.task == Task::Classification)?;
     // The data may live elsewhere (on the cluster); here it is checked when present.
     for path in std::iter::once(train).chain(args.dev.as_deref()) {
-        if path.is_file() && !(path.extension().is_some_and(|e| e == "txt")) {
+        if path.is_file() && path.extension().is_none_or(|e| e != "txt") {
             bertscope::data::Rows::open(path, &options)
                 .map_err(super::data_args::with_column_flag)?;
         }

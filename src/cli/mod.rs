@@ -110,6 +110,10 @@ struct GuiArgs {
     /// `--view explain`: head importance is computed over it).
     #[arg(long)]
     train_data: Option<std::path::PathBuf>,
+    /// Follow a Trainer run's output folder in the training view (the
+    /// Trainer kit's, or any Trainer run's).
+    #[arg(long, value_name = "DIR")]
+    watch: Option<std::path::PathBuf>,
     #[arg(long)]
     layer: Option<usize>,
     /// Show only this head (and focus it in the matrix view).
@@ -248,6 +252,7 @@ fn gui(args: GuiArgs) -> Result<()> {
         device: Some(select_device(args.device)?),
         tuned: args.tuned,
         train_data: args.train_data,
+        watch: args.watch,
         ablate: args.mask_heads.unwrap_or_default(),
         neurons: args.neurons,
         query_token: args.query_token,

@@ -223,7 +223,7 @@ mod tests {
         let v = json!({"a": null, "b": [true, false], "c": "tab\t\"q\" 中", "d": 2e-5, "e": 3});
         assert_eq!(
             python_literal(&v, 0),
-            "{\n    \"a\": None,\n    \"b\": [True, False],\n    \"c\": \"tab\\t\\\"q\\\" 中\",\n    \"d\": 2e-5,\n    \"e\": 3,\n}"
+            "{\n    \"a\": None,\n    \"b\": [True, False],\n    \"c\": \"tab\\t\\\"q\\\" 中\",\n    \"d\": 0.00002,\n    \"e\": 3,\n}"
         );
     }
 }

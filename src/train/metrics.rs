@@ -68,7 +68,7 @@ pub fn improves(score: f64, loss: Option<f64>, best: Option<(f64, Option<f64>)>)
 
 #[cfg(test)]
 mod tests {
-    use super::evaluate;
+    use super::{evaluate, improves};
 
     #[test]
     fn hand_computed_metrics() {

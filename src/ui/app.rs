@@ -197,6 +197,11 @@ impl BertscopeApp {
         if let Some(spec) = model {
             app.load_model(spec);
         }
+        if options.watch.is_some() {
+            let ctx = cc.egui_ctx.clone();
+            app.tuning
+                .watch(&app.settings.train, move || ctx.request_repaint());
+        }
         app.start_lesson(&cc.egui_ctx);
         app
     }

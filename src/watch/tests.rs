@@ -191,3 +191,29 @@ fn durations_in_words() {
     assert_eq!(human_duration(185.0), "3m 05s");
     assert_eq!(human_duration(3720.0), "1h 02m");
 }
+
+#[test]
+fn a_run_that_stopped_logging_says_for_how_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join(KIT_LOG);
+    append(&log, b"{\"event\": \"start\", \"max_steps\": 9}\n{\"step\": 1, \"epoch\": 0.1, \"loss\": 1.0, \"learning_rate\": 0.1, \"time\": 100.0}\n{\"step\": 2, \"epoch\": 0.2, \"loss\": 1.0, \"learning_rate\": 0.1, \"time\": 102.0}\n");
+    let mut w = Watcher::new(dir.path());
+    assert!(
+        w.refresh().unwrap().problems.is_empty(),
+        "a fresh log is fine"
+    );
+    let an_hour_ago = SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
+    let s = w.refresh().unwrap();
+    assert!(s.idle_s.is_some_and(|i| i >= 3599.0));
+    assert_eq!(
+        s.problems,
+        ["no new log entry for 1h 00m: the run may have stopped"]
+    );
+    assert_eq!(s.eta_s, Some(14.0), "7 steps left at the recent 2 s a step");
+}

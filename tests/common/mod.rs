@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+pub mod app;
 pub mod training;
 
 pub fn fixtures() -> PathBuf {
@@ -113,4 +114,17 @@ pub fn bertscope(args: &[&str]) -> std::process::Output {
         .env_remove("WAYLAND_DISPLAY")
         .output()
         .expect("run bertscope")
+}
+
+/// A file dropped on the window, as the windowing integration would hand it over.
+#[derive(Debug)]
+pub struct Dropped(pub PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
 }

@@ -29,6 +29,8 @@ pub struct AppOptions {
     pub tuned: Option<PathBuf>,
     /// `--train-data`: a data file to preview in the training view.
     pub train_data: Option<PathBuf>,
+    /// `--watch`: a Trainer output folder to follow in the training view.
+    pub watch: Option<PathBuf>,
     /// Where runs started in the app are written (default: the user's cache).
     pub runs_dir: Option<PathBuf>,
     /// `--mask-heads`: heads switched off.
@@ -73,6 +75,12 @@ impl AppOptions {
         }
         if let Some(data) = &self.train_data {
             settings.train.data_path = data.display().to_string();
+        }
+        if let Some(dir) = &self.watch {
+            settings.train.watch_path = dir.display().to_string();
+            if self.view.is_none() {
+                settings.view = View::Train;
+            }
         }
     }
 }

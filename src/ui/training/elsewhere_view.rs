@@ -79,7 +79,7 @@ fn watched_run(
                         "the newest checkpoint"
                     };
                     if ui
-                        .button("Open")
+                        .button("Open this run")
                         .on_hover_text(format!("open {what} as the tuned model"))
                         .clicked()
                     {
@@ -89,7 +89,7 @@ fn watched_run(
                         });
                     }
                     if ui
-                        .button("Compare")
+                        .button("Compare this run")
                         .on_hover_text(format!("{what} against the base, epoch by epoch"))
                         .clicked()
                     {

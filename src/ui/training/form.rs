@@ -2,11 +2,14 @@
 //! (the engine's defaults) and the budget for the runs' epoch checkpoints,
 //! remembered across restarts.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 use crate::data::Columns;
 use crate::device::DeviceChoice;
 use crate::model::precision::Precision;
+use crate::train::kit::KitRun;
 use crate::train::{Task, TrainConfig};
 use crate::ui::training::worker::DevSource;
 
@@ -116,6 +119,27 @@ impl TrainForm {
         let mut same = self.clone();
         same.set_hyperparameters(c);
         same == *self
+    }
+
+    /// The form's run as a Trainer kit's settings (*Run elsewhere…*), on
+    /// `base_dir`, writing to `output` unless overridden at launch.
+    pub fn kit_run(&self, base_dir: &Path, output: PathBuf) -> KitRun {
+        let (dev, dev_fraction) = match self.dev() {
+            DevSource::File(path) => (Some(path), None),
+            DevSource::Fraction(f) => (None, Some(f)),
+            DevSource::None => (None, None),
+        };
+        KitRun {
+            model: base_dir.display().to_string(),
+            train: PathBuf::from(self.data_path.trim()),
+            dev,
+            dev_fraction,
+            output,
+            config: self.config(),
+            columns: self.columns(),
+            delimiter: None,
+            skip_bad_rows: false,
+        }
     }
 
     pub fn columns(&self) -> Columns {

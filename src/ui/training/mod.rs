@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::compare::{Comparison, HeadChanges};
-use crate::train::kit::{self, KitRun};
+use crate::train::kit;
 use crate::train::preview::DataPreview;
 use crate::ui::compare_view::BeforeAfterState;
 use crate::ui::state::View;
@@ -235,22 +235,7 @@ impl Tuning {
             return;
         };
         let output = run_dir(&self.runs.dir, base_dir);
-        let (dev, dev_fraction) = match form.dev() {
-            worker::DevSource::File(path) => (Some(path), None),
-            worker::DevSource::Fraction(f) => (None, Some(f)),
-            worker::DevSource::None => (None, None),
-        };
-        let run = KitRun {
-            model: base_dir.display().to_string(),
-            train: PathBuf::from(form.data_path.trim()),
-            dev,
-            dev_fraction,
-            output: output.clone(),
-            config: form.config(),
-            columns: form.columns(),
-            delimiter: None,
-            skip_bad_rows: false,
-        };
+        let run = form.kit_run(base_dir, output.clone());
         let name = output
             .file_name()
             .map_or_else(|| "run".to_string(), |n| n.to_string_lossy().to_string());

@@ -40,6 +40,7 @@ pub fn show(
     if let Some(message) = &runs.message {
         ui.label(message);
     }
+    watched(ui, view, actions);
     if !runs.scanned {
         ui.label("Reading the runs folder…");
         return;
@@ -66,6 +67,37 @@ pub fn show(
 }
 
 /// The budget for the saved runs' per-epoch checkpoints.
+/// Runs trained elsewhere and followed here, beside the local ones.
+fn watched(ui: &mut egui::Ui, view: &TuningView, actions: &mut Vec<TrainAction>) {
+    if view.watched.is_empty() {
+        return;
+    }
+    egui::Grid::new("watched-runs")
+        .striped(true)
+        .num_columns(3)
+        .show(ui, |ui| {
+            for run in view.watched {
+                ui.label(format!("{} (watched)", run.name()))
+                    .on_hover_text(run.dir.display().to_string());
+                ui.label(RichText::new(run.status_line()).color(MUTED));
+                ui.horizontal(|ui| {
+                    if let Some(dir) = run.openable() {
+                        if ui.button("Open").clicked() {
+                            actions.push(TrainAction::OpenRun {
+                                dir: dir.clone(),
+                                compare: false,
+                            });
+                        }
+                        if ui.button("Compare").clicked() {
+                            actions.push(TrainAction::OpenRun { dir, compare: true });
+                        }
+                    }
+                });
+                ui.end_row();
+            }
+        });
+}
+
 fn budget(ui: &mut egui::Ui, form: &mut TrainForm, actions: &mut Vec<TrainAction>) {
     ui.horizontal(|ui| {
         let name = "Epoch checkpoints budget (GB)";

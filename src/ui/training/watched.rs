@@ -36,7 +36,10 @@ impl WatchedRun {
             .name("bertscope-watch".into())
             .spawn(move || {
                 let mut send = |update: &crate::watch::follow::Update| {
-                    let plain = update.as_ref().map(Clone::clone).map_err(|e| e.to_string());
+                    let plain = match update {
+                        Ok(snapshot) => Ok(snapshot.clone()),
+                        Err(e) => Err(e.to_string()),
+                    };
                     let _ = tx.send(plain);
                     notify();
                 };
