@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod dataset;
 pub mod device;
 pub mod engine;
 pub mod error;

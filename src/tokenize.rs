@@ -159,6 +159,20 @@ impl BertTokenizer {
         Ok(encoded(&enc, true))
     }
 
+    /// [`encode`](Self::encode) with each token's byte range in the text
+    /// (`(0, 0)` for special tokens); for a pair, ranges in sentence B are
+    /// relative to sentence B.
+    pub fn encode_with_offsets(
+        &self,
+        text_a: &str,
+        text_b: Option<&str>,
+        max_length: usize,
+    ) -> Result<(Encoded, Vec<(usize, usize)>)> {
+        let enc = self.with_limit(max_length, |tok| tok.encode(input(text_a, text_b), true))?;
+        let enc = enc.map_err(|e| BertError::Input(format!("cannot tokenize input: {e}")))?;
+        Ok((encoded(&enc, true), enc.get_offsets().to_vec()))
+    }
+
     /// Encode many inputs at once on every core (`tokenizers`' parallel
     /// `encode_batch`), each as [`encode`](Self::encode) would. Without
     /// `with_tokens` the token strings are left empty: training needs ids only.

@@ -5,6 +5,7 @@ mod data_args;
 mod explain;
 mod export;
 mod finetune;
+mod heads;
 mod human;
 mod predict;
 mod present;
@@ -76,6 +77,12 @@ enum Command {
     Finetune(finetune::FinetuneArgs),
     /// Classify every row of a TSV/CSV with a fine-tuned model: CSV id,label[,score].
     Predict(predict::PredictArgs),
+    /// What each head attends to over a data file ([CLS], [SEP], punctuation,
+    /// itself, its neighbours; entropy), as Clark et al. (2019) measure it.
+    Heads(heads::HeadsArgs),
+    /// Which heads resolve coreference: each head's choice of antecedent for
+    /// marked pronouns, against the nearest-candidate and chance baselines.
+    Coref(heads::CorefArgs),
     /// Follow a Trainer run (the Trainer kit's, or any) live: progress, loss,
     /// learning rate, dev metrics, ETA, checkpoints.
     Watch(watch::WatchArgs),
@@ -342,5 +349,7 @@ pub fn run() -> Result<()> {
         Command::Export(args) => export::export(args),
         Command::Present(args) => present::present(args),
         Command::Watch(args) => watch::watch(args),
+        Command::Heads(args) => heads::heads(args),
+        Command::Coref(args) => heads::coref(args),
     }
 }

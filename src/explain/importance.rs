@@ -8,6 +8,7 @@ use candle_core::{DType, Tensor, Var};
 use serde::Serialize;
 
 use crate::compare::HeadChanges;
+use crate::dataset::batches::{bucketed, within_tokens};
 use crate::error::{BertError, Result};
 use crate::model::attention::Probe;
 use crate::model::{first_tokens, BertModel, ModelInput};
@@ -85,7 +86,7 @@ pub fn head_importance(
         if cancel.load(Ordering::Relaxed) {
             return Err(BertError::Cancelled);
         }
-        let grads = batch_gradients(model, batch, pad_id)?;
+        let grads = batch_gradients(model, &batch, pad_id)?;
         for (sum, g) in sums.iter_mut().zip(grads) {
             *sum += g;
         }
@@ -101,24 +102,14 @@ pub fn head_importance(
     })
 }
 
-/// Consecutive rows, at most [`TOKENS_PER_BATCH`] padded tokens each.
-fn batches(rows: &[(Encoded, usize)]) -> Vec<&[(Encoded, usize)]> {
-    let mut out = Vec::new();
-    let (mut start, mut longest) = (0, 0);
-    for (i, (e, _)) in rows.iter().enumerate() {
-        let len = e.len().max(longest);
-        if i > start && len * (i - start + 1) > TOKENS_PER_BATCH {
-            out.push(&rows[start..i]);
-            start = i;
-            longest = e.len();
-        } else {
-            longest = len;
-        }
-    }
-    if start < rows.len() {
-        out.push(&rows[start..]);
-    }
-    out
+/// The rows in length-bucketed batches of at most [`TOKENS_PER_BATCH`]
+/// padded tokens (the dataset pass's batching).
+fn batches(rows: &[(Encoded, usize)]) -> Vec<Vec<(Encoded, usize)>> {
+    let lengths: Vec<usize> = rows.iter().map(|(e, _)| e.len()).collect();
+    bucketed(&lengths, within_tokens(TOKENS_PER_BATCH))
+        .into_iter()
+        .map(|batch| batch.into_iter().map(|i| rows[i].clone()).collect())
+        .collect()
 }
 
 /// Σ over the batch's rows of |∂ℓ_row/∂ξ_row|, `[layer][head]` flat: every

@@ -169,6 +169,8 @@ impl FusedEncoder {
         );
         let layers = self.layers.iter().zip(probs.chunks_mut(per_layer.max(1)));
         for (index, (layer, layer_probs)) in layers.enumerate() {
+            // A dataset pass's cancel lands within a batch, between layers.
+            super::cancel::check()?;
             layer.qkv.apply(&hidden, rows, &mut qkv)?;
             if let Some((l, h)) = inspect.neurons.filter(|&(l, _)| l == index) {
                 neurons = Some(neurons_of(&qkv, shape, rows, (l, h)));

@@ -1,0 +1,225 @@
+//! `bertscope heads` (what each head attends to over a data file) and
+//! `bertscope coref` (which heads resolve marked pronouns), both one dataset
+//! pass with a progress bar on stderr.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::ProgressBar;
+
+use bertscope::data::{self, Columns, ReadOptions};
+use bertscope::dataset::{self, MarkedRow, PassLimits, DEFAULT_MAX_LENGTH};
+use bertscope::device::DeviceChoice;
+
+use super::data_args::DataArgs;
+
+#[derive(Args)]
+pub struct HeadsArgs {
+    /// Model directory, name under ./models, or Hub id in the local cache.
+    #[arg(long)]
+    model: String,
+    /// Rows to run (TSV/CSV with a header, or .txt one row a line).
+    #[arg(long)]
+    data: PathBuf,
+    #[command(flatten)]
+    columns: DataArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct CorefArgs {
+    #[arg(long)]
+    model: String,
+    /// Marked rows: a TSV/CSV with a text column, or a .txt (one row a line).
+    /// Each marks one {pronoun}, one [antecedent] and any <other mention>.
+    #[arg(long)]
+    data: PathBuf,
+    /// The column holding the marked text.
+    #[arg(long, default_value = "text")]
+    text_column: String,
+    /// Field separator (default: tab for .tsv, comma otherwise); `\t` for tab.
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// Drop bad rows (and report which) instead of stopping at the first.
+    #[arg(long)]
+    skip_bad_rows: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    /// Use only the first N rows.
+    #[arg(long, value_parser = super::at_least::<1>)]
+    max_rows: Option<usize>,
+    /// Cut each row to this many tokens (longest-first for pairs).
+    #[arg(long, default_value_t = DEFAULT_MAX_LENGTH, value_parser = super::at_least::<2>)]
+    max_length: usize,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> PassLimits {
+        PassLimits {
+            max_rows: self.max_rows,
+            max_length: self.max_length,
+        }
+    }
+}
+
+fn bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows  eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+pub fn heads(args: HeadsArgs) -> Result<()> {
+    let device = super::select_device(args.device)?;
+    let model = bertscope::LoadedModel::load(&args.model, &device)?;
+    let data = args.columns.read(&args.data, false)?;
+    let bar = bar();
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let never = AtomicBool::new(false);
+    let stats = dataset::head_stats(&model, &data, args.limits.limits(), &mut progress, &never)?;
+    bar.finish_and_clear();
+    if args.json {
+        return super::print_json(&stats);
+    }
+    println!(
+        "{} rows, {} tokens; {} layers × {} heads. The heads that do each most (layer-head, 0-based):",
+        stats.rows, stats.tokens, stats.layers, stats.heads
+    );
+    for name in dataset::stats::NAMES {
+        let Some(matrix) = stats.get(name) else {
+            continue;
+        };
+        let mut ranked: Vec<(usize, usize, f64)> = matrix
+            .iter()
+            .enumerate()
+            .flat_map(|(l, row)| row.iter().enumerate().map(move |(h, &v)| (l, h, v)))
+            .collect();
+        ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+        let top: Vec<String> = ranked
+            .iter()
+            .take(3)
+            .map(|(l, h, v)| format!("{l}-{h} {v:.3}"))
+            .collect();
+        let unit = if name == "entropy" { " bits" } else { "" };
+        println!("  {name:<8} {}{unit}", top.join(", "));
+    }
+    Ok(())
+}
+
+pub fn coref(args: CorefArgs) -> Result<()> {
+    let device = super::select_device(args.device)?;
+    let model = bertscope::LoadedModel::load(&args.model, &device)?;
+    let (rows, mut skipped_lines) = read_marked(&args)?;
+    let bar = bar();
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let never = AtomicBool::new(false);
+    let (result, probe_skipped) = dataset::coref_probe(
+        &model,
+        &args.data,
+        &rows,
+        args.limits.limits(),
+        args.skip_bad_rows,
+        &mut progress,
+        &never,
+    )?;
+    bar.finish_and_clear();
+    skipped_lines.extend(probe_skipped);
+    skipped_lines.sort_by_key(|s| s.line);
+    let skipped = skipped_lines;
+    if !skipped.is_empty() {
+        let lines: Vec<String> = skipped
+            .iter()
+            .take(20)
+            .map(|s| s.line.to_string())
+            .collect();
+        eprintln!(
+            "warning: {}: skipped {} bad rows (lines {}{}); first: {}",
+            args.data.display(),
+            skipped.len(),
+            lines.join(", "),
+            if skipped.len() > 20 { ", …" } else { "" },
+            skipped[0].reason
+        );
+    }
+    if args.json {
+        return super::print_json(&result);
+    }
+    println!(
+        "{} rows; the heads that choose the antecedent most often (layer-head, 0-based):",
+        result.rows
+    );
+    for b in &result.best {
+        println!("  {}-{}  {:.1}%", b.layer, b.head, b.accuracy * 100.0);
+    }
+    println!(
+        "baselines: nearest candidate {:.1}%, chance {:.1}%",
+        result.baselines.nearest * 100.0,
+        result.baselines.chance * 100.0
+    );
+    Ok(())
+}
+
+/// The marked rows of a TSV/CSV's text column, or of a .txt file's lines.
+fn read_marked(args: &CorefArgs) -> Result<(Vec<MarkedRow>, Vec<data::Skipped>)> {
+    let path = &args.data;
+    let data = if path.extension().is_some_and(|e| e == "txt") {
+        data::read_lines(path)?
+    } else {
+        let delimiter = match args.delimiter.as_deref() {
+            None => None,
+            Some("\\t") | Some("tab") => Some(b'\t'),
+            Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+            Some(d) => anyhow::bail!("--delimiter {d:?}: expected one character"),
+        };
+        let options = ReadOptions {
+            delimiter,
+            columns: Columns {
+                text_a: args.text_column.clone(),
+                text_b: None,
+                label: "label".into(),
+                id: "id".into(),
+            },
+            require_label: false,
+            skip_bad_rows: args.skip_bad_rows,
+        };
+        data::read(path, &options).map_err(|e| match e {
+            e @ bertscope::BertError::MissingColumn { .. } => {
+                anyhow::anyhow!("{e} with --text-column")
+            }
+            other => other.into(),
+        })?
+    };
+    let rows = data
+        .examples
+        .into_iter()
+        .map(|e| MarkedRow {
+            line: e.line,
+            text: e.text_a,
+        })
+        .collect();
+    Ok((rows, data.skipped))
+}

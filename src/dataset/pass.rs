@@ -1,0 +1,85 @@
+//! The batched forward of a dataset pass: encoded rows in length-bucketed
+//! batches through the model with every layer's attention, each batch handed
+//! to a reducer and dropped before the next.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{BertError, Result};
+use crate::model::{cancel, AttentionProbs, BertModel, ModelInput};
+use crate::tokenize::Encoded;
+
+use super::batches::bucketed;
+
+/// Padded tokens a batch holds at most.
+const TOKENS_PER_BATCH: usize = 4096;
+/// Bytes one batch's attention maps may take (every layer and head).
+const ATTENTION_BYTES: usize = 256 << 20;
+
+/// One batch's attention, `[layer][row][head][query][key]`, queries and keys
+/// padded to `seq`; the batch's rows are the pass's rows `rows`.
+pub struct BatchAttention<'a> {
+    data: &'a [f32],
+    pub layers: usize,
+    pub heads: usize,
+    pub seq: usize,
+    /// The pass's row indices, in batch order.
+    pub rows: &'a [usize],
+}
+
+impl BatchAttention<'_> {
+    /// Row `b`'s map of one head: `seq × seq`, row-major by query.
+    pub fn map(&self, layer: usize, b: usize, head: usize) -> &[f32] {
+        let block = self.seq * self.seq;
+        let start = ((layer * self.rows.len() + b) * self.heads + head) * block;
+        &self.data[start..start + block]
+    }
+}
+
+/// Run `rows` (encoded and truncated) through `model` in length-bucketed
+/// batches, handing each batch's attention to `reduce`. `progress(done,
+/// total)` after each batch; `cancel` stops within a batch, between layers
+/// (`BertError::Cancelled`).
+pub fn attention_pass(
+    model: &BertModel,
+    pad_id: u32,
+    rows: &[Encoded],
+    reduce: &mut dyn FnMut(&BatchAttention) -> Result<()>,
+    progress: &mut dyn FnMut(usize, usize),
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let (layers, heads) = (model.config.num_layers(), model.config.num_heads());
+    let per_map = layers * heads * std::mem::size_of::<f32>();
+    let lengths: Vec<usize> = rows.iter().map(Encoded::len).collect();
+    let fits = |n: usize, longest: usize| {
+        n * longest <= TOKENS_PER_BATCH && n * per_map * longest * longest <= ATTENTION_BYTES
+    };
+    let mut done = 0;
+    for batch in bucketed(&lengths, fits) {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(BertError::Cancelled);
+        }
+        let encoded: Vec<Encoded> = batch.iter().map(|&i| rows[i].clone()).collect();
+        let input = ModelInput::batch(&encoded, pad_id);
+        let out = cancel::watching(cancel, || model.encode(&input)).map_err(|e| {
+            if cancel.load(Ordering::Relaxed) {
+                BertError::Cancelled
+            } else {
+                e
+            }
+        })?;
+        let data = match out.attentions {
+            AttentionProbs::Host { data, .. } => data,
+            tensors @ AttentionProbs::Tensors(_) => tensors.to_flat()?,
+        };
+        reduce(&BatchAttention {
+            data: &data,
+            layers,
+            heads,
+            seq: input.mask.seq,
+            rows: &batch,
+        })?;
+        done += batch.len();
+        progress(done, rows.len());
+    }
+    Ok(())
+}
