@@ -225,3 +225,39 @@ fn max_rows_and_max_length_limit_the_pass() {
     assert!(some["tokens"].as_u64().unwrap() <= 18);
     assert!(all["rows"].as_u64().unwrap() > 3);
 }
+
+#[test]
+fn a_cancel_stops_the_pass_within_its_batches() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let model = bertscope::LoadedModel::load_dir(
+        "tiny",
+        &common::fixture_model("mlm-safetensors"),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("many.tsv");
+    let mut text = String::from("text_a\n");
+    for i in 0..3000 {
+        text.push_str(&format!(
+            "the dog {} jumps over the lazy cat\n",
+            "the ".repeat(i % 40)
+        ));
+    }
+    std::fs::write(&path, text).unwrap();
+    let options = bertscope::data::ReadOptions::default();
+    let data = bertscope::data::read(&path, &options).unwrap();
+    let cancel = AtomicBool::new(false);
+    let mut batches = 0;
+    let mut progress = |_: usize, _: usize| {
+        batches += 1;
+        cancel.store(true, Ordering::Relaxed);
+    };
+    let limits = bertscope::dataset::PassLimits::default();
+    let result = bertscope::dataset::head_stats(&model, &data, limits, 0, &mut progress, &cancel);
+    assert!(
+        matches!(result, Err(bertscope::BertError::Cancelled)),
+        "{result:?}"
+    );
+    assert_eq!(batches, 1, "stopped after the batch that was running");
+}

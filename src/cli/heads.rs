@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::ProgressBar;
 
-use bertscope::data::{self, Columns, ReadOptions};
+use bertscope::data;
 use bertscope::dataset::{self, MarkedRow, PassLimits, DEFAULT_MAX_LENGTH};
 use bertscope::device::DeviceChoice;
 
@@ -97,7 +97,14 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
         bar.set_position(done as u64);
     };
     let never = AtomicBool::new(false);
-    let stats = dataset::head_stats(&model, &data, args.limits.limits(), &mut progress, &never)?;
+    let stats = dataset::head_stats(
+        &model,
+        &data,
+        args.limits.limits(),
+        0,
+        &mut progress,
+        &never,
+    )?;
     bar.finish_and_clear();
     if args.json {
         return super::print_json(&stats);
@@ -185,41 +192,18 @@ pub fn coref(args: CorefArgs) -> Result<()> {
 
 /// The marked rows of a TSV/CSV's text column, or of a .txt file's lines.
 fn read_marked(args: &CorefArgs) -> Result<(Vec<MarkedRow>, Vec<data::Skipped>)> {
-    let path = &args.data;
-    let data = if path.extension().is_some_and(|e| e == "txt") {
-        data::read_lines(path)?
-    } else {
-        let delimiter = match args.delimiter.as_deref() {
-            None => None,
-            Some("\\t") | Some("tab") => Some(b'\t'),
-            Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
-            Some(d) => anyhow::bail!("--delimiter {d:?}: expected one character"),
-        };
-        let options = ReadOptions {
-            delimiter,
-            columns: Columns {
-                text_a: args.text_column.clone(),
-                text_b: None,
-                label: "label".into(),
-                id: "id".into(),
-            },
-            require_label: false,
-            skip_bad_rows: args.skip_bad_rows,
-        };
-        data::read(path, &options).map_err(|e| match e {
+    let delimiter = match args.delimiter.as_deref() {
+        None => None,
+        Some("\\t") | Some("tab") => Some(b'\t'),
+        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+        Some(d) => anyhow::bail!("--delimiter {d:?}: expected one character"),
+    };
+    dataset::read_marked(&args.data, &args.text_column, delimiter, args.skip_bad_rows).map_err(
+        |e| match e {
             e @ bertscope::BertError::MissingColumn { .. } => {
                 anyhow::anyhow!("{e} with --text-column")
             }
             other => other.into(),
-        })?
-    };
-    let rows = data
-        .examples
-        .into_iter()
-        .map(|e| MarkedRow {
-            line: e.line,
-            text: e.text_a,
-        })
-        .collect();
-    Ok((rows, data.skipped))
+        },
+    )
 }

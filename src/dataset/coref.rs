@@ -150,6 +150,8 @@ pub struct Candidate {
 /// in text order and which one is the antecedent.
 #[derive(Debug, Clone)]
 pub struct ProbeRow {
+    /// The sentence without its marks.
+    pub text: String,
     pub encoded: Encoded,
     pub pronoun_tokens: Vec<usize>,
     pub candidates: Vec<Candidate>,
@@ -237,6 +239,7 @@ pub fn prepare(
     }
     let nearest = nearest(&candidates, &m.pronoun.chars);
     Ok(ProbeRow {
+        text: m.text.clone(),
         encoded,
         pronoun_tokens,
         candidates,
@@ -402,6 +405,14 @@ impl CorefSums {
             baselines,
             predictions,
             choices: self.choices,
+            details: rows
+                .iter()
+                .map(|r| RowDetail {
+                    text: r.text.clone(),
+                    candidates: r.candidates.iter().map(|c| c.text.clone()).collect(),
+                    antecedent: r.antecedent,
+                })
+                .collect(),
         }
     }
 }
@@ -443,6 +454,17 @@ pub struct CorefResult {
     /// Every head's choice on every row (`[row][layer·heads + head]`).
     #[serde(skip)]
     pub choices: Vec<Vec<u16>>,
+    /// Each row's sentence, candidates and antecedent, for listing them.
+    #[serde(skip)]
+    pub details: Vec<RowDetail>,
+}
+
+/// A row as the Heads view lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowDetail {
+    pub text: String,
+    pub candidates: Vec<String>,
+    pub antecedent: usize,
 }
 
 #[cfg(test)]

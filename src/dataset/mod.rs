@@ -63,11 +63,13 @@ impl PassLimits {
 }
 
 /// The seven head statistics over `data`'s rows (pairs when it has a
-/// sentence B). `progress(done, total)` in rows; `cancel` stops within a batch.
+/// sentence B); the first `keep_rows` rows keep their own means too.
+/// `progress(done, total)` in rows; `cancel` stops within a batch.
 pub fn head_stats(
     model: &LoadedModel,
     data: &Dataset,
     limits: PassLimits,
+    keep_rows: usize,
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<HeadStats> {
@@ -84,7 +86,7 @@ pub fn head_stats(
     let keys: Vec<RowKeys> = encoded.iter().map(RowKeys::of).collect();
     let lengths: Vec<usize> = encoded.iter().map(|e| e.len()).collect();
     let config = model.config();
-    let mut sums = StatsSums::new(config.num_layers(), config.num_heads());
+    let mut sums = StatsSums::new(config.num_layers(), config.num_heads(), keep_rows);
     let mut reduce = |attn: &pass::BatchAttention| {
         sums.add(attn, &lengths, &keys);
         Ok(())
@@ -142,4 +144,39 @@ pub fn coref_probe(
     let pad = model.tokenizer.pad_id();
     attention_pass(&model.model, pad, &encoded, &mut reduce, progress, cancel)?;
     Ok((sums.finish(&probe_rows), skipped))
+}
+
+/// The marked rows of a TSV/CSV's `text_column`, or of a `.txt` file's lines
+/// (one row a line), with the rows the file reader skipped when `skip_bad_rows`.
+pub fn read_marked(
+    path: &Path,
+    text_column: &str,
+    delimiter: Option<u8>,
+    skip_bad_rows: bool,
+) -> Result<(Vec<MarkedRow>, Vec<Skipped>)> {
+    let data = if path.extension().is_some_and(|e| e == "txt") {
+        crate::data::read_lines(path)?
+    } else {
+        let options = crate::data::ReadOptions {
+            delimiter,
+            columns: crate::data::Columns {
+                text_a: text_column.to_string(),
+                text_b: None,
+                label: "label".into(),
+                id: "id".into(),
+            },
+            require_label: false,
+            skip_bad_rows,
+        };
+        crate::data::read(path, &options)?
+    };
+    let rows = data
+        .examples
+        .into_iter()
+        .map(|e| MarkedRow {
+            line: e.line,
+            text: e.text_a,
+        })
+        .collect();
+    Ok((rows, data.skipped))
 }

@@ -83,6 +83,10 @@ pub struct HeadStats {
     pub prev: Vec<Vec<f64>>,
     pub next: Vec<Vec<f64>>,
     pub entropy: Vec<Vec<f64>>,
+    /// The first rows' own means, `[row][layer·heads + head][statistic]`
+    /// (as many rows as the pass was asked to keep).
+    #[serde(skip)]
+    pub per_row: Vec<Vec<[f32; 7]>>,
 }
 
 impl HeadStats {
@@ -110,10 +114,14 @@ pub struct StatsSums {
     queries: usize,
     with_prev: usize,
     rows: usize,
+    /// Rows below this index keep their own means.
+    keep: usize,
+    per_row: Vec<Vec<[f32; 7]>>,
 }
 
 impl StatsSums {
-    pub fn new(layers: usize, heads: usize) -> StatsSums {
+    /// Sums for a model's heads; the rows below `keep` also keep their own means.
+    pub fn new(layers: usize, heads: usize, keep: usize) -> StatsSums {
         StatsSums {
             layers,
             heads,
@@ -121,26 +129,44 @@ impl StatsSums {
             queries: 0,
             with_prev: 0,
             rows: 0,
+            keep,
+            per_row: Vec::new(),
         }
     }
 
     /// Add one batch: `lengths[r]` and `keys[r]` of the pass's row r.
     pub fn add(&mut self, attn: &BatchAttention, lengths: &[usize], keys: &[RowKeys]) {
-        let heads = self.heads;
-        let partial: Vec<[f64; 7]> = (0..self.layers * heads)
+        let (heads, keep) = (self.heads, self.keep);
+        // Per head: the batch's sums, and the kept rows' own means.
+        type Kept = Vec<(usize, [f32; 7])>;
+        let partial: Vec<([f64; 7], Kept)> = (0..self.layers * heads)
             .into_par_iter()
             .map(|lh| {
-                let mut sums = [0f64; 7];
+                let (mut sums, mut kept) = ([0f64; 7], Vec::new());
                 for (b, &row) in attn.rows.iter().enumerate() {
                     let map = attn.map(lh / heads, b, lh % heads);
-                    add_row(&mut sums, map, attn.seq, lengths[row], &keys[row]);
+                    let mut own = [0f64; 7];
+                    add_row(&mut own, map, attn.seq, lengths[row], &keys[row]);
+                    for (s, o) in sums.iter_mut().zip(own) {
+                        *s += o;
+                    }
+                    if row < keep {
+                        kept.push((row, row_means(&own, lengths[row])));
+                    }
                 }
-                sums
+                (sums, kept)
             })
             .collect();
-        for (sum, part) in self.sums.iter_mut().zip(partial) {
-            for (s, p) in sum.iter_mut().zip(part) {
+        if self.per_row.len() < keep.min(lengths.len()) {
+            let lh = self.layers * heads;
+            self.per_row = vec![vec![[0f32; 7]; lh]; keep.min(lengths.len())];
+        }
+        for (lh, (part, kept)) in partial.into_iter().enumerate() {
+            for (s, p) in self.sums[lh].iter_mut().zip(part) {
                 *s += p;
+            }
+            for (row, means) in kept {
+                self.per_row[row][lh] = means;
             }
         }
         for &row in attn.rows {
@@ -175,8 +201,23 @@ impl StatsSums {
             prev: per(PREV, self.with_prev),
             next: per(NEXT, self.with_prev),
             entropy: per(ENTROPY, self.queries),
+            per_row: self.per_row.clone(),
         }
     }
+}
+
+/// One row's sums as its own means.
+fn row_means(sums: &[f64; 7], n: usize) -> [f32; 7] {
+    let mut out = [0f32; 7];
+    for (stat, (o, s)) in out.iter_mut().zip(sums).enumerate() {
+        let count = if stat == PREV || stat == NEXT {
+            n.saturating_sub(1)
+        } else {
+            n
+        };
+        *o = (s / count.max(1) as f64) as f32;
+    }
+    out
 }
 
 /// One row's queries added to `sums`.

@@ -25,6 +25,7 @@ use crate::engine::Analysis;
 use crate::ui::close_guard::{CloseAction, CloseGuard};
 use crate::ui::explain::{ExplainInput, ExplainState};
 use crate::ui::export_panel::ExportPanel;
+use crate::ui::heads::HeadsAction;
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::support::fonts;
@@ -110,6 +111,8 @@ pub struct BertscopeApp {
     live: inspect::LiveInspect,
     /// The Explain view's state and cached explanations.
     pub explain: ExplainState,
+    /// The Heads view: head statistics and the coreference probe over a file.
+    pub heads: crate::ui::heads::HeadsState,
     /// The lesson presented, the one being built.
     lessons: crate::ui::present::Lessons,
 }
@@ -174,6 +177,7 @@ impl BertscopeApp {
             close: CloseGuard::default(),
             live,
             explain: ExplainState::default(),
+            heads: Default::default(),
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
@@ -187,6 +191,11 @@ impl BertscopeApp {
         }
         if !options.masked.is_empty() {
             app.settings.masked = options.masked.clone();
+        }
+        // `--view heads`: the bundled English coreference set at once.
+        app.heads.compute_on_open = app.settings.view == View::Heads;
+        if app.heads.compute_on_open {
+            app.heads.selected = options.layer.zip(options.head);
         }
         // `--view explain --train-data FILE`: head importance over FILE at once.
         app.explain.importance.compute_on_open =
@@ -238,6 +247,7 @@ impl BertscopeApp {
                         || self.tuning.comparison.is_some()
                         || self.analysis_error.is_some())
                     && (self.settings.view != View::Explain || self.explain.settled())
+                    && (self.settings.view != View::Heads || self.heads.settled())
                     && (self.settings.view != View::Compare
                         || self.tuning.tuned.is_none()
                         || self.tuning.before_after.settled())
@@ -334,6 +344,10 @@ impl BertscopeApp {
             intents.extend(self.explain_tab(ui));
             return intents;
         }
+        if self.settings.view == View::Heads {
+            intents.extend(self.heads_tab(ui));
+            return intents;
+        }
         if let Some(error) = &self.analysis_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
@@ -359,6 +373,42 @@ impl BertscopeApp {
             .into_iter()
             .map(Intent::Train)
             .collect()
+    }
+
+    /// The Heads view; a head clicked is selected in the other views, a row
+    /// clicked becomes the input, shown in the head view.
+    fn heads_tab(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
+        if !matches!(self.status, ModelStatus::Ready(_)) {
+            ui.label("Loading the model…");
+            return Vec::new();
+        }
+        self.heads.poll_dialog();
+        let mut intents = Vec::new();
+        let ctx = ui.ctx().clone();
+        let mut actions = crate::ui::heads::show(ui, &mut self.heads);
+        if std::mem::take(&mut self.heads.compute_on_open) {
+            actions.push(HeadsAction::Run);
+        }
+        for action in actions {
+            self.heads
+                .act(&action, &mut self.worker, &self.settings.train, &ctx);
+            match action {
+                HeadsAction::SelectHead { layer, head } => {
+                    intents.push(Intent::CompareHead { layer, head })
+                }
+                HeadsAction::OpenRow { text_a, text_b } => {
+                    let s = &mut self.settings;
+                    s.text_a = text_a;
+                    s.text_b = text_b.unwrap_or_default();
+                    s.masked.clear();
+                    self.pinned = None;
+                    self.request_analysis();
+                    intents.push(Intent::ShowView(View::Head));
+                }
+                HeadsAction::Run | HeadsAction::Cancel | HeadsAction::Browse => {}
+            }
+        }
+        intents
     }
 
     fn explain_tab(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
@@ -420,7 +470,7 @@ impl BertscopeApp {
             }
             View::Compare => intents.extend(self.compare_tab(ui)),
             View::Tokens => tokens_view::show(ui, result),
-            View::Train | View::Explain => {}
+            View::Train | View::Explain | View::Heads => {}
         }
         intents
     }

@@ -25,6 +25,7 @@ pub mod tokens_view;
 pub mod word_level;
 // Multi-file capabilities, one folder each.
 pub mod explain;
+pub mod heads;
 pub mod present;
 pub mod training;
 pub mod worker;

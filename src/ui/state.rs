@@ -18,16 +18,18 @@ pub enum View {
     Compare,
     Explain,
     Tokens,
+    Heads,
 }
 
 impl View {
-    pub const ALL: [View; 8] = [
+    pub const ALL: [View; 9] = [
         View::Tokens,
         View::Head,
         View::Model,
         View::Matrix,
         View::MaskedLm,
         View::Explain,
+        View::Heads,
         View::Train,
         View::Compare,
     ];
@@ -42,6 +44,7 @@ impl View {
             View::Compare => "Compare",
             View::Explain => "Explain",
             View::Tokens => "Tokens",
+            View::Heads => "Heads",
         }
     }
 
@@ -56,6 +59,7 @@ impl View {
             "compare" => Some(View::Compare),
             "explain" => Some(View::Explain),
             "tokens" => Some(View::Tokens),
+            "heads" => Some(View::Heads),
             _ => None,
         }
     }

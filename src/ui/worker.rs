@@ -6,6 +6,7 @@
 
 mod explain;
 mod handle;
+mod heads;
 mod messages;
 mod sides;
 
@@ -27,8 +28,9 @@ use crate::ui::support::job;
 pub use handle::WorkerHandle;
 use messages::{mean_source, Envelope, Reply};
 pub use messages::{
-    AnalyzeRequest, CancelFlag, CompareKey, ExplainKey, Fault, ImportanceRequest, ModelInfo,
-    Request, RequestId, Response, Slot, TunedInfo,
+    AnalyzeRequest, CancelFlag, CompareKey, ExplainKey, Fault, HeadsAnswer, HeadsOutcome,
+    HeadsRequest, HeadsSource, ImportanceRequest, ModelInfo, Request, RequestId, Response, Slot,
+    TunedInfo,
 };
 
 /// A fine-tuned run loaded for comparison.
@@ -217,6 +219,7 @@ impl Worker {
             Request::HeadImportance(req) => self.head_importance(id, req),
             Request::CompareExplain(key) => self.compare_explain(id, key),
             Request::CompareImportance(req) => self.compare_importance(id, req),
+            Request::Heads(req) => self.heads(id, req),
             Request::InjectFault(Fault::Panic) => panic!("a fault injected by a test"),
             Request::InjectFault(Fault::Exit) => false,
         }

@@ -83,6 +83,10 @@ impl BertscopeApp {
                 let importance = &mut self.tuning.before_after.importance;
                 importance.progress(side, done, total);
             }
+            Response::Heads { source, result } => self.heads.finished(source, result.map(|a| *a)),
+            Response::HeadsProgress { tuned, done, total } => {
+                self.heads.progress(tuned, done, total)
+            }
             Response::Crashed { message } => self.thread_error = Some(message),
             Response::Restarted { message } => self.worker_restarted(message),
         }
@@ -101,6 +105,7 @@ impl BertscopeApp {
         self.status = ModelStatus::Ready(info);
         self.set_analysis(None);
         self.explain.model_changed();
+        self.heads.models_changed();
         self.tuning.before_after.models_changed();
         if let Some(dir) = sent.tuned {
             self.worker.send(Request::LoadTuned { dir: Some(dir) });
@@ -126,6 +131,7 @@ impl BertscopeApp {
         }
         t.message = Some(format!("tuned model: {}", info.dir.display()));
         t.before_after.models_changed();
+        self.heads.models_changed();
         self.settings.train.tuned_path = info.dir.display().to_string();
         t.tuned = Some(info);
         self.request_analysis();

@@ -49,9 +49,63 @@ pub enum Request {
     CompareExplain(CompareKey),
     /// Head importance before and after fine-tuning over a data file.
     CompareImportance(ImportanceRequest),
+    /// The Heads view: head statistics or the coreference probe over a file,
+    /// on the base model (and the tuned one when one is open).
+    Heads(HeadsRequest),
     /// Tests only: make the worker panic, or end its thread as if it had died.
     #[doc(hidden)]
     InjectFault(Fault),
+}
+
+/// What the Heads view runs over which file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadsSource {
+    /// The seven head statistics over a data file's rows.
+    Statistics { path: PathBuf, columns: Columns },
+    /// The coreference probe over marked rows (a `text` column, or a .txt).
+    Coreference { path: PathBuf },
+    /// The probe over a bundled set (`name`, its TSV `text`).
+    Bundled {
+        name: &'static str,
+        text: &'static str,
+    },
+}
+
+impl HeadsSource {
+    /// What the rows are read from, as errors and the view name it.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            HeadsSource::Statistics { path, .. } | HeadsSource::Coreference { path } => path,
+            HeadsSource::Bundled { name, .. } => std::path::Path::new(name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadsRequest {
+    pub source: HeadsSource,
+    pub limits: crate::dataset::PassLimits,
+    pub cancel: CancelFlag,
+}
+
+/// One model's outcome in the Heads view.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadsOutcome {
+    Statistics(crate::dataset::stats::HeadStats),
+    Coreference(crate::dataset::coref::CorefResult),
+}
+
+/// The Heads view's answer: the base model's and, when one is open, the
+/// tuned model's; the first rows' texts for the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadsAnswer {
+    pub base: HeadsOutcome,
+    pub tuned: Option<HeadsOutcome>,
+    /// Sentence A and B of the rows listed (statistics; coreference rows
+    /// carry their own sentences).
+    pub rows: Vec<(String, Option<String>)>,
+    /// Rows the file's reader or the probe left out, with why.
+    pub skipped: usize,
 }
 
 /// A fault a test injects into the worker.
@@ -77,6 +131,7 @@ pub enum Slot {
     HeadImportance,
     CompareExplain,
     CompareImportance,
+    Heads,
 }
 
 impl Request {
@@ -92,6 +147,7 @@ impl Request {
             Request::HeadImportance(_) => Some(Slot::HeadImportance),
             Request::CompareExplain(_) => Some(Slot::CompareExplain),
             Request::CompareImportance(_) => Some(Slot::CompareImportance),
+            Request::Heads(_) => Some(Slot::Heads),
             Request::InjectFault(_) => None,
         }
     }
@@ -131,6 +187,10 @@ impl Request {
             },
             Request::CompareImportance(req) => Response::CompareImportance {
                 source: req.path.display().to_string(),
+                result: Err(error),
+            },
+            Request::Heads(req) => Response::Heads {
+                source: req.source.path().display().to_string(),
                 result: Err(error),
             },
             Request::LoadTuned { dir: None }
@@ -285,6 +345,18 @@ pub enum Response {
         done: usize,
         total: usize,
     },
+    /// The Heads view's run.
+    Heads {
+        /// The data file.
+        source: String,
+        result: Result<Box<HeadsAnswer>, String>,
+    },
+    /// Rows done, on the base model or the tuned one (delivered whatever the id).
+    HeadsProgress {
+        tuned: bool,
+        done: usize,
+        total: usize,
+    },
     /// A request panicked; the worker goes on with the models it had.
     Crashed {
         message: String,
@@ -311,11 +383,13 @@ impl Response {
             Response::HeadImportance { .. } => Some(Slot::HeadImportance),
             Response::CompareExplained { .. } => Some(Slot::CompareExplain),
             Response::CompareImportance { .. } => Some(Slot::CompareImportance),
+            Response::Heads { .. } => Some(Slot::Heads),
             Response::MlmModels(_)
             | Response::ExplainProgress { .. }
             | Response::ImportanceProgress { .. }
             | Response::CompareExplainProgress { .. }
             | Response::CompareImportanceProgress { .. }
+            | Response::HeadsProgress { .. }
             | Response::Crashed { .. }
             | Response::Restarted { .. } => None,
         }
