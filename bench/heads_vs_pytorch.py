@@ -54,24 +54,23 @@ def torch_stats(model_dir, path, batch):
         for s in range(0, len(order), batch):
             idx = order[s:s + batch]
             feats = tok.pad({k: [enc[k][i] for i in idx] for k in enc}, return_tensors="pt")
-            att = torch.stack(model(**feats, output_attentions=True).attentions)  # L B H S S
-            mask = feats["attention_mask"].bool()
-            n = mask.sum(1)
-            for b, i in enumerate(idx):
-                m = int(n[b])
-                a = att[:, b, :, :m, :m].double()
-                toks = tok.convert_ids_to_tokens(enc["input_ids"][i])
-                sep = [j for j, t in enumerate(toks) if t == "[SEP]"]
-                punct = [j for j, t in enumerate(toks) if is_punct(t)]
-                r = torch.arange(m)
-                sums[0] += a[..., 0].sum(-1)
-                sums[1] += a[..., sep].sum((-1, -2))
-                if punct:
-                    sums[2] += a[..., punct].sum((-1, -2))
-                sums[3] += a[..., r, r].sum(-1)
-                sums[4] += a[..., r[1:], r[:-1]].sum(-1)
-                sums[5] += a[..., r[:-1], r[1:]].sum(-1)
-                sums[6] += -(a * torch.log2(a.clamp_min(1e-30))).sum((-1, -2))
+            att = torch.stack(model(**feats, output_attentions=True).attentions).double()  # L B H S S
+            mask = feats["attention_mask"].double()  # B S: real tokens
+            seq = mask.shape[1]
+            tokens = [tok.convert_ids_to_tokens(enc["input_ids"][i]) + ["[PAD]"] * seq for i in idx]
+            sep = torch.tensor([[t == "[SEP]" for t in row[:seq]] for row in tokens], dtype=torch.float64)
+            punct = torch.tensor([[is_punct(t) for t in row[:seq]] for row in tokens], dtype=torch.float64)
+            q = mask[None, :, None, :]  # the real query positions
+            prev = torch.diagonal(att, offset=-1, dim1=-2, dim2=-1)  # query i, key i-1
+            nxt = torch.diagonal(att, offset=1, dim1=-2, dim2=-1)    # query i, key i+1
+            sums[0] += (att[..., 0] * q).sum((1, 3))
+            sums[1] += ((att * sep[None, :, None, None, :]).sum(-1) * q).sum((1, 3))
+            sums[2] += ((att * punct[None, :, None, None, :]).sum(-1) * q).sum((1, 3))
+            sums[3] += (torch.diagonal(att, dim1=-2, dim2=-1) * q).sum((1, 3))
+            sums[4] += (prev * q[..., 1:]).sum((1, 3))
+            sums[5] += (nxt * q[..., 1:]).sum((1, 3))
+            ent = -(att * torch.log2(att.clamp_min(1e-30))).sum(-1)
+            sums[6] += (ent * q).sum((1, 3))
     return time.perf_counter() - start
 
 

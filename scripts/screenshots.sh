@@ -87,6 +87,9 @@ echo "screenshots/ updated: look at every PNG before committing"
 # The Tokens view: wordpieces, ids, segments and mask of a pair.
 shot tokens $M --view tokens --text-a "Tokenisers split unfamiliar words like electroencephalography into pieces." \
   --text-b "Segment ids tell the second sentence apart."
+# The Heads view: MiniLM's coreference accuracy per head on the bundled
+# English set, head 3-1's rows listed.
+shot heads-coref $M --view heads --layer 3 --head 1
 # Watch a run: the Trainer kit on the demo pairs under 2 torchrun processes on
 # the CPU, caught mid-run. Needs a Python with torch, transformers and
 # accelerate: VENV=path/to/venv (skipped without one).

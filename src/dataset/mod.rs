@@ -82,8 +82,12 @@ pub fn head_stats(
         .iter()
         .map(|e| (e.text_a.as_str(), e.text_b.as_deref()))
         .collect();
-    let encoded = model.tokenizer.encode_batch(&inputs, max_length, true)?;
+    let mut encoded = model.tokenizer.encode_batch(&inputs, max_length, true)?;
     let keys: Vec<RowKeys> = encoded.iter().map(RowKeys::of).collect();
+    // The token strings were needed for the keys only: ids are what the pass runs.
+    for e in &mut encoded {
+        e.tokens = Vec::new();
+    }
     let lengths: Vec<usize> = encoded.iter().map(|e| e.len()).collect();
     let config = model.config();
     let mut sums = StatsSums::new(config.num_layers(), config.num_heads(), keep_rows);
