@@ -95,9 +95,12 @@ fn controls(ui: &mut egui::Ui, state: &mut HeadsState, actions: &mut Vec<HeadsAc
     });
 }
 
+/// A map's `[layer][head]` values and the range it is shaded over.
+type Shown<'a> = (&'a Vec<Vec<f64>>, (f64, f64));
+
 /// The value a map shows for each head, and the range it is shaded over
 /// (lightest at the lowest value, darkest at the highest).
-fn values(outcome: &HeadsOutcome, measure: Measure) -> Option<(&Vec<Vec<f64>>, (f64, f64))> {
+fn values(outcome: &HeadsOutcome, measure: Measure) -> Option<Shown<'_>> {
     let matrix = match (outcome, measure) {
         (HeadsOutcome::Coreference(c), _) => &c.accuracy,
         (HeadsOutcome::Statistics(s), Measure::Statistic(i)) => {
