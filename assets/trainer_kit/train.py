@@ -268,7 +268,8 @@ def split_dev(rows, fraction, seed):
     rows as bertscope holds out; drawn by Python's generator, not bertscope's)."""
     order = list(range(len(rows.texts)))
     random.Random(seed).shuffle(order)
-    dev_idx = set(order[:round(len(order) * fraction)])
+    # Half away from zero, as bertscope rounds (Python's round() goes to even).
+    dev_idx = set(order[:math.floor(len(order) * fraction + 0.5)])
     train, dev = Rows(rows.path), Rows(rows.path)
     for i, row in enumerate(zip(rows.texts, rows.labels, rows.lines)):
         side = dev if i in dev_idx else train
