@@ -531,7 +531,12 @@ fn export_trainer(args: &FinetuneArgs, dir: &Path) -> Result<()> {
         protected.add("the dev data", dev);
     }
     let command = shell_words(std::env::args());
-    kit::write(dir, &run, &command, &protected, args.overwrite)?;
+    kit::write(dir, &run, &command, &protected, args.overwrite).map_err(|e| match e {
+        e @ BertError::OutputExists { .. } => {
+            anyhow::anyhow!("{e}; pass --overwrite to replace a kit bertscope wrote")
+        }
+        other => other.into(),
+    })?;
     if args.precision == Precision::Bf16 {
         eprintln!(
             "note: --precision bf16 is bertscope's CPU option; on GPUs launch train.py with --bf16"

@@ -103,7 +103,8 @@ fn is_in_hub_cache(dir: &Path) -> bool {
 }
 
 /// Write the kit into `dir` (created; an existing kit replaced only with
-/// `overwrite`, anything else refused). `command` is how the run was
+/// `overwrite`, anything else refused; a non-empty `dir` without `overwrite`
+/// is `BertError::OutputExists`). `command` is how the run was
 /// described (the command line, or the app's form), for the README.
 pub fn write(
     dir: &Path,
@@ -143,14 +144,9 @@ pub fn write(
 /// `dir` may be new, empty, or (with `overwrite`) a kit bertscope wrote.
 fn check_dir(dir: &Path, protected: &Protected, overwrite: bool) -> Result<()> {
     match write_guard::check_output_dir(dir, protected, false) {
-        Err(BertError::OutputExists { path, message }) => {
+        Err(e @ BertError::OutputExists { .. }) => {
             if !overwrite {
-                return Err(BertError::OutputExists {
-                    path,
-                    message: format!(
-                        "{message}; pass --overwrite to replace a kit bertscope wrote"
-                    ),
-                });
+                return Err(e);
             }
             is_kit(dir).map_err(|why| {
                 BertError::file(

@@ -5,6 +5,7 @@
 
 mod compare;
 mod export;
+mod heads;
 mod inspect;
 mod intents;
 mod lesson_menu;
@@ -25,7 +26,6 @@ use crate::engine::Analysis;
 use crate::ui::close_guard::{CloseAction, CloseGuard};
 use crate::ui::explain::{ExplainInput, ExplainState};
 use crate::ui::export_panel::ExportPanel;
-use crate::ui::heads::HeadsAction;
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
 use crate::ui::support::fonts;
@@ -373,42 +373,6 @@ impl BertscopeApp {
             .into_iter()
             .map(Intent::Train)
             .collect()
-    }
-
-    /// The Heads view; a head clicked is selected in the other views, a row
-    /// clicked becomes the input, shown in the head view.
-    fn heads_tab(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
-        if !matches!(self.status, ModelStatus::Ready(_)) {
-            ui.label("Loading the model…");
-            return Vec::new();
-        }
-        self.heads.poll_dialog();
-        let mut intents = Vec::new();
-        let ctx = ui.ctx().clone();
-        let mut actions = crate::ui::heads::show(ui, &mut self.heads);
-        if std::mem::take(&mut self.heads.compute_on_open) {
-            actions.push(HeadsAction::Run);
-        }
-        for action in actions {
-            self.heads
-                .act(&action, &mut self.worker, &self.settings.train, &ctx);
-            match action {
-                HeadsAction::SelectHead { layer, head } => {
-                    intents.push(Intent::CompareHead { layer, head })
-                }
-                HeadsAction::OpenRow { text_a, text_b } => {
-                    let s = &mut self.settings;
-                    s.text_a = text_a;
-                    s.text_b = text_b.unwrap_or_default();
-                    s.masked.clear();
-                    self.pinned = None;
-                    self.request_analysis();
-                    intents.push(Intent::ShowView(View::Head));
-                }
-                HeadsAction::Run | HeadsAction::Cancel | HeadsAction::Browse => {}
-            }
-        }
-        intents
     }
 
     fn explain_tab(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
