@@ -76,24 +76,29 @@ impl DataArgs {
         } else {
             data::read(path, &self.options(require_label)?).map_err(with_column_flag)?
         };
-        if !ds.skipped.is_empty() {
-            let lines: Vec<String> = ds
-                .skipped
-                .iter()
-                .take(20)
-                .map(|s| s.line.to_string())
-                .collect();
-            eprintln!(
-                "warning: {}: skipped {} bad rows (lines {}{}); first: {}",
-                path.display(),
-                ds.skipped.len(),
-                lines.join(", "),
-                if ds.skipped.len() > 20 { ", …" } else { "" },
-                ds.skipped[0].reason
-            );
-        }
+        report_skipped(path, &ds.skipped);
         Ok(ds)
     }
+}
+
+/// The rows a reader left out, on stderr: how many, the first lines, the first reason.
+pub(super) fn report_skipped(path: &std::path::Path, skipped: &[data::Skipped]) {
+    let Some(first) = skipped.first() else {
+        return;
+    };
+    let lines: Vec<String> = skipped
+        .iter()
+        .take(20)
+        .map(|s| s.line.to_string())
+        .collect();
+    eprintln!(
+        "warning: {}: skipped {} bad rows (lines {}{}); first: {}",
+        path.display(),
+        skipped.len(),
+        lines.join(", "),
+        if skipped.len() > 20 { ", …" } else { "" },
+        first.reason
+    );
 }
 
 /// A missing column's error, with the flag that chooses it.

@@ -17,9 +17,8 @@ use super::data_args::DataArgs;
 
 #[derive(Args)]
 pub struct HeadsArgs {
-    /// Model directory, name under ./models, or Hub id in the local cache.
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    run: RunArgs,
     /// Rows to run (TSV/CSV with a header, or .txt one row a line).
     #[arg(long)]
     data: PathBuf,
@@ -27,16 +26,31 @@ pub struct HeadsArgs {
     columns: DataArgs,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// The model a pass runs, where, and how it prints.
+#[derive(Args)]
+struct RunArgs {
+    /// Model directory, name under ./models, or Hub id in the local cache.
+    #[arg(long)]
+    model: String,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
     #[arg(long)]
     json: bool,
 }
 
+impl RunArgs {
+    fn load(&self) -> Result<bertscope::LoadedModel> {
+        let device = super::select_device(self.device)?;
+        Ok(bertscope::LoadedModel::load(&self.model, &device)?)
+    }
+}
+
 #[derive(Args)]
 pub struct CorefArgs {
-    #[arg(long)]
-    model: String,
+    #[command(flatten)]
+    run: RunArgs,
     /// Marked rows: a TSV/CSV with a text column, or a .txt (one row a line).
     /// Each marks one {pronoun}, one [antecedent] and any <other mention>.
     #[arg(long)]
@@ -52,10 +66,6 @@ pub struct CorefArgs {
     skip_bad_rows: bool,
     #[command(flatten)]
     limits: LimitArgs,
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Args)]
@@ -88,8 +98,7 @@ fn bar() -> ProgressBar {
 }
 
 pub fn heads(args: HeadsArgs) -> Result<()> {
-    let device = super::select_device(args.device)?;
-    let model = bertscope::LoadedModel::load(&args.model, &device)?;
+    let model = args.run.load()?;
     let data = args.columns.read(&args.data, false)?;
     let bar = bar();
     let mut progress = |done: usize, total: usize| {
@@ -106,7 +115,7 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
         &never,
     )?;
     bar.finish_and_clear();
-    if args.json {
+    if args.run.json {
         return super::print_json(&stats);
     }
     println!(
@@ -135,8 +144,7 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
 }
 
 pub fn coref(args: CorefArgs) -> Result<()> {
-    let device = super::select_device(args.device)?;
-    let model = bertscope::LoadedModel::load(&args.model, &device)?;
+    let model = args.run.load()?;
     let (rows, mut skipped_lines) = read_marked(&args)?;
     let bar = bar();
     let mut progress = |done: usize, total: usize| {
@@ -156,23 +164,8 @@ pub fn coref(args: CorefArgs) -> Result<()> {
     bar.finish_and_clear();
     skipped_lines.extend(probe_skipped);
     skipped_lines.sort_by_key(|s| s.line);
-    let skipped = skipped_lines;
-    if !skipped.is_empty() {
-        let lines: Vec<String> = skipped
-            .iter()
-            .take(20)
-            .map(|s| s.line.to_string())
-            .collect();
-        eprintln!(
-            "warning: {}: skipped {} bad rows (lines {}{}); first: {}",
-            args.data.display(),
-            skipped.len(),
-            lines.join(", "),
-            if skipped.len() > 20 { ", …" } else { "" },
-            skipped[0].reason
-        );
-    }
-    if args.json {
+    super::data_args::report_skipped(&args.data, &skipped_lines);
+    if args.run.json {
         return super::print_json(&result);
     }
     println!(
