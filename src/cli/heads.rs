@@ -36,6 +36,7 @@ struct RunArgs {
     model: String,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+    /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
