@@ -117,3 +117,61 @@ fn a_statistic_over_the_training_file() {
         .query_by_label_contains("marked for coreference")
         .is_some());
 }
+
+#[test]
+fn base_and_tuned_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tuned = common::fixtures().join("trainer_kit/kit-run");
+    let options = bertscope::ui::AppOptions {
+        model: Some(
+            common::fixture_model("mlm-safetensors")
+                .display()
+                .to_string(),
+        ),
+        tuned: Some(tuned.clone()),
+        view: Some(View::Train),
+        fresh: true,
+        bundled_font_only: true,
+        runs_dir: Some(tmp.path().join("runs")),
+        ..Default::default()
+    };
+    let mut h = egui_kittest::Harness::builder()
+        .with_size(egui::Vec2::new(1280.0, 900.0))
+        .build_eframe(move |cc| bertscope::ui::BertscopeApp::new(cc, options));
+    wait_until(&mut h, "both models", |app| {
+        app.analysis.is_some() && app.tuning.tuned.is_some()
+    });
+    click(&mut h, "Heads");
+    {
+        let heads = &mut h.state_mut().heads;
+        heads.data = DataChoice::Other;
+        heads.path = common::fixtures()
+            .join("coref_tiny.tsv")
+            .display()
+            .to_string();
+    }
+    h.run_steps(2);
+    click(&mut h, "Run over the rows");
+    wait_until(&mut h, "both probes", |app| app.heads.result.is_some());
+    assert!(h.query_by_label("Tuned model heads map").is_some());
+    assert!(h.query_by_label("Changed most with fine-tuning").is_some());
+    // The tuned side is the tuned model's own probe, as the CLI computes it.
+    let cli = common::bertscope(&[
+        "coref",
+        "--model",
+        &tuned.display().to_string(),
+        "--data",
+        &common::fixtures()
+            .join("coref_tiny.tsv")
+            .display()
+            .to_string(),
+        "--json",
+    ]);
+    let want: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let (_, _, result) = h.state().heads.result.as_ref().unwrap();
+    let Some(HeadsOutcome::Coreference(c)) = &result.as_ref().unwrap().tuned else {
+        panic!("the tuned model's probe");
+    };
+    let got = serde_json::to_value(&c.accuracy).unwrap();
+    assert_eq!(got, want["accuracy"]);
+}
