@@ -70,6 +70,10 @@ fn coreference_over_a_file_then_a_head_then_a_row() {
         first.starts_with("right: ") || first.starts_with("wrong: "),
         "{first}"
     );
+    click(&mut h, "Open this head in the head view");
+    assert_eq!(h.state().settings.view, View::Head);
+    click(&mut h, "Heads");
+    h.run_steps(3);
     click(&mut h, &first);
     assert_eq!(h.state().settings.view, View::Head);
     assert_eq!(

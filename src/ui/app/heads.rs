@@ -37,6 +37,7 @@ impl BertscopeApp {
                     self.request_analysis();
                     intents.push(Intent::ShowView(View::Head));
                 }
+                HeadsAction::OpenHead => intents.push(Intent::ShowView(View::Head)),
                 HeadsAction::Run | HeadsAction::Cancel | HeadsAction::Browse => {}
             }
         }

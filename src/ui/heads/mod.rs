@@ -141,6 +141,8 @@ pub enum HeadsAction {
         text_a: String,
         text_b: Option<String>,
     },
+    /// Show the selected head in the head view, on the current input.
+    OpenHead,
 }
 
 impl HeadsState {
@@ -227,7 +229,7 @@ impl HeadsState {
                 }));
             }
             HeadsAction::SelectHead { layer, head } => self.selected = Some((*layer, *head)),
-            HeadsAction::Browse | HeadsAction::OpenRow { .. } => {}
+            HeadsAction::Browse | HeadsAction::OpenRow { .. } | HeadsAction::OpenHead => {}
         }
     }
 

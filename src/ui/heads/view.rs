@@ -222,9 +222,14 @@ fn rows_of(
     (layer, head): (usize, usize),
     actions: &mut Vec<HeadsAction>,
 ) {
-    ui.strong(format!(
-        "Layer {layer}, head {head}: the rows (click one to see it in the head view)"
-    ));
+    ui.horizontal(|ui| {
+        ui.strong(format!(
+            "Layer {layer}, head {head}: the rows (click one to see it in the head view)"
+        ));
+        if ui.button("Open this head in the head view").clicked() {
+            actions.push(HeadsAction::OpenHead);
+        }
+    });
     match &answer.base {
         HeadsOutcome::Coreference(c) => {
             let lh = layer * c.heads + head;
