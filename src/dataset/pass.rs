@@ -11,7 +11,7 @@ use crate::tokenize::Encoded;
 use super::batches::bucketed;
 
 /// Padded tokens a batch holds at most.
-const TOKENS_PER_BATCH: usize = 4096;
+const TOKENS_PER_BATCH: usize = 1024;
 /// Bytes one batch's attention maps may take (every layer and head).
 const ATTENTION_BYTES: usize = 256 << 20;
 
