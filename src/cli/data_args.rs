@@ -32,14 +32,8 @@ pub struct DataArgs {
 
 impl DataArgs {
     pub(super) fn options(&self, require_label: bool) -> Result<ReadOptions> {
-        let delimiter = match self.delimiter.as_deref() {
-            None => None,
-            Some("\\t") | Some("tab") => Some(b'\t'),
-            Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
-            Some(d) => bail!("--delimiter {d:?}: expected one character"),
-        };
         Ok(ReadOptions {
-            delimiter,
+            delimiter: parse_delimiter(self.delimiter.as_deref())?,
             columns: Columns {
                 text_a: self.text_a_column.clone(),
                 text_b: self.text_b_column.clone(),
@@ -79,6 +73,16 @@ impl DataArgs {
         report_skipped(path, &ds.skipped);
         Ok(ds)
     }
+}
+
+/// `--delimiter` as typed: one character, or `\t` / `tab` for a tab.
+pub(super) fn parse_delimiter(typed: Option<&str>) -> Result<Option<u8>> {
+    Ok(match typed {
+        None => None,
+        Some("\\t") | Some("tab") => Some(b'\t'),
+        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
+        Some(d) => bail!("--delimiter {d:?}: expected one character"),
+    })
 }
 
 /// The rows a reader left out, on stderr: how many, the first lines, the first reason.

@@ -186,12 +186,7 @@ pub fn coref(args: CorefArgs) -> Result<()> {
 
 /// The marked rows of a TSV/CSV's text column, or of a .txt file's lines.
 fn read_marked(args: &CorefArgs) -> Result<(Vec<MarkedRow>, Vec<data::Skipped>)> {
-    let delimiter = match args.delimiter.as_deref() {
-        None => None,
-        Some("\\t") | Some("tab") => Some(b'\t'),
-        Some(d) if d.len() == 1 => Some(d.as_bytes()[0]),
-        Some(d) => anyhow::bail!("--delimiter {d:?}: expected one character"),
-    };
+    let delimiter = super::data_args::parse_delimiter(args.delimiter.as_deref())?;
     dataset::read_marked(&args.data, &args.text_column, delimiter, args.skip_bad_rows).map_err(
         |e| match e {
             e @ bertscope::BertError::MissingColumn { .. } => {

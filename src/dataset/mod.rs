@@ -140,7 +140,7 @@ pub fn coref_probe(
     }
     let config = model.config();
     let mut sums = CorefSums::new(config.num_layers(), config.num_heads(), probe_rows.len());
-    let encoded: Vec<_> = probe_rows.iter().map(|r| r.encoded.clone()).collect();
+    let encoded: Vec<_> = probe_rows.iter().map(|r| &r.encoded).collect();
     let mut reduce = |attn: &pass::BatchAttention| {
         sums.add(attn, &probe_rows);
         Ok(())

@@ -2,6 +2,7 @@
 //! batches through the model with every layer's attention, each batch handed
 //! to a reducer and dropped before the next.
 
+use std::borrow::Borrow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{BertError, Result};
@@ -39,17 +40,17 @@ impl BatchAttention<'_> {
 /// batches, handing each batch's attention to `reduce`. `progress(done,
 /// total)` after each batch; `cancel` stops within a batch, between layers
 /// (`BertError::Cancelled`).
-pub fn attention_pass(
+pub fn attention_pass<E: Borrow<Encoded>>(
     model: &BertModel,
     pad_id: u32,
-    rows: &[Encoded],
+    rows: &[E],
     reduce: &mut dyn FnMut(&BatchAttention) -> Result<()>,
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<()> {
     let (layers, heads) = (model.config.num_layers(), model.config.num_heads());
     let per_map = layers * heads * std::mem::size_of::<f32>();
-    let lengths: Vec<usize> = rows.iter().map(Encoded::len).collect();
+    let lengths: Vec<usize> = rows.iter().map(|r| r.borrow().len()).collect();
     let fits = |n: usize, longest: usize| {
         n * longest <= TOKENS_PER_BATCH && n * per_map * longest * longest <= ATTENTION_BYTES
     };
@@ -58,8 +59,8 @@ pub fn attention_pass(
         if cancel.load(Ordering::Relaxed) {
             return Err(BertError::Cancelled);
         }
-        let encoded: Vec<Encoded> = batch.iter().map(|&i| rows[i].clone()).collect();
-        let input = ModelInput::batch(&encoded, pad_id);
+        let encoded: Vec<&Encoded> = batch.iter().map(|&i| rows[i].borrow()).collect();
+        let input = ModelInput::batch_of(&encoded, pad_id);
         let out = cancel::watching(cancel, || model.encode(&input)).map_err(|e| {
             if cancel.load(Ordering::Relaxed) {
                 BertError::Cancelled

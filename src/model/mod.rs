@@ -81,7 +81,13 @@ impl ModelInput {
 
     /// Pad every row to the longest with `pad_id` (type 0, masked out).
     pub fn batch(rows: &[Encoded], pad_id: u32) -> Self {
-        let seq = rows.iter().map(Encoded::len).max().unwrap_or(0);
+        Self::batch_of(&rows.iter().collect::<Vec<_>>(), pad_id)
+    }
+
+    /// [`batch`](Self::batch) of rows held elsewhere (a dataset pass's
+    /// bucket), without copying them first.
+    pub fn batch_of(rows: &[&Encoded], pad_id: u32) -> Self {
+        let seq = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         let mut input = ModelInput {
             input_ids: Vec::with_capacity(rows.len() * seq),
             token_type_ids: Vec::with_capacity(rows.len() * seq),
