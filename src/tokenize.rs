@@ -190,6 +190,43 @@ impl BertTokenizer {
     }
 }
 
+/// An encoded input with where each token came from.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub encoded: Encoded,
+    /// Each token's byte range in its sentence (`(0, 0)` for specials).
+    pub offsets: Vec<(usize, usize)>,
+    /// Whether each token is one the tokenizer added (`[CLS]`, `[SEP]`).
+    pub special: Vec<bool>,
+}
+
+impl BertTokenizer {
+    /// [`encode_batch`](Self::encode_batch) with token strings, offsets and
+    /// which tokens are added specials.
+    pub fn encode_batch_located(
+        &self,
+        inputs: &[(&str, Option<&str>)],
+        max_length: usize,
+    ) -> Result<Vec<Located>> {
+        let batch: Vec<EncodeInput> = inputs.iter().map(|&(a, b)| input(a, b)).collect();
+        let encodings = self.with_limit(max_length, |tok| tok.encode_batch(batch, true))?;
+        let encodings =
+            encodings.map_err(|e| BertError::Input(format!("cannot tokenize input: {e}")))?;
+        Ok(encodings
+            .iter()
+            .map(|e| Located {
+                encoded: encoded(e, true),
+                offsets: e.get_offsets().to_vec(),
+                special: e
+                    .get_special_tokens_mask()
+                    .iter()
+                    .map(|&m| m == 1)
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
 fn input<'s>(text_a: &'s str, text_b: Option<&'s str>) -> EncodeInput<'s> {
     match text_b {
         Some(b) => (text_a, b).into(),

@@ -58,6 +58,21 @@ impl DataArgs {
         Ok("id".to_string())
     }
 
+    /// Where an index's rows came from: the file and the columns read.
+    pub(super) fn source(&self, ds: &Dataset) -> bertscope::index::DataSource {
+        let has_label = ds.examples.iter().any(|e| e.label.is_some());
+        bertscope::index::DataSource {
+            path: bertscope::write_guard::absolute(&ds.path),
+            text_a: self.text_a_column.clone(),
+            text_b: ds.has_text_b.then(|| {
+                self.text_b_column
+                    .clone()
+                    .unwrap_or_else(|| "text_b".to_string())
+            }),
+            label: has_label.then(|| self.label_column.clone()),
+        }
+    }
+
     /// --delimiter as typed.
     pub(super) fn delimiter_text(&self) -> Option<String> {
         self.delimiter.clone()

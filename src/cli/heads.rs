@@ -30,19 +30,19 @@ pub struct HeadsArgs {
 
 /// The model a pass runs, where, and how it prints.
 #[derive(Args)]
-struct RunArgs {
+pub(super) struct RunArgs {
     /// Model directory, name under ./models, or Hub id in the local cache.
     #[arg(long)]
-    model: String,
+    pub(super) model: String,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    device: DeviceChoice,
+    pub(super) device: DeviceChoice,
     /// Print the result as JSON on stdout.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 impl RunArgs {
-    fn load(&self) -> Result<bertscope::LoadedModel> {
+    pub(super) fn load(&self) -> Result<bertscope::LoadedModel> {
         let device = super::select_device(self.device)?;
         Ok(bertscope::LoadedModel::load(&self.model, &device)?)
     }
@@ -70,7 +70,7 @@ pub struct CorefArgs {
 }
 
 #[derive(Args)]
-struct LimitArgs {
+pub(super) struct LimitArgs {
     /// Use only the first N rows.
     #[arg(long, value_parser = super::at_least::<1>)]
     max_rows: Option<usize>,
@@ -80,7 +80,7 @@ struct LimitArgs {
 }
 
 impl LimitArgs {
-    fn limits(&self) -> PassLimits {
+    pub(super) fn limits(&self) -> PassLimits {
         PassLimits {
             max_rows: self.max_rows,
             max_length: self.max_length,
@@ -88,7 +88,7 @@ impl LimitArgs {
     }
 }
 
-fn bar() -> ProgressBar {
+pub(super) fn bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     if let Ok(style) =
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows  eta {eta}")

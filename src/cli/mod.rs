@@ -7,8 +7,10 @@ mod export;
 mod finetune;
 mod heads;
 mod human;
+mod index;
 mod predict;
 mod present;
+mod project;
 mod watch;
 
 use anyhow::Result;
@@ -86,6 +88,15 @@ enum Command {
     /// Follow a Trainer run (the Trainer kit's, or any) live: progress, loss,
     /// learning rate, dev metrics, ETA, checkpoints.
     Watch(watch::WatchArgs),
+    /// Store the hidden state of every token of a data file at chosen layers
+    /// (f16), for `search`; a stopped build resumes.
+    Index(index::IndexArgs),
+    /// The tokens of an index used most like one token of an input (cosine
+    /// of hidden states at one layer, exact top K).
+    Search(index::SearchArgs),
+    /// A data file's rows in 2-D (PCA of pooled hidden states); with
+    /// --tuned, the base, each kept epoch and the tuned model, aligned.
+    Project(project::ProjectArgs),
     /// List the models found in ./models and the Hugging Face cache.
     Models {
         #[arg(long)]
@@ -351,5 +362,8 @@ pub fn run() -> Result<()> {
         Command::Watch(args) => watch::watch(args),
         Command::Heads(args) => heads::heads(args),
         Command::Coref(args) => heads::coref(args),
+        Command::Index(args) => index::index(args),
+        Command::Search(args) => index::search(args),
+        Command::Project(args) => project::project(args),
     }
 }

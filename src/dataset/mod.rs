@@ -11,6 +11,7 @@
 pub mod batches;
 pub mod coref;
 pub mod pass;
+pub mod pooled;
 pub mod stats;
 
 /// Tokens each row is cut to unless told otherwise.
@@ -46,7 +47,8 @@ impl Default for PassLimits {
 }
 
 impl PassLimits {
-    fn length_for(&self, model: &LoadedModel) -> Result<usize> {
+    /// The tokens a row is cut to with `model`: an error below 2.
+    pub fn length_for(&self, model: &LoadedModel) -> Result<usize> {
         if self.max_length < 2 {
             return Err(BertError::Input(format!(
                 "a maximum length of {} tokens leaves no room for [CLS] and [SEP]",
@@ -56,7 +58,8 @@ impl PassLimits {
         Ok(self.max_length.min(model.config().max_length()))
     }
 
-    fn rows<'d>(&self, data: &'d Dataset) -> &'d [crate::data::Example] {
+    /// The rows of `data` a pass reads.
+    pub fn rows<'d>(&self, data: &'d Dataset) -> &'d [crate::data::Example] {
         let n = self.max_rows.unwrap_or(usize::MAX).min(data.examples.len());
         &data.examples[..n]
     }

@@ -148,55 +148,112 @@ impl FusedEncoder {
         mask: &BatchMask,
         inspect: &Inspect,
     ) -> Result<(Vec<f32>, AttentionProbs, Option<Neurons>)> {
-        let heads = self.heads;
-        let rows = mask.batch * mask.seq;
-        let width = hidden.len() / rows.max(1);
-        let shape = AttentionShape {
-            batch: mask.batch,
-            seq: mask.seq,
-            heads,
-            head_dim: width / heads,
-        };
-        let per_layer = mask.batch * heads * mask.seq * mask.seq;
+        let shape = self.shape(&hidden, mask);
+        let per_layer = mask.batch * self.heads * mask.seq * mask.seq;
         let mut probs = vec![0f32; self.layers.len() * per_layer];
         let mut neurons = None;
-        let (mut qkv, mut context, mut attended, mut inner, mut out) = (
-            Vec::new(),
-            vec![0f32; rows * width],
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
+        let mut scratch = Scratch::default();
         let layers = self.layers.iter().zip(probs.chunks_mut(per_layer.max(1)));
         for (index, (layer, layer_probs)) in layers.enumerate() {
             // A dataset pass's cancel lands within a batch, between layers.
             super::cancel::check()?;
-            layer.qkv.apply(&hidden, rows, &mut qkv)?;
             if let Some((l, h)) = inspect.neurons.filter(|&(l, _)| l == index) {
-                neurons = Some(neurons_of(&qkv, shape, rows, (l, h)));
+                layer.qkv.apply(&hidden, shape.rows(), &mut scratch.qkv)?;
+                neurons = Some(neurons_of(&scratch.qkv, shape, shape.rows(), (l, h)));
             }
-            kernels::attention(&qkv, &mask.keep, shape, &mut context, layer_probs);
-            for head in inspect.ablate.in_layer(index) {
-                zero_head(&mut context, shape, head);
-            }
-            layer
-                .attention_output
-                .apply(&context, rows, &mut attended)?;
-            add_norm(&mut attended, &hidden, &layer.attention_norm)?;
-            layer.intermediate.apply(&attended, rows, &mut inner)?;
-            kernels::activate(&mut inner, layer.activation);
-            layer.output.apply(&inner, rows, &mut out)?;
-            add_norm(&mut out, &attended, &layer.output_norm)?;
-            std::mem::swap(&mut hidden, &mut out);
+            let ablated: Vec<usize> = inspect.ablate.in_layer(index).collect();
+            layer.run(
+                &mut hidden,
+                mask,
+                shape,
+                &ablated,
+                layer_probs,
+                &mut scratch,
+            )?;
         }
         let probs = AttentionProbs::Host {
             data: probs,
             layers: self.layers.len(),
             batch: mask.batch,
-            heads,
+            heads: self.heads,
             seq: mask.seq,
         };
         Ok((hidden, probs, neurons))
+    }
+
+    /// Run layers `0..upto` on `hidden` (the embeddings' output), keeping no
+    /// attention: `sink(i, states)` gets the hidden states `[batch·seq,
+    /// hidden]` numbered as `transformers`' `hidden_states` (0 the
+    /// embeddings, i layer i's output).
+    pub fn hidden_states(
+        &self,
+        mut hidden: Vec<f32>,
+        mask: &BatchMask,
+        upto: usize,
+        sink: &mut dyn FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let shape = self.shape(&hidden, mask);
+        let mut probs = vec![0f32; mask.batch * self.heads * mask.seq * mask.seq];
+        let mut scratch = Scratch::default();
+        sink(0, &hidden)?;
+        for (index, layer) in self.layers.iter().take(upto).enumerate() {
+            super::cancel::check()?;
+            layer.run(&mut hidden, mask, shape, &[], &mut probs, &mut scratch)?;
+            sink(index + 1, &hidden)?;
+        }
+        Ok(())
+    }
+
+    fn shape(&self, hidden: &[f32], mask: &BatchMask) -> AttentionShape {
+        let rows = mask.batch * mask.seq;
+        let width = hidden.len() / rows.max(1);
+        AttentionShape {
+            batch: mask.batch,
+            seq: mask.seq,
+            heads: self.heads,
+            head_dim: width / self.heads,
+        }
+    }
+}
+
+/// The buffers of one forward, reused across its layers.
+#[derive(Default)]
+struct Scratch {
+    qkv: Vec<f32>,
+    context: Vec<f32>,
+    attended: Vec<f32>,
+    inner: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl FusedLayer {
+    /// This layer on `hidden`, in place, its attention into `probs`, the
+    /// context of the `ablated` heads zeroed.
+    fn run(
+        &self,
+        hidden: &mut Vec<f32>,
+        mask: &BatchMask,
+        shape: AttentionShape,
+        ablated: &[usize],
+        probs: &mut [f32],
+        s: &mut Scratch,
+    ) -> Result<()> {
+        let rows = shape.rows();
+        self.qkv.apply(hidden, rows, &mut s.qkv)?;
+        s.context.resize(hidden.len(), 0.0);
+        kernels::attention(&s.qkv, &mask.keep, shape, &mut s.context, probs);
+        for &head in ablated {
+            zero_head(&mut s.context, shape, head);
+        }
+        self.attention_output
+            .apply(&s.context, rows, &mut s.attended)?;
+        add_norm(&mut s.attended, hidden, &self.attention_norm)?;
+        self.intermediate.apply(&s.attended, rows, &mut s.inner)?;
+        kernels::activate(&mut s.inner, self.activation);
+        self.output.apply(&s.inner, rows, &mut s.out)?;
+        add_norm(&mut s.out, &s.attended, &self.output_norm)?;
+        std::mem::swap(hidden, &mut s.out);
+        Ok(())
     }
 }
 

@@ -188,6 +188,13 @@ pub struct AttentionShape {
     pub head_dim: usize,
 }
 
+impl AttentionShape {
+    /// Token rows of the batch: `batch · seq`.
+    pub fn rows(&self) -> usize {
+        self.batch * self.seq
+    }
+}
+
 /// The buffers' sizes `attention` relies on for its unchecked writes.
 fn check_buffers(
     shape: AttentionShape,

@@ -9,6 +9,7 @@ pub mod fused_encoder;
 pub mod grad_kernels;
 pub mod head_mask;
 pub mod heads;
+pub mod hidden_states;
 pub mod kernels;
 pub mod layer;
 pub mod ops;
