@@ -93,6 +93,7 @@ pub fn index(args: IndexArgs) -> Result<()> {
         layers,
         limits: args.limits.limits(),
         overwrite: args.overwrite,
+        chunk_rows: None,
     };
     let bar = bar();
     let mut progress = |done: usize, total: usize| {

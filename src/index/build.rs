@@ -32,6 +32,9 @@ pub struct BuildOptions {
     pub limits: PassLimits,
     /// Replace an existing index (of anything) instead of resuming or refusing.
     pub overwrite: bool,
+    /// Rows written (and synced) between commits; `None`: as many as fit
+    /// in memory's budget.
+    pub chunk_rows: Option<usize>,
 }
 
 /// How a build went.
@@ -88,7 +91,10 @@ pub fn build(
     while manifest.rows < manifest.rows_total {
         let start = manifest.rows;
         let per_row = max_length * manifest.bytes_per_token();
-        let take = (CHUNK_BYTES / per_row.max(1)).clamp(CHUNK_ROWS.0, CHUNK_ROWS.1);
+        let take = options
+            .chunk_rows
+            .unwrap_or_else(|| (CHUNK_BYTES / per_row.max(1)).clamp(CHUNK_ROWS.0, CHUNK_ROWS.1))
+            .max(1);
         let end = (start + take).min(manifest.rows_total);
         let chunk = &rows[start..end];
         let inputs: Vec<(&str, Option<&str>)> = chunk

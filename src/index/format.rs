@@ -221,21 +221,29 @@ pub fn read_exact_len(path: &Path, len: usize) -> Result<Vec<u8>> {
 /// `Ok` when `dir` holds a bertscope index and nothing else (so it may be
 /// resumed or replaced); else why not.
 pub fn ours(dir: &Path) -> std::result::Result<Manifest, String> {
-    let manifest = Manifest::read(dir).map_err(|e| e.to_string())?;
     let allowed = |name: &str| {
         [MANIFEST, ROWS, TOKENS].contains(&name)
             || (name.starts_with("layer-") && name.ends_with(".f16"))
             || name.contains(".bertscope-tmp-")
     };
     let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+    let mut strangers = Vec::new();
     for entry in entries {
         let name = entry.map_err(|e| e.to_string())?.file_name();
-        let name = name.to_string_lossy();
+        let name = name.to_string_lossy().into_owned();
         if !allowed(&name) {
-            return Err(format!("it holds {name}, which is not part of an index"));
+            strangers.push(name);
         }
     }
-    Ok(manifest)
+    strangers.sort();
+    if let Some(first) = strangers.first() {
+        let more = match strangers.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        return Err(format!("it holds {first}{more}, which an index does not"));
+    }
+    Manifest::read(dir).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
