@@ -319,8 +319,9 @@ fn source(data: &data::Dataset) -> DataSource {
     }
 }
 
-fn options(chunk_rows: usize, overwrite: bool) -> BuildOptions {
+fn options(data: &data::Dataset, chunk_rows: usize, overwrite: bool) -> BuildOptions {
     BuildOptions {
+        source: source(data),
         layers: Some(vec![0, 2]),
         limits: PassLimits::default(),
         overwrite,
@@ -353,10 +354,9 @@ fn a_stopped_build_resumes_where_it_stopped_and_ends_byte_identical() {
     let built = index::build(
         &model,
         &data,
-        source(&data),
         &whole,
         &protected,
-        &options(7, false),
+        &options(&data, 7, false),
         &mut |_, _| {},
         &never,
     )
@@ -374,10 +374,9 @@ fn a_stopped_build_resumes_where_it_stopped_and_ends_byte_identical() {
     let err = index::build(
         &model,
         &data,
-        source(&data),
         &stopped,
         &protected,
-        &options(7, false),
+        &options(&data, 7, false),
         &mut stop_after,
         &cancel,
     )
@@ -385,7 +384,7 @@ fn a_stopped_build_resumes_where_it_stopped_and_ends_byte_identical() {
     assert!(matches!(err, BertError::Cancelled), "{err}");
     let partial = index::Manifest::read(&stopped).unwrap();
     assert!(
-        !partial.complete && partial.rows >= 14 && partial.rows % 7 == 0,
+        !partial.complete && partial.rows >= 14 && partial.rows.is_multiple_of(7),
         "{partial:?}"
     );
     let err = index::Index::open(&stopped).unwrap_err().to_string();
@@ -397,10 +396,9 @@ fn a_stopped_build_resumes_where_it_stopped_and_ends_byte_identical() {
     let resumed = index::build(
         &model,
         &data,
-        source(&data),
         &stopped,
         &protected,
-        &options(7, false),
+        &options(&data, 7, false),
         &mut |_, _| {},
         &never,
     )
@@ -416,10 +414,9 @@ fn a_stopped_build_resumes_where_it_stopped_and_ends_byte_identical() {
     let err = index::build(
         &model,
         &data,
-        source(&data),
         &whole,
         &protected,
-        &options(7, false),
+        &options(&data, 7, false),
         &mut |_, _| {},
         &never,
     )
@@ -428,10 +425,9 @@ fn a_stopped_build_resumes_where_it_stopped_and_ends_byte_identical() {
     let again = index::build(
         &model,
         &data,
-        source(&data),
         &whole,
         &protected,
-        &options(60, true),
+        &options(&data, 60, true),
         &mut |_, _| {},
         &never,
     )
@@ -451,10 +447,9 @@ fn an_index_never_replaces_what_is_not_an_index() {
     let err = index::build(
         &model,
         &data,
-        source(&data),
         &dir,
         &protected,
-        &options(60, true),
+        &options(&data, 60, true),
         &mut |_, _| {},
         &never,
     )
@@ -475,10 +470,9 @@ fn an_index_never_replaces_what_is_not_an_index() {
     let err = index::build(
         &model,
         &data,
-        source(&data),
         &data.path,
         &guarded,
-        &options(60, true),
+        &options(&data, 60, true),
         &mut |_, _| {},
         &never,
     )

@@ -90,6 +90,7 @@ pub fn index(args: IndexArgs) -> Result<()> {
     protected.add("the data file", &args.data);
     protected.add("the model", &model.dir);
     let options = BuildOptions {
+        source: args.columns.source(&data),
         layers,
         limits: args.limits.limits(),
         overwrite: args.overwrite,
@@ -101,11 +102,9 @@ pub fn index(args: IndexArgs) -> Result<()> {
         bar.set_position(done as u64);
     };
     let never = AtomicBool::new(false);
-    let source = args.columns.source(&data);
     let built = index::build(
         &model,
         &data,
-        source,
         &args.output,
         &protected,
         &options,

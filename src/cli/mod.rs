@@ -118,7 +118,7 @@ struct GuiArgs {
     #[arg(long)]
     text_b: Option<String>,
     /// The view to open: tokens, head, model, matrix, mlm, explain, train or compare.
-    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "explain", "train", "compare", "tokens", "heads"])]
+    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "explain", "train", "compare", "tokens", "heads", "data"])]
     view: Option<String>,
     /// A fine-tuned directory to compare with the base model (compare view;
     /// its curves show in the training view).

@@ -23,6 +23,15 @@ pub enum Pool {
     Mean,
 }
 
+/// What a pooled pass reads: which layer, pooled how, of which rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pooling {
+    /// `hidden_states` numbering: 0 the embeddings, i layer i's output.
+    pub layer: usize,
+    pub pool: Pool,
+    pub limits: PassLimits,
+}
+
 /// Each row's pooled vector (`[row][hidden]`, flat) and, when the model
 /// classifies, the label it predicts.
 #[derive(Debug, Clone)]
@@ -33,19 +42,22 @@ pub struct Pooled {
     pub predicted: Option<Vec<String>>,
 }
 
-/// Pool `data`'s rows at `layer` (`hidden_states` numbering) in one
-/// batched pass; with `predict`, also run the classifier (which needs the
-/// last layer) when the model has one.
+/// Pool `data`'s rows as `pooling` says in one batched pass; with
+/// `predict`, also run the classifier (which needs the last layer) when the
+/// model has one.
 pub fn pooled(
     model: &LoadedModel,
     data: &Dataset,
-    limits: PassLimits,
-    layer: usize,
-    pool: Pool,
+    pooling: Pooling,
     predict: bool,
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<Pooled> {
+    let Pooling {
+        layer,
+        pool,
+        limits,
+    } = pooling;
     let config = model.config();
     let last = config.num_layers();
     if layer > last {

@@ -24,9 +24,11 @@ const CHUNK_BYTES: usize = 256 << 20;
 /// Rows a chunk holds at most (and at least, when they fit).
 const CHUNK_ROWS: (usize, usize) = (16, 4096);
 
-/// What to store.
+/// What to store, from where.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildOptions {
+    /// The data file and columns the rows come from (recorded in the index).
+    pub source: DataSource,
     /// Layers to store (`hidden_states` numbering); `None`: all.
     pub layers: Option<Vec<usize>>,
     pub limits: PassLimits,
@@ -51,7 +53,6 @@ pub struct Built {
 pub fn build(
     model: &LoadedModel,
     data: &Dataset,
-    source: DataSource,
     output: &Path,
     protected: &Protected,
     options: &BuildOptions,
@@ -74,7 +75,7 @@ pub fn build(
             hidden: model.config().hidden_size(),
             num_layers: model.config().num_layers(),
         },
-        data: source,
+        data: options.source.clone(),
         layers: wanted,
         max_length,
         dtype: "f16".into(),

@@ -12,6 +12,7 @@ pub mod build;
 pub mod fingerprint;
 pub mod format;
 pub mod search;
+pub mod store;
 
 pub use build::{build, BuildOptions, Built};
 pub use format::{DataSource, Manifest};

@@ -84,6 +84,9 @@ pub struct Hit {
     pub chars: [u32; 2],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// The whole row: sentence A and B.
+    #[serde(skip)]
+    pub row_text: (String, Option<String>),
 }
 
 /// A search's answer.
@@ -272,6 +275,7 @@ impl Index {
             segment: record.segment,
             chars: [record.chars.0, record.chars.1],
             label: row.label.clone(),
+            row_text: (row.text_a.clone(), row.text_b.clone()),
         })
     }
 }

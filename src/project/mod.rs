@@ -18,19 +18,12 @@ use serde::Serialize;
 
 use crate::data::Dataset;
 use crate::dataset::pooled::{pooled, Pool};
-use crate::dataset::PassLimits;
 use crate::engine::LoadedModel;
 use crate::error::{BertError, Op, Result};
 use crate::write_guard::EPOCHS_DIR;
 
-/// What to project.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProjectOptions {
-    /// `hidden_states` numbering: 0 the embeddings, i layer i's output.
-    pub layer: usize,
-    pub pool: Pool,
-    pub limits: PassLimits,
-}
+/// What to project: a layer, pooled, of which rows.
+pub use crate::dataset::pooled::Pooling as ProjectOptions;
 
 /// One row in the plane.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -179,16 +172,7 @@ fn stage(
     cancel: &AtomicBool,
 ) -> Result<Stage> {
     let mut local = |d: usize, _: usize| progress(done + d, total);
-    let pooled = pooled(
-        model,
-        data,
-        options.limits,
-        options.layer,
-        options.pool,
-        true,
-        &mut local,
-        cancel,
-    )?;
+    let pooled = pooled(model, data, options, true, &mut local, cancel)?;
     let layout = pca::pca(&pooled.vectors, pooled.rows, pooled.hidden);
     let examples = options.limits.rows(data);
     let points = layout

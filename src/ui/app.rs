@@ -4,6 +4,7 @@
 //! window during a run asks first (`close_guard.rs`).
 
 mod compare;
+mod data;
 mod export;
 mod heads;
 mod inspect;
@@ -113,6 +114,8 @@ pub struct BertscopeApp {
     pub explain: ExplainState,
     /// The Heads view: head statistics and the coreference probe over a file.
     pub heads: crate::ui::heads::HeadsState,
+    /// The Data view: the projection and *Find similar in data*.
+    pub data_view: crate::ui::data::DataState,
     /// The lesson presented, the one being built.
     lessons: crate::ui::present::Lessons,
 }
@@ -128,6 +131,10 @@ impl BertscopeApp {
                 .unwrap_or_default()
         };
         let live = inspect::LiveInspect::from_options(&options, &mut settings);
+        let runs_dir = options
+            .runs_dir
+            .clone()
+            .unwrap_or_else(crate::ui::training::worker::default_runs_dir);
         options.apply_to(&mut settings);
         // The tuned model of the last session comes back with it.
         let remembered_tuned = (!options.fresh)
@@ -162,11 +169,7 @@ impl BertscopeApp {
                 Some(_) => model_view::ThumbnailCache::vector(),
                 None => Default::default(),
             },
-            tuning: Tuning::new(
-                options
-                    .runs_dir
-                    .unwrap_or_else(crate::ui::training::worker::default_runs_dir),
-            ),
+            tuning: Tuning::new(runs_dir.clone()),
             repaint: cc.egui_ctx.clone(),
             startup: Startup::BeforeModel {
                 head: options.head.or(options.neurons.map(|(_, head)| head)),
@@ -178,6 +181,7 @@ impl BertscopeApp {
             live,
             explain: ExplainState::default(),
             heads: Default::default(),
+            data_view: crate::ui::data::DataState::new(indexes_dir(&runs_dir)),
             screenshot: options
                 .screenshot
                 .map(|path| ScreenshotJob::new(path, options.screenshot_sink.clone())),
@@ -197,6 +201,9 @@ impl BertscopeApp {
         if app.heads.compute_on_open {
             app.heads.selected = options.layer.zip(options.head);
         }
+        // `--view data --train-data FILE`: the projection at once.
+        app.data_view.compute_on_open = app.settings.view == View::Data;
+        app.data_view.still = app.screenshot.is_some() || app.export.is_some();
         // `--view explain --train-data FILE`: head importance over FILE at once.
         app.explain.importance.compute_on_open =
             options.train_data.is_some() && app.settings.view == View::Explain;
@@ -248,6 +255,7 @@ impl BertscopeApp {
                         || self.analysis_error.is_some())
                     && (self.settings.view != View::Explain || self.explain.settled())
                     && (self.settings.view != View::Heads || self.heads.settled())
+                    && (self.settings.view != View::Data || self.data_view.settled())
                     && (self.settings.view != View::Compare
                         || self.tuning.tuned.is_none()
                         || self.tuning.before_after.settled())
@@ -348,6 +356,10 @@ impl BertscopeApp {
             intents.extend(self.heads_tab(ui));
             return intents;
         }
+        if self.settings.view == View::Data {
+            intents.extend(self.data_tab(ui));
+            return intents;
+        }
         if let Some(error) = &self.analysis_error {
             ui.colored_label(ui.visuals().error_fg_color, error);
         }
@@ -433,8 +445,8 @@ impl BertscopeApp {
                 intents.extend(head_view::show(ui, result, sel, focus, main));
             }
             View::Compare => intents.extend(self.compare_tab(ui)),
-            View::Tokens => tokens_view::show(ui, result),
-            View::Train | View::Explain | View::Heads => {}
+            View::Tokens => intents.extend(tokens_view::show(ui, result)),
+            View::Train | View::Explain | View::Heads | View::Data => {}
         }
         intents
     }
@@ -581,5 +593,13 @@ impl eframe::App for BertscopeApp {
         if self.screenshot.is_none() && self.lessons.present.is_none() {
             eframe::set_value(storage, STORAGE_KEY, &self.settings);
         }
+    }
+}
+
+/// Where the Data view keeps its indexes: beside the runs.
+fn indexes_dir(runs_dir: &std::path::Path) -> std::path::PathBuf {
+    match runs_dir.parent() {
+        Some(parent) => parent.join("indexes"),
+        None => runs_dir.join("indexes"),
     }
 }

@@ -273,6 +273,12 @@ impl HeadDrawing<'_> {
                 // `focus` here would unpin the token the pointer hovers.
                 intents.push(Intent::Pin(Some(this)));
             }
+            response.context_menu(|ui| {
+                if ui.button("Find similar in data").clicked() {
+                    intents.push(Intent::FindSimilar(t));
+                    ui.close();
+                }
+            });
             if let Some(focus) = self.focus {
                 draw_blocks(
                     painter,

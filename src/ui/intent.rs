@@ -56,6 +56,8 @@ pub enum Intent {
     NeuronKey(Option<usize>),
     /// Draw words (a token and its `##` pieces) instead of tokens.
     SetWords(bool),
+    /// *Find similar in data* for this token of the input (its position).
+    FindSimilar(usize),
     /// How weights become line opacities (head and model views).
     SetContrast(crate::ui::support::contrast::Contrast),
 }

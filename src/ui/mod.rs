@@ -24,6 +24,7 @@ pub mod neuron_view;
 pub mod tokens_view;
 pub mod word_level;
 // Multi-file capabilities, one folder each.
+pub mod data;
 pub mod explain;
 pub mod heads;
 pub mod present;

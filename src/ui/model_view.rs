@@ -80,7 +80,19 @@ pub fn show(
         // Fewer, stronger lines when there are many tokens keep thumbnails readable.
         min_opacity: if rows > 128 { 0.1 } else { 0.02 },
     };
-    ui.label(caption(result, sel, focus, ablation.mode));
+    ui.horizontal_wrapped(|ui| {
+        ui.label(caption(result, sel, focus, ablation.mode));
+        if let Some(TokenFocus::Query(t) | TokenFocus::Key(t)) = focus {
+            let token = result.tokens.get(t).map(String::as_str).unwrap_or("?");
+            if !crate::tokenize::is_special(token)
+                && ui
+                    .button(format!("Find similar in data: “{token}”"))
+                    .clicked()
+            {
+                intents.push(Intent::FindSimilar(t));
+            }
+        }
+    });
     let grid = GridLayout::new(ui, maps.layers, maps.heads);
     let ppp = ui.ctx().pixels_per_point();
     let side_px = (grid.fit.side * ppp).round().max(1.0) as usize;

@@ -19,10 +19,11 @@ pub enum View {
     Explain,
     Tokens,
     Heads,
+    Data,
 }
 
 impl View {
-    pub const ALL: [View; 9] = [
+    pub const ALL: [View; 10] = [
         View::Tokens,
         View::Head,
         View::Model,
@@ -30,6 +31,7 @@ impl View {
         View::MaskedLm,
         View::Explain,
         View::Heads,
+        View::Data,
         View::Train,
         View::Compare,
     ];
@@ -45,6 +47,7 @@ impl View {
             View::Explain => "Explain",
             View::Tokens => "Tokens",
             View::Heads => "Heads",
+            View::Data => "Data",
         }
     }
 
@@ -60,6 +63,7 @@ impl View {
             "explain" => Some(View::Explain),
             "tokens" => Some(View::Tokens),
             "heads" => Some(View::Heads),
+            "data" => Some(View::Data),
             _ => None,
         }
     }

@@ -7,6 +7,7 @@ use egui::{Color32, RichText};
 
 use crate::engine::AttentionResult;
 use crate::tokenize::is_special;
+use crate::ui::intent::Intent;
 
 /// The unknown-token string BERT vocabularies use.
 const UNK: &str = "[UNK]";
@@ -33,7 +34,9 @@ pub fn stats(result: &AttentionResult) -> TokenStats {
     }
 }
 
-pub fn show(ui: &mut egui::Ui, result: &AttentionResult) {
+/// Right-click on a card offers *Find similar in data*.
+pub fn show(ui: &mut egui::Ui, result: &AttentionResult) -> Vec<Intent> {
+    let mut intents = Vec::new();
     let s = stats(result);
     ui.label(format!(
         "{} tokens from {} sentence{}: {} continue a word (##), {} unknown ([UNK]).",
@@ -53,14 +56,15 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult) {
     egui::ScrollArea::vertical()
         .id_salt("tokens-view")
         .show(ui, |ui| {
-            cards(ui, result);
+            cards(ui, result, &mut intents);
             ui.add_space(10.0);
             arrays(ui, result);
         });
+    intents
 }
 
 /// One card per token: the piece, its id, its segment and mask.
-fn cards(ui: &mut egui::Ui, result: &AttentionResult) {
+fn cards(ui: &mut egui::Ui, result: &AttentionResult, intents: &mut Vec<Intent>) {
     let dark = ui.visuals().dark_mode;
     let segment_fill = |segment: u32| match (segment, dark) {
         (0, true) => Color32::from_rgb(30, 52, 80),
@@ -86,7 +90,15 @@ fn cards(ui: &mut egui::Ui, result: &AttentionResult) {
         ui.horizontal(|ui| {
             ui.spacing_mut().item_spacing.x = 6.0;
             for i in row {
-                card(ui, result, i, &segment_fill);
+                let response = card(ui, result, i, &segment_fill);
+                if !is_special(&result.tokens[i]) {
+                    response.context_menu(|ui| {
+                        if ui.button("Find similar in data").clicked() {
+                            intents.push(Intent::FindSimilar(i));
+                            ui.close();
+                        }
+                    });
+                }
             }
         });
         ui.add_space(4.0);
@@ -104,7 +116,12 @@ fn card_width(ui: &egui::Ui, token: &str) -> f32 {
     text.max(92.0) + 12.0
 }
 
-fn card(ui: &mut egui::Ui, result: &AttentionResult, i: usize, fill: &dyn Fn(u32) -> Color32) {
+fn card(
+    ui: &mut egui::Ui,
+    result: &AttentionResult,
+    i: usize,
+    fill: &dyn Fn(u32) -> Color32,
+) -> egui::Response {
     let token = &result.tokens[i];
     let segment = result.token_type_ids.get(i).copied().unwrap_or(0);
     let id = result.input_ids.get(i).copied().unwrap_or(0);
@@ -114,7 +131,7 @@ fn card(ui: &mut egui::Ui, result: &AttentionResult, i: usize, fill: &dyn Fn(u32
     } else {
         egui::Stroke::NONE
     };
-    egui::Frame::new()
+    let response = egui::Frame::new()
         .fill(fill(segment))
         .stroke(stroke)
         .corner_radius(4.0)
@@ -129,7 +146,12 @@ fn card(ui: &mut egui::Ui, result: &AttentionResult, i: usize, fill: &dyn Fn(u32
             });
         })
         .response
-        .on_hover_text(format!("position {i}"));
+        .interact(egui::Sense::click());
+    let label = format!("token {i}: {token}");
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, &label));
+    response.on_hover_text(format!(
+        "position {i}; right-click to find similar tokens in the data"
+    ))
 }
 
 fn piece(ui: &mut egui::Ui, token: &str, unknown: bool) {

@@ -20,6 +20,7 @@ impl BertscopeApp {
             Intent::SetHideSpecial(v) => sel.hide_special = v,
             Intent::SetRenormalize(v) => sel.renormalize = v,
             Intent::SetContrast(c) => sel.contrast = c,
+            Intent::FindSimilar(token) => self.find_similar(token),
             Intent::Hover(f) => self.hover = if self.screenshot.is_some() { None } else { f },
             // A click on the pinned token unpins it.
             Intent::Pin(f) => self.pinned = if f == self.pinned { None } else { f },

@@ -106,6 +106,7 @@ impl BertscopeApp {
         self.set_analysis(None);
         self.explain.model_changed();
         self.heads.models_changed();
+        self.data_view.models_changed();
         self.tuning.before_after.models_changed();
         if let Some(dir) = sent.tuned {
             self.worker.send(Request::LoadTuned { dir: Some(dir) });
@@ -132,6 +133,7 @@ impl BertscopeApp {
         t.message = Some(format!("tuned model: {}", info.dir.display()));
         t.before_after.models_changed();
         self.heads.models_changed();
+        self.data_view.models_changed();
         self.settings.train.tuned_path = info.dir.display().to_string();
         t.tuned = Some(info);
         self.request_analysis();
