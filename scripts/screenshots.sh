@@ -90,6 +90,27 @@ shot tokens $M --view tokens --text-a "Tokenisers split unfamiliar words like el
 # The Heads view: MiniLM's coreference accuracy per head on the bundled
 # English set, head 3-1's rows listed.
 shot heads-coref $M --view heads --layer 3 --head 1
+# The Data view: the demo pairs' [CLS] at layer 6 as MiniLM is fine-tuned on
+# them (4 epochs, each kept), base → tuned as an animated GIF (ImageMagick's
+# convert, IM=path to pick one) and the tuned stage as a PNG.
+if [ ! -f runs/demo-tuned/epochs/epoch-4/model.safetensors ]; then
+  target/release/bertscope finetune --model "models/$M" --train assets/demo/claims-train.tsv \
+    --dev assets/demo/claims-dev.tsv --output runs/demo-tuned --epochs 4 --batch-size 16 \
+    --lr 1e-4 --keep-epochs --overwrite
+fi
+DATA=(--tuned runs/demo-tuned --train-data assets/demo/claims-train.tsv --view data)
+shot data-view $M "${DATA[@]}"
+IM="${IM:-convert}"
+if "$IM" -version 2> /dev/null | grep -q ImageMagick; then
+  FRAMES="$(mktemp -d)"
+  for s in 0 0.5 1 1.5 2 2.5 3 3.5 4 4.5 5; do
+    shot "data-frame" $M "${DATA[@]}" --stage "$s"
+    "$IM" screenshots/data-frame.png -crop 1100x620+320+130 +repage -resize 70% "$FRAMES/$s.png"
+  done
+  rm screenshots/data-frame.png
+  "$IM" -delay 45 -loop 0 "$FRAMES"/{0,0.5,1,1.5,2,2.5,3,3.5,4,4.5,5}.png -delay 200 "$FRAMES/5.png" \
+    -layers Optimize screenshots/data-view.gif
+fi
 # Watch a run: the Trainer kit on the demo pairs under 2 torchrun processes on
 # the CPU, caught mid-run. Needs a Python with torch, transformers and
 # accelerate: VENV=path/to/venv (skipped without one).

@@ -117,7 +117,7 @@ struct GuiArgs {
     text_a: Option<String>,
     #[arg(long)]
     text_b: Option<String>,
-    /// The view to open: tokens, head, model, matrix, mlm, explain, train or compare.
+    /// The view to open: tokens, head, model, matrix, mlm, explain, heads, data, train or compare.
     #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "explain", "train", "compare", "tokens", "heads", "data"])]
     view: Option<String>,
     /// A fine-tuned directory to compare with the base model (compare view;
@@ -132,6 +132,10 @@ struct GuiArgs {
     /// Trainer kit's, or any Trainer run's).
     #[arg(long, value_name = "DIR")]
     watch: Option<std::path::PathBuf>,
+    /// The Data view's stage: 0 the base model, then each kept epoch, the
+    /// last the tuned model (the default); a fraction blends two.
+    #[arg(long, value_name = "S")]
+    stage: Option<f32>,
     #[arg(long)]
     layer: Option<usize>,
     /// Show only this head (and focus it in the matrix view).
@@ -271,6 +275,7 @@ fn gui(args: GuiArgs) -> Result<()> {
         tuned: args.tuned,
         train_data: args.train_data,
         watch: args.watch,
+        stage: args.stage,
         ablate: args.mask_heads.unwrap_or_default(),
         neurons: args.neurons,
         query_token: args.query_token,

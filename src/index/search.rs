@@ -40,6 +40,30 @@ pub struct LayerVectors {
 }
 
 impl LayerVectors {
+    /// Vectors given as f32 (`[token][hidden]`), stored as f16 as a layer
+    /// file holds them.
+    pub fn from_f32(layer: usize, hidden: usize, values: &[f32]) -> LayerVectors {
+        let data: Vec<f16> = values.iter().map(|&x| f16::from_f32(x)).collect();
+        Self::from_f16(layer, hidden, data)
+    }
+
+    fn from_f16(layer: usize, hidden: usize, data: Vec<f16>) -> LayerVectors {
+        let norms = data
+            .par_chunks(hidden.max(1))
+            .map(|v| {
+                let mut buf = vec![0f32; v.len()];
+                v.convert_to_f32_slice(&mut buf);
+                buf.iter().map(|x| x * x).sum::<f32>().sqrt()
+            })
+            .collect();
+        LayerVectors {
+            layer,
+            hidden,
+            data,
+            norms,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.norms.len()
     }
@@ -138,20 +162,7 @@ impl Index {
             .chunks_exact(2)
             .map(|b| f16::from_le_bytes([b[0], b[1]]))
             .collect();
-        let norms = data
-            .par_chunks(hidden.max(1))
-            .map(|v| {
-                let mut buf = vec![0f32; hidden];
-                v.convert_to_f32_slice(&mut buf);
-                buf.iter().map(|x| x * x).sum::<f32>().sqrt()
-            })
-            .collect();
-        Ok(LayerVectors {
-            layer,
-            hidden,
-            data,
-            norms,
-        })
+        Ok(LayerVectors::from_f16(layer, hidden, data))
     }
 
     /// The model that filled the index, checked by its fingerprint.
@@ -296,10 +307,11 @@ pub fn top_k(vectors: &LayerVectors, query: &[f32], k: usize) -> Vec<(usize, f32
         .fold(Vec::new, |mut kept: Vec<(usize, f32)>, (block, chunk)| {
             let mut buf = vec![0f32; chunk.len()];
             chunk.convert_to_f32_slice(&mut buf);
-            for (j, v) in buf.chunks_exact(hidden).enumerate() {
+            let mut dots = vec![0f32; chunk.len() / hidden];
+            dot_rows(&buf, &q, &mut dots);
+            for (j, dot) in dots.into_iter().enumerate() {
                 let i = block * BLOCK + j;
                 let norm = vectors.norms[i];
-                let dot: f32 = v.iter().zip(&q).map(|(a, b)| a * b).sum();
                 let score = if norm > 0.0 { dot / norm } else { 0.0 };
                 keep(&mut kept, (i, score), k);
             }
@@ -312,6 +324,24 @@ pub fn top_k(vectors: &LayerVectors, query: &[f32], k: usize) -> Vec<(usize, f32
             a
         });
     best
+}
+
+/// `out[r] = rows[r] · q` for the rows of `rows` (each `q.len()` long),
+/// summed in 16 lanes so that the loop vectorises.
+fn dot_rows(rows: &[f32], q: &[f32], out: &mut [f32]) {
+    crate::model::kernels::with_simd!(dot_rows, fn(rows: &[f32], q: &[f32], out: &mut [f32]) {
+        for (row, o) in rows.chunks_exact(q.len().max(1)).zip(out.iter_mut()) {
+            let mut lanes = [0f32; 16];
+            let (body, tail) = row.split_at(row.len() - row.len() % 16);
+            for (r, w) in body.chunks_exact(16).zip(q.chunks_exact(16)) {
+                for l in 0..16 {
+                    lanes[l] += r[l] * w[l];
+                }
+            }
+            let rest: f32 = tail.iter().zip(&q[body.len()..]).map(|(a, b)| a * b).sum();
+            *o = lanes.iter().sum::<f32>() + rest;
+        }
+    });
 }
 
 /// Insert `hit` into `kept` (sorted best first, at most `k`).
@@ -330,21 +360,8 @@ mod tests {
     use super::*;
 
     fn layer(rows: &[&[f32]]) -> LayerVectors {
-        let hidden = rows[0].len();
-        let data: Vec<f16> = rows
-            .iter()
-            .flat_map(|r| r.iter().map(|&x| f16::from_f32(x)))
-            .collect();
-        let norms = rows
-            .iter()
-            .map(|r| r.iter().map(|x| x * x).sum::<f32>().sqrt())
-            .collect();
-        LayerVectors {
-            layer: 0,
-            hidden,
-            data,
-            norms,
-        }
+        let flat: Vec<f32> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        LayerVectors::from_f32(0, rows[0].len(), &flat)
     }
 
     #[test]

@@ -204,6 +204,7 @@ impl BertscopeApp {
         // `--view data --train-data FILE`: the projection at once.
         app.data_view.compute_on_open = app.settings.view == View::Data;
         app.data_view.still = app.screenshot.is_some() || app.export.is_some();
+        app.data_view.start_stage = options.stage;
         // `--view explain --train-data FILE`: head importance over FILE at once.
         app.explain.importance.compute_on_open =
             options.train_data.is_some() && app.settings.view == View::Explain;

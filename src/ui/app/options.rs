@@ -31,6 +31,8 @@ pub struct AppOptions {
     pub train_data: Option<PathBuf>,
     /// `--watch`: a Trainer output folder to follow in the training view.
     pub watch: Option<PathBuf>,
+    /// `--stage`: the Data view's stage once projected (default: the last).
+    pub stage: Option<f32>,
     /// Where runs started in the app are written (default: the user's cache).
     pub runs_dir: Option<PathBuf>,
     /// `--mask-heads`: heads switched off.

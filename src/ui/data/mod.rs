@@ -99,6 +99,8 @@ pub struct DataState {
     pub indexes_dir: PathBuf,
     /// Drawn for a screenshot: no pointer, nothing hovered.
     pub still: bool,
+    /// The stage shown when a projection arrives (`None`: the last).
+    pub start_stage: Option<f32>,
 }
 
 impl DataState {
@@ -121,6 +123,7 @@ impl DataState {
             dialog: None,
             indexes_dir,
             still: false,
+            start_stage: None,
         }
     }
 
@@ -228,8 +231,8 @@ impl DataState {
         if let Some(done) = self.running.as_ref().and_then(Running::poll) {
             self.running = None;
             if let Ok(p) = &done {
-                let stages = p.projection.checkpoints.as_ref().map_or(1, Vec::len);
-                self.stage = (stages - 1) as f32;
+                let last = (p.projection.checkpoints.as_ref().map_or(1, Vec::len) - 1) as f32;
+                self.stage = self.start_stage.map_or(last, |s| s.clamp(0.0, last));
             }
             self.result = Some(done);
         }

@@ -121,8 +121,9 @@ fn pool_label(pool: Pool) -> &'static str {
     }
 }
 
-/// The stages' layouts (one when no tuned run was open).
-fn stages(p: &Projection) -> Vec<(&[Point], String)> {
+/// The stages' layouts and their own variance ratios (one stage when no
+/// tuned run was open).
+fn stages(p: &Projection) -> Vec<(&[Point], String, [f64; 2])> {
     match &p.checkpoints {
         Some(stages) => stages
             .iter()
@@ -133,10 +134,14 @@ fn stages(p: &Projection) -> Vec<(&[Point], String)> {
                     (false, Some(e)) => format!("epoch {e}"),
                     (false, None) => "checkpoint".to_string(),
                 };
-                (s.points.as_slice(), name)
+                (s.points.as_slice(), name, s.explained_variance_ratio)
             })
             .collect(),
-        None => vec![(p.points.as_slice(), "base".to_string())],
+        None => vec![(
+            p.points.as_slice(),
+            "base".to_string(),
+            p.explained_variance_ratio,
+        )],
     }
 }
 
@@ -149,15 +154,6 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
     let stages = stages(p);
     let last = stages.len() - 1;
     let has_predictions = p.points.first().is_some_and(|pt| pt.predicted.is_some());
-    let [a, b] = p.explained_variance_ratio;
-    ui.label(format!(
-        "{} rows at layer {} ({}): the axes hold {:.1}% and {:.1}% of the variance.",
-        p.points.len(),
-        p.layer,
-        pool_label(p.pool),
-        a * 100.0,
-        b * 100.0
-    ));
     ui.horizontal(|ui| {
         ui.label("Colour by");
         for c in ColourBy::ALL {
@@ -198,6 +194,22 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
             ui.ctx().request_repaint();
         }
     }
+    let shown = &stages[state.stage.round() as usize];
+    let [a, b] = shown.2;
+    ui.label(format!(
+        "{} rows at layer {} ({}); {}: its own PCA axes hold {:.1}% and {:.1}% of the variance{}.",
+        p.points.len(),
+        p.layer,
+        pool_label(p.pool),
+        shown.1,
+        a * 100.0,
+        b * 100.0,
+        if last > 0 {
+            ", turned onto the tuned model's"
+        } else {
+            ""
+        }
+    ));
     let lo = (state.stage.floor() as usize).min(last);
     let hi = (lo + 1).min(last);
     let t = state.stage - lo as f32;
@@ -210,7 +222,7 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
         .collect();
     let all: Vec<Vec<[f32; 2]>> = stages
         .iter()
-        .map(|(pts, _)| (0..pts.len()).map(|i| at(pts, i)).collect())
+        .map(|(pts, ..)| (0..pts.len()).map(|i| at(pts, i)).collect())
         .collect();
     let bounds = scatter::bounds(&all);
     let shown_stage = stages[state.stage.round() as usize].0;
