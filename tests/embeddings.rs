@@ -313,6 +313,7 @@ fn pairs() -> (LoadedModel, data::Dataset) {
 fn source(data: &data::Dataset) -> DataSource {
     DataSource {
         path: data.path.clone(),
+        digest: index::fingerprint::of_file(&data.path).unwrap(),
         text_a: "text_a".into(),
         text_b: Some("text_b".into()),
         label: Some("label".into()),
@@ -564,4 +565,47 @@ fn bad_queries_and_layers_are_refused_with_what_to_do() {
         "cls",
     ]);
     assert!(err.contains("--layer 7 does not exist"), "{err}");
+}
+
+#[test]
+fn a_build_never_resumes_over_a_changed_data_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("rows.tsv");
+    std::fs::copy(common::fixtures().join("trainer_kit/train.tsv"), &data).unwrap();
+    let model = common::fixture_model("mlm-safetensors");
+    let out = tmp.path().join("idx");
+    let args = |overwrite: bool| {
+        let mut a = vec![
+            "index".to_string(),
+            "--model".into(),
+            model.display().to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--output".into(),
+            out.display().to_string(),
+            "--layers".into(),
+            "1".into(),
+        ];
+        if overwrite {
+            a.push("--overwrite".into());
+        }
+        a
+    };
+    let run = |a: Vec<String>| common::bertscope(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(run(args(false)).status.success());
+    // Stop-and-resume state with other bytes in the file: refused, not mixed.
+    let mut manifest: Value = common::read_json(&out.join("index.json"));
+    manifest["complete"] = Value::Bool(false);
+    std::fs::write(out.join("index.json"), manifest.to_string()).unwrap();
+    let text = std::fs::read_to_string(&data)
+        .unwrap()
+        .replace("cat", "dog");
+    std::fs::write(&data, text).unwrap();
+    let refused = run(args(false));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && err.contains("the data file changed since"),
+        "{err}"
+    );
+    assert!(run(args(true)).status.success());
 }

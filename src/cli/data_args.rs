@@ -59,10 +59,11 @@ impl DataArgs {
     }
 
     /// Where an index's rows came from: the file and the columns read.
-    pub(super) fn source(&self, ds: &Dataset) -> bertscope::index::DataSource {
+    pub(super) fn source(&self, ds: &Dataset) -> Result<bertscope::index::DataSource> {
         let has_label = ds.examples.iter().any(|e| e.label.is_some());
-        bertscope::index::DataSource {
+        Ok(bertscope::index::DataSource {
             path: bertscope::write_guard::absolute(&ds.path),
+            digest: bertscope::index::fingerprint::of_file(&ds.path)?,
             text_a: self.text_a_column.clone(),
             text_b: ds.has_text_b.then(|| {
                 self.text_b_column
@@ -70,7 +71,7 @@ impl DataArgs {
                     .unwrap_or_else(|| "text_b".to_string())
             }),
             label: has_label.then(|| self.label_column.clone()),
-        }
+        })
     }
 
     /// --delimiter as typed.

@@ -90,7 +90,7 @@ pub fn index(args: IndexArgs) -> Result<()> {
     protected.add("the data file", &args.data);
     protected.add("the model", &model.dir);
     let options = BuildOptions {
-        source: args.columns.source(&data),
+        source: args.columns.source(&data)?,
         layers,
         limits: args.limits.limits(),
         overwrite: args.overwrite,

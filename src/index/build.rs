@@ -203,12 +203,16 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
             old.model.name, new.model.name
         ));
     }
-    if old.data != new.data {
+    if old.data.path != new.data.path {
         out.push(format!(
             "data {} there, {} now",
             old.data.path.display(),
             new.data.path.display()
         ));
+    } else if old.data.digest != new.data.digest {
+        out.push("the data file changed since".to_string());
+    } else if old.data != new.data {
+        out.push("other columns".to_string());
     }
     if old.layers != new.layers {
         out.push(format!(

@@ -1,5 +1,6 @@
-//! A model's fingerprint: SHA-256 over its config, tokenizer and weights
-//! files, so that an index knows whether a model is the one that filled it.
+//! Fingerprints: SHA-256 over a model's config, tokenizer and weights files,
+//! so that an index knows whether a model is the one that filled it, and
+//! over a data file, so that a build resumes only over the same rows.
 
 use std::io::Read;
 use std::path::Path;
@@ -41,28 +42,43 @@ pub fn of_model(dir: &Path) -> Result<String> {
         .collect();
     names.sort();
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
     for name in &names {
-        let path = dir.join(name);
-        let mut file =
-            std::fs::File::open(&path).map_err(|e| BertError::io(Op::Read, &path, &e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| BertError::io(Op::Read, &path, &e))?
-            .len();
         hasher.update(name.as_bytes());
-        hasher.update(len.to_le_bytes());
-        loop {
-            let n = file
-                .read(&mut buffer)
-                .map_err(|e| BertError::io(Op::Read, &path, &e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
+        add_file(&mut hasher, &dir.join(name))?;
     }
+    Ok(hex(hasher))
+}
+
+/// `sha256:` and the hex digest of one file (a data file: an index resumes
+/// only over the same bytes).
+pub fn of_file(path: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    add_file(&mut hasher, path)?;
+    Ok(hex(hasher))
+}
+
+/// The file's length, then its bytes.
+fn add_file(hasher: &mut Sha256, path: &Path) -> Result<()> {
+    let mut file = std::fs::File::open(path).map_err(|e| BertError::io(Op::Read, path, &e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| BertError::io(Op::Read, path, &e))?
+        .len();
+    hasher.update(len.to_le_bytes());
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buffer)
+            .map_err(|e| BertError::io(Op::Read, path, &e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buffer[..n]);
+    }
+}
+
+fn hex(hasher: Sha256) -> String {
     let digest = hasher.finalize();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("sha256:{hex}"))
+    format!("sha256:{hex}")
 }

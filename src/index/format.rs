@@ -29,6 +29,8 @@ pub fn layer_file(layer: usize) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataSource {
     pub path: PathBuf,
+    /// SHA-256 of the file: a build resumes only over the same bytes.
+    pub digest: String,
     pub text_a: String,
     pub text_b: Option<String>,
     pub label: Option<String>,

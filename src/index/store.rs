@@ -23,6 +23,7 @@ pub fn folder_for(
     let mut hasher = Sha256::new();
     hasher.update(fingerprint.as_bytes());
     hasher.update(source.path.to_string_lossy().as_bytes());
+    hasher.update(source.digest.as_bytes());
     hasher.update(format!(
         "{:?}{:?}{:?}",
         source.text_a, source.text_b, source.label
@@ -108,6 +109,7 @@ mod tests {
     fn source(path: &str) -> DataSource {
         DataSource {
             path: PathBuf::from(path),
+            digest: "sha256:0".into(),
             text_a: "text_a".into(),
             text_b: None,
             label: Some("label".into()),

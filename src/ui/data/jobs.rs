@@ -256,6 +256,7 @@ pub fn build_indexes(
         let fingerprint = index::fingerprint::of_model(dir).map_err(|e| e.to_string())?;
         let data_source = DataSource {
             path: write_guard::absolute(&source.path),
+            digest: index::fingerprint::of_file(&source.path).map_err(|e| e.to_string())?,
             text_a: source.columns.text_a.clone(),
             text_b: data.has_text_b.then(|| {
                 source
