@@ -91,12 +91,28 @@ fn the_current_view_is_saved_as_svg_and_foreign_files_are_kept() {
         !texts.iter().any(|t| t.contains("Open folder")),
         "no window furniture"
     );
+    assert!(
+        !texts.iter().any(|t| t.contains("Hide [CLS]/[SEP]")),
+        "the figure alone by default"
+    );
 
     let notes = dir.path().join("notes.png");
     std::fs::write(&notes, "mine").unwrap();
     let message = save_to(&mut h, notes.to_str().unwrap());
-    assert!(message.contains("not an SVG or PNG"), "{message}");
+    assert!(message.contains("not an SVG, PNG or PDF"), "{message}");
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "mine");
+
+    // *With controls*: the whole frame, control rows included.
+    h.get_by_label("With controls").click();
+    h.run_steps(2);
+    let whole = dir.path().join("whole.svg");
+    let message = save_to(&mut h, whole.to_str().unwrap());
+    assert!(message.starts_with("saved"), "{message}");
+    let svg = std::fs::read_to_string(&whole).unwrap();
+    assert!(
+        svg.contains("Hide [CLS]/[SEP]"),
+        "control rows in a with-controls export"
+    );
 
     let message = save_to(&mut h, "picture.jpg");
     assert!(message.contains(".svg"), "{message}");

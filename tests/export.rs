@@ -128,7 +128,11 @@ fn every_view_exports_to_svg_and_png_without_a_display() {
                 );
             } else {
                 let image = image::load_from_memory(&bytes).unwrap().to_rgba8();
-                assert_eq!(image.dimensions(), (1800, 1200), "{view}");
+                let (w, h) = image.dimensions();
+                assert!(
+                    w <= 1800 && h <= 1200 && w > 200 && h > 100,
+                    "{view}: {w}×{h}"
+                );
                 let mut colours: Vec<[u8; 4]> = image.pixels().map(|p| p.0).collect();
                 colours.sort();
                 colours.dedup();
@@ -157,6 +161,7 @@ fn a_transparent_png_has_no_background() {
         "head",
         "--transparent",
         "--no-caption",
+        "--with-controls",
         "--output",
         out.to_str().unwrap(),
         "--scale",
@@ -188,7 +193,7 @@ fn outputs_that_are_not_ours_are_refused_and_left_alone() {
     };
     let notes = dir.path().join("notes.svg");
     std::fs::write(&notes, "my notes").unwrap();
-    refused(&run(notes.to_str().unwrap(), &[]), "not an SVG or PNG");
+    refused(&run(notes.to_str().unwrap(), &[]), "not an SVG, PNG or PDF");
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes");
     refused(
         &run(&format!("{model}/config.json"), &["--format", "svg"]),
@@ -278,4 +283,182 @@ fn tokens_view_shows_transformers_ids_and_segments() {
     for id in &ids {
         assert!(texts.contains(&format!("id {id}")), "card for id {id}");
     }
+}
+
+/// Export `view` of the fixture classifier on its first case to `name` in a
+/// temporary folder, with `extra` flags; the file's path.
+fn export_case(
+    dir: &std::path::Path,
+    view: &str,
+    name: &str,
+    extra: &[&str],
+) -> std::path::PathBuf {
+    let expected = expected("classifier");
+    let text = expected["cases"][0]["text_a"].as_str().unwrap().to_string();
+    let out = dir.join(name);
+    let model = fixture_model("classifier").display().to_string();
+    let mut args = vec![
+        "export",
+        "--model",
+        &model,
+        "--text-a",
+        &text,
+        "--view",
+        view,
+        "--layer",
+        "1",
+        "--head",
+        "2",
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    ok(&bertscope(&args));
+    out
+}
+
+/// Texts of the control rows the app draws above a view.
+const CONTROL_TEXTS: [&str; 6] = [
+    "Hide [CLS]/[SEP]",
+    "Sentences:",
+    "Per-head contrast",
+    "Renormalise rows",
+    "Neuron view",
+    "Matrix head",
+];
+
+#[test]
+fn a_default_export_is_the_figure_alone_and_with_controls_the_whole_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    for view in ["head", "model", "matrix", "mlm"] {
+        let alone = export_case(dir.path(), view, &format!("{view}.svg"), &[]);
+        let svg = std::fs::read_to_string(&alone).unwrap();
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let texts = texts(&doc).join("\n");
+        for control in CONTROL_TEXTS {
+            assert!(
+                !texts.contains(control),
+                "{view}: `{control}` in a figure-only export"
+            );
+        }
+        let width: f32 = doc
+            .root_element()
+            .attribute("width")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            width < 1280.0,
+            "{view}: cropped to the figure ({width} wide)"
+        );
+        let png = export_case(dir.path(), view, &format!("{view}.png"), &[]);
+        let image = image::open(&png).unwrap();
+        assert_eq!(
+            image.width() as f32,
+            width * 2.0,
+            "{view}: the PNG is the same crop"
+        );
+    }
+    let whole = export_case(dir.path(), "head", "whole.svg", &["--with-controls"]);
+    let svg = std::fs::read_to_string(&whole).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    assert!(texts(&doc).iter().any(|t| t.contains("Hide [CLS]/[SEP]")));
+    assert_eq!(doc.root_element().attribute("width"), Some("1280"));
+}
+
+#[test]
+fn the_matrix_svg_has_one_rect_per_cell_and_no_triangles() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = export_case(dir.path(), "matrix", "matrix.svg", &[]);
+    let svg = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let n = expected("classifier")["cases"][0]["tokens"]
+        .as_array()
+        .unwrap()
+        .len();
+    let rects: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|e| e.has_tag_name("rect"))
+        .filter(|e| !e.ancestors().any(|a| a.has_tag_name("clipPath")))
+        .map(|e| {
+            (
+                e.attribute("width").unwrap_or("").to_string(),
+                e.attribute("height").unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let cell = rects
+        .iter()
+        .filter(|(w, h)| w == h)
+        .max_by_key(|size| rects.iter().filter(|r| r == size).count())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        rects.iter().filter(|r| **r == cell).count(),
+        n * n,
+        "cells of {cell:?}"
+    );
+    assert_eq!(
+        doc.descendants()
+            .filter(|e| e.has_tag_name("polygon"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn the_caption_names_the_model_never_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = export_case(dir.path(), "head", "head.svg", &[]);
+    let svg = std::fs::read_to_string(&out).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let caption = texts(&doc)
+        .into_iter()
+        .find(|t| t.contains("Head view"))
+        .expect("a caption");
+    assert!(
+        caption.starts_with("classifier · Head view · layer 1 · head 2 · “"),
+        "{caption}"
+    );
+    let model = fixture_model("classifier");
+    let parent = model.parent().unwrap().display().to_string();
+    assert!(
+        !caption.contains(&parent) && !caption.contains("fixtures/"),
+        "{caption}"
+    );
+}
+
+#[test]
+fn a_pdf_is_vector_with_text_that_can_be_extracted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = export_case(dir.path(), "head", "head.pdf", &[]);
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.starts_with(b"%PDF-"));
+    let text = std::process::Command::new("pdftotext")
+        .args([out.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (Debian: poppler-utils) reads the PDF's text");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for token in strings(&expected("classifier")["cases"][0]["tokens"]) {
+        assert!(
+            text.contains(&token),
+            "`{token}` not in the PDF's text:\n{text}"
+        );
+    }
+    // A PDF is replaced by another export, a file that is not a picture is not.
+    export_case(dir.path(), "head", "head.pdf", &[]);
+    std::fs::write(dir.path().join("notes.pdf"), "my notes").unwrap();
+    let model = fixture_model("classifier").display().to_string();
+    let refused = bertscope(&[
+        "export",
+        "--model",
+        &model,
+        "--text-a",
+        "x",
+        "--view",
+        "head",
+        "--output",
+        dir.path().join("notes.pdf").to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
 }

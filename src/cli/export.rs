@@ -21,19 +21,26 @@ pub struct ExportArgs {
     #[arg(long)]
     text_b: Option<String>,
     /// The view to draw.
-    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "compare", "explain", "tokens"])]
+    #[arg(long, value_parser = ["head", "model", "matrix", "mlm", "compare", "explain", "tokens", "heads", "data"])]
     view: String,
     #[arg(long)]
     layer: Option<usize>,
     /// Show only this head (and focus it in the matrix view).
     #[arg(long)]
     head: Option<usize>,
-    /// A fine-tuned model for the compare view.
+    /// A fine-tuned model for the compare view (and the Data view's stages).
     #[arg(long)]
     tuned: Option<PathBuf>,
-    /// svg (vector, editable text) or png; default: the output's extension.
-    #[arg(long, value_parser = ["svg", "png"])]
+    /// The data file the Data view projects.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// svg (vector, editable text), png, or pdf (vector, for LaTeX);
+    /// default: the output's extension.
+    #[arg(long, value_parser = ["svg", "png", "pdf"])]
     format: Option<String>,
+    /// The whole frame with its control rows, not the figure alone.
+    #[arg(long)]
+    with_controls: bool,
     /// The file to write (an existing file is replaced only if it is a picture).
     #[arg(long)]
     output: PathBuf,
@@ -83,7 +90,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
     }
     .ok_or_else(|| {
         anyhow!(
-            "--output {}: say --format svg or png (or name the file .svg or .png)",
+            "--output {}: say --format svg, png or pdf (or name the file .svg, .png or .pdf)",
             args.output.display()
         )
     })?;
@@ -94,14 +101,20 @@ pub fn export(args: ExportArgs) -> Result<()> {
     if view == View::Compare && args.tuned.is_none() {
         bail!("--view compare needs --tuned DIR (the fine-tuned model to compare with)");
     }
+    if view == View::Data && args.data.is_none() {
+        bail!("--view data needs --data FILE (the rows to project)");
+    }
     let model_dir = bertscope::hub::resolve(&args.model)?;
     let mut protected = Protected::new().with("the model", &model_dir);
     if let Some(tuned) = &args.tuned {
         protected.add("the tuned model", tuned);
     }
+    if let Some(data) = &args.data {
+        protected.add("the data file", data);
+    }
     bertscope::write_guard::check_output_file(&args.output, &protected)
         .map_err(|e| anyhow!("--output: {e}"))?;
-    let caption = (!args.no_caption).then(|| caption(&args));
+    let caption = (!args.no_caption).then(|| caption(&args, view));
     let options = AppOptions {
         model: Some(args.model.clone()),
         text_a: Some(args.text_a.clone()),
@@ -110,6 +123,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
         layer: args.layer,
         head: args.head,
         tuned: args.tuned.clone(),
+        train_data: args.data.clone(),
         ablate: args.mask_heads.clone().unwrap_or_default(),
         words: args.words,
         masked: args.mask.clone(),
@@ -117,6 +131,7 @@ pub fn export(args: ExportArgs) -> Result<()> {
         device: Some(super::select_device(args.device)?),
         export: Some(ExportLook {
             caption,
+            with_controls: args.with_controls,
             light: args.light,
             transparent: args.transparent,
         }),
@@ -130,19 +145,16 @@ pub fn export(args: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-/// "MODEL · view · layer L · head H · “A” / “B”".
-fn caption(args: &ExportArgs) -> String {
-    let mut parts = vec![args.model.clone(), format!("{} view", args.view)];
-    if let Some(l) = args.layer {
-        parts.push(format!("layer {l}"));
-    }
-    if let Some(h) = args.head {
-        parts.push(format!("head {h}"));
-    }
-    let mut input = format!("“{}”", args.text_a);
-    if let Some(b) = &args.text_b {
-        input.push_str(&format!(" / “{b}”"));
-    }
-    parts.push(input);
-    parts.join(" · ")
+/// "MODEL · view · layer L · head H · “A” / “B”", the model by its name.
+fn caption(args: &ExportArgs, view: View) -> String {
+    let heads: Vec<usize> = args.head.into_iter().collect();
+    export::caption(&export::CaptionParts {
+        model: &args.model,
+        view: view.label(),
+        layer: args.layer,
+        heads: args.head.map(|_| heads.as_slice()),
+        all_heads: usize::MAX,
+        text_a: &args.text_a,
+        text_b: args.text_b.as_deref(),
+    })
 }

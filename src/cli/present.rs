@@ -33,9 +33,12 @@ pub struct PresentArgs {
     /// headless, instead of opening the window: a handout.
     #[arg(long)]
     export_dir: Option<PathBuf>,
-    /// The handout's pictures: svg (vector) or png.
-    #[arg(long, value_parser = ["svg", "png"], default_value = "svg", requires = "export_dir")]
+    /// The handout's pictures: svg (vector), png or pdf (vector, for LaTeX).
+    #[arg(long, value_parser = ["svg", "png", "pdf"], default_value = "svg", requires = "export_dir")]
     format: String,
+    /// Each picture is the whole frame with its control rows, not the figure alone.
+    #[arg(long, requires = "export_dir")]
+    with_controls: bool,
     /// Pixels per point for PNG: 1, 2 or 4.
     #[arg(long, default_value_t = 2.0, value_parser = super::export::scale, requires = "export_dir")]
     scale: f32,
@@ -109,7 +112,7 @@ fn handout(
         bail!("--width/--height: between 64 and 8192 points");
     }
     let protected = protected(lesson, &args.lesson);
-    let extension = if format == Format::Svg { "svg" } else { "png" };
+    let extension = args.format.as_str();
     let name = |i: usize| dir.join(format!("scene-{:02}.{extension}", i + 1));
     bertscope::write_guard::check_output_file(&name(0), &protected)
         .map_err(|e| anyhow!("--export-dir: {e}"))?;
@@ -141,6 +144,7 @@ fn handout(
             }),
             export: Some(ExportLook {
                 caption: Some(caption),
+                with_controls: args.with_controls,
                 light: args.light,
                 transparent: false,
             }),

@@ -15,10 +15,15 @@ use crate::ui::app::{AppOptions, BertscopeApp, ModelStatus};
 const TIMEOUT: Duration = Duration::from_secs(600);
 /// Frames drawn after the result is in, so that layout settles.
 const SETTLE_FRAMES: u32 = 4;
+/// Points of margin around a figure shown alone.
+const MARGIN: f32 = 12.0;
 
 /// One frame of the app, kept for SVG and PNG.
 pub struct Picture {
     pub size: Vec2,
+    /// The part of the frame the picture shows: the figure and its margin,
+    /// or the whole frame.
+    pub crop: egui::Rect,
     pub scale: f32,
     pub background: Color32,
     shapes: Vec<ClippedShape>,
@@ -74,8 +79,18 @@ pub fn render_even_failed(
             } else {
                 ctx.global_style().visuals.panel_fill
             };
+            let whole = egui::Rect::from_min_size(egui::Pos2::ZERO, size);
+            let crop = crate::ui::support::figure::marked(&ctx)
+                .map(|r| room_for_wider_text(r.expand(MARGIN), &output.shapes))
+                .map(|r| {
+                    let r = r.intersect(whole);
+                    egui::Rect::from_min_max(r.min.floor(), r.max.ceil())
+                })
+                .filter(|r| r.is_positive())
+                .unwrap_or(whole);
             let picture = Picture {
                 size,
+                crop,
                 scale,
                 background,
                 shapes: output.shapes,
@@ -95,6 +110,32 @@ pub fn render_even_failed(
     }
 }
 
+/// `crop` widened on the right so that text ending near its edge still fits
+/// when an SVG renderer lays it out in a font up to a fifth wider than
+/// egui's (librsvg honours neither `textLength` nor embedded fonts).
+fn room_for_wider_text(crop: egui::Rect, shapes: &[ClippedShape]) -> egui::Rect {
+    let mut right = crop.max.x;
+    let mut texts = Vec::new();
+    for clipped in shapes {
+        collect_text_rects(&clipped.shape, &mut texts);
+    }
+    for r in texts {
+        let inside = r.max.y > crop.min.y && r.min.y < crop.max.y && r.min.x < crop.max.x;
+        if inside && r.max.x > crop.max.x - MARGIN - 1.0 {
+            right = right.max(r.max.x + 0.2 * r.width() + MARGIN / 2.0);
+        }
+    }
+    egui::Rect::from_min_max(crop.min, egui::pos2(right, crop.max.y))
+}
+
+fn collect_text_rects(shape: &egui::Shape, out: &mut Vec<egui::Rect>) {
+    match shape {
+        egui::Shape::Vec(shapes) => shapes.iter().for_each(|s| collect_text_rects(s, out)),
+        egui::Shape::Text(t) => out.push(t.visual_bounding_rect()),
+        _ => {}
+    }
+}
+
 fn raw_input(size: Vec2, scale: f32) -> egui::RawInput {
     let mut input = egui::RawInput {
         screen_rect: Some(egui::Rect::from_min_size(egui::Pos2::ZERO, size)),
@@ -109,12 +150,13 @@ fn raw_input(size: Vec2, scale: f32) -> egui::RawInput {
 }
 
 impl Picture {
-    /// The frame as an SVG document (vector: one element per line, cell or text).
+    /// The picture as an SVG document (vector: one element per line, cell
+    /// or text), cropped.
     pub fn svg(&self) -> String {
-        svg::document(&self.shapes, self.size, self.background)
+        svg::document(&self.shapes, self.crop, self.background)
     }
 
-    /// The frame rasterised, `size × scale` pixels.
+    /// The picture rasterised, `crop × scale` pixels.
     pub fn png(&self) -> Result<Vec<u8>, String> {
         let (w, h) = (
             (self.size.x * self.scale).round() as usize,
@@ -125,6 +167,11 @@ impl Picture {
             .tessellate(self.shapes.clone(), self.pixels_per_point);
         let mut canvas = Canvas::new(w, h, self.background);
         canvas.draw(&primitives, &self.textures, self.scale);
+        let px = |v: f32| (v * self.scale).round().max(0.0) as usize;
+        let canvas = canvas.crop(
+            (px(self.crop.min.x), px(self.crop.min.y)),
+            (px(self.crop.width()), px(self.crop.height())),
+        );
         canvas
             .to_png()
             .map_err(|e| format!("cannot encode the PNG: {e}"))

@@ -200,6 +200,24 @@ impl Canvas {
         }
     }
 
+    /// The pixels inside `x0..x0 + width`, `y0..y0 + height` (clamped).
+    pub fn crop(&self, (x0, y0): (usize, usize), (width, height): (usize, usize)) -> Canvas {
+        let x0 = x0.min(self.width);
+        let y0 = y0.min(self.height);
+        let width = width.min(self.width - x0);
+        let height = height.min(self.height - y0);
+        let mut pixels = Vec::with_capacity(width * height);
+        for row in y0..y0 + height {
+            let start = row * self.width + x0;
+            pixels.extend_from_slice(&self.pixels[start..start + width]);
+        }
+        Canvas {
+            width,
+            height,
+            pixels,
+        }
+    }
+
     /// Straight-alpha RGBA8 bytes, rows top to bottom.
     pub fn to_rgba8(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.pixels.len() * 4);

@@ -1,31 +1,47 @@
 //! egui's shapes as SVG: one element per line, rectangle, circle and path,
-//! text as `<text>` (editable on a slide). Lines that the views batch into
-//! one mesh of thin quads come out as one `<line>` each.
+//! text as `<text>` (editable on a slide) with the width egui measured.
+//! Lines that the views batch into one mesh of thin quads come out as one
+//! `<line>` each, the rectangles of a mesh (heat-map cells) as `<rect>`s.
+//! Only the shapes that reach into the picture's crop are written.
 
 use std::fmt::Write;
 
 use egui::epaint::{ClippedShape, Color32, Mesh, Pos2, Rect, Shape, TextShape};
 
-/// An SVG document of `size` points drawing `shapes`; `background` fills the
-/// whole canvas first unless transparent.
-pub fn document(shapes: &[ClippedShape], size: egui::Vec2, background: Color32) -> String {
+/// The fonts the text asks for: egui's own first (Ubuntu Light), then
+/// sans-serif faces of similar width.
+pub const FONT_FAMILY: &str =
+    "Ubuntu, 'Ubuntu Light', 'Noto Sans', 'Liberation Sans', Arial, sans-serif";
+
+/// An SVG document of the part `crop` (points) of a frame drawing `shapes`;
+/// `background` fills it first unless transparent.
+pub fn document(shapes: &[ClippedShape], crop: Rect, background: Color32) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="Ubuntu, 'Noto Sans', 'DejaVu Sans', sans-serif">"#,
-        w = num(size.x),
-        h = num(size.y)
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="{x} {y} {w} {h}" font-family="{FONT_FAMILY}">"#,
+        x = num(crop.min.x),
+        y = num(crop.min.y),
+        w = num(crop.width()),
+        h = num(crop.height())
     );
     if background.a() > 0 {
         let _ = writeln!(
             out,
-            r#"<rect width="100%" height="100%" {}/>"#,
+            r#"<rect x="{}" y="{}" width="{}" height="{}" {}/>"#,
+            num(crop.min.x),
+            num(crop.min.y),
+            num(crop.width()),
+            num(crop.height()),
             fill(background)
         );
     }
     let mut clips: Vec<Rect> = Vec::new();
     for clipped in shapes {
-        let clip = clipped.clip_rect;
+        let clip = clipped.clip_rect.intersect(crop);
+        if !clip.is_positive() || !clipped.shape.visual_bounding_rect().intersects(clip) {
+            continue;
+        }
         let id = match clips.iter().position(|c| *c == clip) {
             Some(i) => i,
             None => {
@@ -287,9 +303,21 @@ fn text(out: &mut String, t: &TextShape) {
         } else {
             ""
         };
+        // The width egui measured: a renderer with another font fits the
+        // text to it rather than running into the next label.
+        let last = row.glyphs.last().unwrap_or(first);
+        let width = last.pos.x + last.advance_width - first.pos.x;
+        let length = if width > 0.0 {
+            format!(
+                r#" textLength="{}" lengthAdjust="spacingAndGlyphs""#,
+                num(width)
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            r#"<text x="{}" y="{}" font-size="{}" {}{family}{rotate} xml:space="preserve">{}</text>"#,
+            r#"<text x="{}" y="{}" font-size="{}" {}{family}{length}{rotate} xml:space="preserve">{}</text>"#,
             num(x),
             num(y),
             num(size),
@@ -299,10 +327,49 @@ fn text(out: &mut String, t: &TextShape) {
     }
 }
 
-/// A mesh of thin quads (the views' line batches) as lines; any other
-/// mesh as its triangles.
+/// The rectangle a quad of one colour covers, when its four corners are an
+/// axis-aligned rectangle's (egui's `add_colored_rect`).
+fn as_rect(quad: &[egui::epaint::Vertex]) -> Option<Rect> {
+    let mut r = Rect::NOTHING;
+    for v in quad {
+        r.extend_with(v.pos);
+    }
+    let corner = |p: Pos2| (p.x == r.min.x || p.x == r.max.x) && (p.y == r.min.y || p.y == r.max.y);
+    let distinct = quad
+        .iter()
+        .enumerate()
+        .all(|(i, a)| quad[..i].iter().all(|b| b.pos != a.pos));
+    let one_colour = quad.iter().all(|v| v.color == quad[0].color);
+    (quad.len() == 4 && distinct && one_colour && quad.iter().all(|v| corner(v.pos))).then_some(r)
+}
+
+/// A mesh of rectangles (heat-map cells) as `<rect>`s, of thin quads (the
+/// views' line batches) as lines; any other mesh as its triangles.
 fn mesh(out: &mut String, mesh: &Mesh) {
     let v = &mesh.vertices;
+    let rect_quads = v.len().is_multiple_of(4)
+        && mesh.indices.len() == v.len() / 4 * 6
+        && mesh.indices.chunks(6).enumerate().all(|(q, idx)| {
+            let b = (q * 4) as u32;
+            idx == [b, b + 1, b + 2, b + 2, b + 1, b + 3]
+        })
+        && v.chunks(4).all(|q| as_rect(q).is_some());
+    if rect_quads {
+        for q in v.chunks(4) {
+            if let Some(r) = as_rect(q) {
+                let _ = writeln!(
+                    out,
+                    r#"<rect x="{}" y="{}" width="{}" height="{}" {}/>"#,
+                    num(r.min.x),
+                    num(r.min.y),
+                    num(r.width()),
+                    num(r.height()),
+                    fill(q[0].color)
+                );
+            }
+        }
+        return;
+    }
     let quads = v.len().is_multiple_of(4)
         && mesh.indices.len() == v.len() / 4 * 6
         && mesh.indices.chunks(6).enumerate().all(|(q, idx)| {

@@ -29,9 +29,9 @@ use crate::ui::explain::{ExplainInput, ExplainState};
 use crate::ui::export_panel::ExportPanel;
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::state::{Settings, View, STORAGE_KEY};
-use crate::ui::support::fonts;
 use crate::ui::support::job::Job;
 use crate::ui::support::screenshot::ScreenshotJob;
+use crate::ui::support::{figure, fonts};
 use crate::ui::training::view::{self as train_view, TrainViewState};
 use crate::ui::training::Tuning;
 use crate::ui::worker::{AnalyzeRequest, Fault, ModelInfo, Request, Slot, WorkerHandle};
@@ -327,7 +327,8 @@ impl BertscopeApp {
     }
 
     fn central(&mut self, ui: &mut egui::Ui) -> Vec<Intent> {
-        if !self.model_screen(ui) {
+        // A model missing or failing is what the picture shows.
+        if !figure::marked_scope(ui, |ui| self.model_screen(ui)) {
             return Vec::new();
         }
         let mut intents = Vec::new();
@@ -350,25 +351,28 @@ impl BertscopeApp {
             return intents;
         }
         if self.settings.view == View::Explain {
-            intents.extend(self.explain_tab(ui));
+            intents.extend(figure::marked_scope(ui, |ui| self.explain_tab(ui)));
             return intents;
         }
         if self.settings.view == View::Heads {
-            intents.extend(self.heads_tab(ui));
+            intents.extend(figure::marked_scope(ui, |ui| self.heads_tab(ui)));
             return intents;
         }
         if self.settings.view == View::Data {
-            intents.extend(self.data_tab(ui));
+            intents.extend(figure::marked_scope(ui, |ui| self.data_tab(ui)));
             return intents;
         }
         if let Some(error) = &self.analysis_error {
-            ui.colored_label(ui.visuals().error_fg_color, error);
+            let shown = ui.colored_label(ui.visuals().error_fg_color, error);
+            figure::mark(ui.ctx(), shown.rect);
         }
         let Some(analysis) = &self.analysis else {
             ui.label("Running the model…");
             return intents;
         };
-        self.notices(ui, analysis);
+        if !figure::only(ui.ctx()) {
+            self.notices(ui, analysis);
+        }
         intents.extend(self.analysis_views(ui));
         intents
     }
@@ -439,14 +443,21 @@ impl BertscopeApp {
             View::MaskedLm => {
                 let masks = analysis.masks.as_deref();
                 let top_k = self.settings.top_k;
-                intents.extend(mlm_panel::show(ui, result, masks, top_k, &self.mlm_models));
-                ui.separator();
-                ui.label(RichText::new("Attention for the masked input:").strong());
-                intents.extend(controls::show(ui, sel, layers, heads, has_pair));
+                let models = &self.mlm_models;
+                intents.extend(figure::marked_scope(ui, |ui| {
+                    mlm_panel::show(ui, result, masks, top_k, models)
+                }));
+                if !figure::only(ui.ctx()) {
+                    ui.separator();
+                    ui.label(RichText::new("Attention for the masked input:").strong());
+                    intents.extend(controls::show(ui, sel, layers, heads, has_pair));
+                }
                 intents.extend(head_view::show(ui, result, sel, focus, main));
             }
-            View::Compare => intents.extend(self.compare_tab(ui)),
-            View::Tokens => intents.extend(tokens_view::show(ui, result)),
+            View::Compare => intents.extend(figure::marked_scope(ui, |ui| self.compare_tab(ui))),
+            View::Tokens => {
+                intents.extend(figure::marked_scope(ui, |ui| tokens_view::show(ui, result)))
+            }
             View::Train | View::Explain | View::Heads | View::Data => {}
         }
         intents
@@ -544,10 +555,17 @@ impl eframe::App for BertscopeApp {
 
         let mut intents = Vec::new();
         if let Some(look) = &self.export {
+            figure::begin(&ctx, !look.with_controls);
             if let Some(caption) = &look.caption {
+                let figure_only = !look.with_controls;
                 egui::Panel::top("caption").show(ui, |ui| {
                     ui.add_space(4.0);
-                    ui.label(RichText::new(caption).strong());
+                    if figure_only {
+                        // Room on the right for a renderer whose font is wider.
+                        ui.set_max_width(ui.available_width() * 0.8);
+                    }
+                    let label = ui.label(RichText::new(caption).strong());
+                    figure::mark(ui.ctx(), label.rect);
                 });
             }
             egui::CentralPanel::default().show(ui, |ui| intents = self.central(ui));

@@ -22,6 +22,8 @@ pub struct ExportPanel {
     pub light: bool,
     pub transparent: bool,
     pub no_caption: bool,
+    /// The whole frame with its control rows (default: the figure alone).
+    pub with_controls: bool,
     dialog: Option<Job<Option<PathBuf>>>,
     job: Option<Job<Result<String, String>>>,
     /// What the last export did.
@@ -79,7 +81,7 @@ impl ExportPanel {
             let field = ui.add(
                 egui::TextEdit::singleline(&mut self.path)
                     .desired_width(260.0)
-                    .hint_text("picture.svg or picture.png"),
+                    .hint_text("picture.svg, .png or .pdf"),
             );
             field.widget_info(|| {
                 egui::WidgetInfo::labeled(egui::Role::TextInput, true, "Export file")
@@ -91,6 +93,7 @@ impl ExportPanel {
                         .set_title("Export the view")
                         .add_filter("SVG (vector, editable)", &["svg"])
                         .add_filter("PNG", &["png"])
+                        .add_filter("PDF (vector, for LaTeX)", &["pdf"])
                         .save_file()
                 };
                 self.dialog = Some(Job::spawn("export dialog", pick, move || {
@@ -107,6 +110,10 @@ impl ExportPanel {
             ui.checkbox(&mut self.light, "Light background");
             ui.checkbox(&mut self.transparent, "Transparent (PNG)");
             ui.checkbox(&mut self.no_caption, "No caption");
+            ui.checkbox(&mut self.with_controls, "With controls")
+                .on_hover_text(
+                    "the whole frame, control rows included, instead of the figure alone",
+                );
             let idle = !self.busy();
             if ui.add_enabled(idle, egui::Button::new("Save")).clicked() {
                 action = Some(ExportAction::Save);
@@ -158,7 +165,7 @@ impl ExportPanel {
                 let path = PathBuf::from(self.path.trim());
                 let Some(format) = Format::of(&path) else {
                     self.message = Some(Err(
-                        "name the export file .svg (vector) or .png (pixels)".into()
+                        "name the export file .svg (vector), .png (pixels) or .pdf (vector)".into(),
                     ));
                     return;
                 };

@@ -9,6 +9,7 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Vec2};
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::selection::{token_infos, visible_tokens, Selection, VisibleTokens};
+use crate::ui::support::figure;
 use crate::ui::support::head_links::{self, HeadRows, KeyRuns, Link};
 use crate::ui::support::lines::LineBatch;
 use crate::ui::support::palette::{head_color, with_weight};
@@ -77,6 +78,9 @@ pub fn show_with(
     let rows = view.visible.queries.len().max(view.visible.keys.len());
     let mut intents = Vec::new();
     let mut hovered = None;
+    if figure::only(ui.ctx()) {
+        head_legend(ui, sel.layer, &view.heads);
+    }
     egui::ScrollArea::both()
         .id_salt(panel.id)
         .auto_shrink([false, false])
@@ -90,6 +94,20 @@ pub fn show_with(
         });
     intents.push(Intent::Hover(hovered));
     intents
+}
+
+/// The figure's legend when the controls are left out: the layer and each
+/// shown head's colour.
+fn head_legend(ui: &mut egui::Ui, layer: usize, heads: &[usize]) {
+    let row = ui.horizontal(|ui| {
+        ui.label(format!("Layer {layer}:"));
+        for &h in heads {
+            let (swatch, _) = ui.allocate_exact_size(Vec2::splat(12.0), Sense::hover());
+            ui.painter().rect_filled(swatch, 2.0, head_color(h));
+            ui.label(format!("head {h}"));
+        }
+    });
+    figure::mark(ui.ctx(), row.response.rect);
 }
 
 /// The left (query) or right (key) column.
@@ -115,6 +133,7 @@ impl Columns {
             rows as f32 * ROW_HEIGHT + 20.0,
         );
         let (area, _) = ui.allocate_exact_size(size, Sense::hover());
+        figure::mark(ui.ctx(), area.intersect(ui.clip_rect()));
         let left_x = area.left() + COLUMN_WIDTH;
         Columns {
             area,

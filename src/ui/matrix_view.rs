@@ -8,6 +8,7 @@ use crate::ui::intent::Intent;
 use crate::ui::selection::{
     for_each_link, token_infos, visible_tokens, Links, Selection, VisibleTokens,
 };
+use crate::ui::support::figure;
 use crate::ui::support::palette::{head_color, heat};
 
 const LABEL_SPACE: f32 = 110.0;
@@ -16,13 +17,39 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
     let mut intents = Vec::new();
     let maps = &result.attentions;
     let head = sel.focus_head.min(maps.heads.saturating_sub(1));
+    if figure::only(ui.ctx()) {
+        let legend = ui.horizontal(|ui| {
+            let (swatch, _) = ui.allocate_exact_size(Vec2::splat(14.0), Sense::hover());
+            ui.painter().rect_filled(swatch, 2.0, head_color(head));
+            ui.label(format!(
+                "Layer {}, head {head}: rows are query tokens, columns key tokens; darker is more weight",
+                sel.layer
+            ));
+        });
+        figure::mark(ui.ctx(), legend.response.rect);
+    } else {
+        controls_row(ui, sel, head, maps.heads, &mut intents);
+    }
+    grid_of(ui, result, sel, head);
+    intents
+}
+
+/// The head picker above the matrix.
+fn controls_row(
+    ui: &mut egui::Ui,
+    sel: &Selection,
+    head: usize,
+    heads: usize,
+    intents: &mut Vec<Intent>,
+) {
+    let maps_heads = heads;
     ui.horizontal(|ui| {
         ui.label(format!("Layer {}, head", sel.layer));
         let mut h = head;
         egui::ComboBox::from_label("Matrix head")
             .selected_text(format!("{h}"))
             .show_ui(ui, |ui| {
-                for i in 0..maps.heads {
+                for i in 0..maps_heads {
                     ui.selectable_value(&mut h, i, format!("Matrix head {i}"));
                 }
             });
@@ -33,12 +60,17 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
         ui.painter().rect_filled(swatch, 2.0, head_color(head));
         ui.label("rows: query tokens, columns: key tokens; hover a cell for its weight");
     });
+}
+
+/// The selected head's matrix over the visible tokens.
+fn grid_of(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection, head: usize) {
+    let maps = &result.attentions;
     let infos = token_infos(&result.tokens, &result.token_type_ids);
     let visible = visible_tokens(&infos, sel.filter, sel.hide_special);
     let (nq, nk) = (visible.queries.len(), visible.keys.len());
     if nq == 0 || nk == 0 {
         ui.label("No tokens pass the current filter.");
-        return intents;
+        return;
     }
     let renorm = sel.hide_special && sel.renormalize;
     let mut weights = vec![0f32; nq * nk];
@@ -60,7 +92,6 @@ pub fn show(ui: &mut egui::Ui, result: &AttentionResult, sel: &Selection) -> Vec
         &heat,
         size,
     );
-    intents
 }
 
 /// A `[query][key]` grid of `values` (visible tokens only) coloured by `color`,
@@ -88,6 +119,7 @@ pub fn grid(
                 LABEL_SPACE + cell * nq as f32 + 10.0,
             );
             let (area, response) = ui.allocate_exact_size(size, Sense::hover());
+            figure::mark(ui.ctx(), area.intersect(ui.clip_rect()));
             let origin = area.min + Vec2::splat(LABEL_SPACE);
             let painter = ui.painter_at(ui.clip_rect());
             let font = FontId::proportional(if cell >= 14.0 { 13.0 } else { 10.0 });

@@ -32,6 +32,9 @@ pub fn show(
         return intents;
     };
     ui.horizontal(|ui| {
+        if crate::ui::support::figure::only(ui.ctx()) {
+            return;
+        }
         ui.label("Click a token to mask it (or type [MASK] in a sentence).");
         let mut k = top_k;
         if ui

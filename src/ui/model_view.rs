@@ -10,6 +10,7 @@ use egui::{Color32, Pos2, RichText, Sense, Stroke, TextureId, Vec2};
 use crate::engine::AttentionResult;
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::selection::{token_infos, visible_tokens, Selection};
+use crate::ui::support::figure;
 use crate::ui::support::head_links::Link;
 use crate::ui::support::lines::LineBatch;
 use crate::ui::support::palette::{head_color, with_weight};
@@ -80,7 +81,11 @@ pub fn show(
         // Fewer, stronger lines when there are many tokens keep thumbnails readable.
         min_opacity: if rows > 128 { 0.1 } else { 0.02 },
     };
+    let figure_only = figure::only(ui.ctx());
     ui.horizontal_wrapped(|ui| {
+        if figure_only {
+            return;
+        }
         ui.label(caption(result, sel, focus, ablation.mode));
         if let Some(TokenFocus::Query(t) | TokenFocus::Key(t)) = focus {
             let token = result.tokens.get(t).map(String::as_str).unwrap_or("?");
@@ -97,7 +102,9 @@ pub fn show(
     let ppp = ui.ctx().pixels_per_point();
     let side_px = (grid.fit.side * ppp).round().max(1.0) as usize;
     cache.prepare(ui.ctx(), &shown, side_px, ppp);
-    ui.label(RichText::new(grid.note(cache, &shown)).weak());
+    if !figure_only {
+        ui.label(RichText::new(grid.note(cache, &shown)).weak());
+    }
     let tint_off = Color32::GRAY.gamma_multiply(0.5);
     let side = grid.fit.side;
     egui::ScrollArea::both()
@@ -105,6 +112,7 @@ pub fn show(
         .auto_shrink([false, false])
         .show(ui, |ui| {
             let (area, _) = ui.allocate_exact_size(grid.size(), Sense::hover());
+            figure::mark(ui.ctx(), area.intersect(ui.clip_rect()));
             let painter = ui.painter().clone();
             let font = egui::TextStyle::Body.resolve(ui.style());
             let text_color = ui.visuals().text_color();

@@ -20,8 +20,10 @@ impl BertscopeApp {
         let sel = &s.selection;
         let has_pair = result.token_type_ids.contains(&1);
         let (layers, heads) = (result.attentions.layers, result.attentions.heads);
-        intents.extend(controls::show(ui, sel, layers, heads, has_pair));
-        ui.separator();
+        if !crate::ui::support::figure::only(ui.ctx()) {
+            intents.extend(controls::show(ui, sel, layers, heads, has_pair));
+            ui.separator();
+        }
         let base_name = match &self.status {
             ModelStatus::Ready(info) => info.spec.as_str(),
             _ => "",

@@ -59,18 +59,19 @@ impl BertscopeApp {
         if let Some(dir) = &tuned {
             protected.add("the tuned model", dir);
         }
-        let caption = format!(
-            "{} · {} · layer {} · “{}”{}",
-            info.spec,
-            s.view.label(),
-            s.selection.layer,
-            s.text_a,
-            if s.text_b.trim().is_empty() {
-                String::new()
-            } else {
-                format!(" / “{}”", s.text_b)
-            }
-        );
+        let shown: Vec<usize> = (0..info.heads)
+            .filter(|&h| s.selection.head_on(h))
+            .collect();
+        let text_b = (!s.text_b.trim().is_empty()).then_some(s.text_b.as_str());
+        let caption = crate::export::caption(&crate::export::CaptionParts {
+            model: &info.spec,
+            view: s.view.label(),
+            layer: Some(s.selection.layer),
+            heads: Some(&shown),
+            all_heads: info.heads,
+            text_a: &s.text_a,
+            text_b,
+        });
         let heads = info.heads;
         let options = AppOptions {
             model: Some(info.path.clone()),
@@ -90,6 +91,7 @@ impl BertscopeApp {
             fresh: true,
             export: Some(ExportLook {
                 caption: (!panel.no_caption).then_some(caption),
+                with_controls: panel.with_controls,
                 light: panel.light,
                 transparent: panel.transparent,
             }),

@@ -9,6 +9,7 @@ use crate::ui::app::{AppOptions, BertscopeApp};
 use crate::ui::intent::{Intent, TokenFocus};
 use crate::ui::neuron_view::{self, NeuronPanel};
 use crate::ui::state::{Settings, View};
+use crate::ui::support::figure;
 use crate::ui::word_level::{self, WordLevel};
 use crate::ui::worker::ModelInfo;
 use crate::ui::{ablation_bar, controls, head_view, matrix_view, model_view};
@@ -129,16 +130,25 @@ impl BertscopeApp {
             contrast: view != View::Matrix,
         };
         let has_pair = result.token_type_ids.contains(&1);
-        let mut intents = controls::show_with(ui, sel, (maps.layers, maps.heads), has_pair, extras);
-        if view != View::Matrix {
-            intents.extend(ablation_bar::show(
+        let mut intents = Vec::new();
+        if !figure::only(ui.ctx()) {
+            intents.extend(controls::show_with(
                 ui,
-                ins,
-                analysis.classes.as_deref(),
-                view,
+                sel,
+                (maps.layers, maps.heads),
+                has_pair,
+                extras,
             ));
+            if view != View::Matrix {
+                intents.extend(ablation_bar::show(
+                    ui,
+                    ins,
+                    analysis.classes.as_deref(),
+                    view,
+                ));
+            }
+            ui.separator();
         }
-        ui.separator();
         let drawn = match view {
             View::Model => {
                 let ablation = model_view::Ablation {

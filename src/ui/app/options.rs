@@ -92,6 +92,8 @@ impl AppOptions {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ExportLook {
     pub caption: Option<String>,
+    /// The whole frame with its control rows, not the figure alone.
+    pub with_controls: bool,
     pub light: bool,
     /// No background at all (PNG).
     pub transparent: bool,

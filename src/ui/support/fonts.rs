@@ -29,18 +29,32 @@ pub enum CjkFont {
     BundledSubset,
 }
 
+/// A full CJK font of this machine: its path and bytes.
+fn system_cjk() -> Option<(String, Vec<u8>)> {
+    CJK_FONTS.iter().find_map(|path| {
+        std::fs::read(path)
+            .ok()
+            .map(|bytes| (path.to_string(), bytes))
+    })
+}
+
+/// The faces a document drawn from the app's pictures needs (a PDF): egui's
+/// own, a full CJK font when this machine has one, the bundled subset.
+pub fn document_fonts() -> Vec<Vec<u8>> {
+    let mut faces: Vec<Vec<u8>> = FontDefinitions::default()
+        .font_data
+        .values()
+        .map(|data| (*data.font).as_ref().to_vec())
+        .collect();
+    faces.extend(system_cjk().map(|(_, bytes)| bytes));
+    faces.push(BUNDLED_CJK.to_vec());
+    faces
+}
+
 /// Install the fonts. `system`: look for a full CJK font on this machine first.
 pub fn install(ctx: &egui::Context, system: bool) -> CjkFont {
     let mut fonts = FontDefinitions::default();
-    let found = system
-        .then(|| {
-            CJK_FONTS.iter().find_map(|path| {
-                std::fs::read(path)
-                    .ok()
-                    .map(|bytes| (path.to_string(), bytes))
-            })
-        })
-        .flatten();
+    let found = system.then(system_cjk).flatten();
     let (choice, data) = match found {
         Some((path, bytes)) => (CjkFont::System(path), FontData::from_owned(bytes)),
         None => (CjkFont::BundledSubset, FontData::from_static(BUNDLED_CJK)),

@@ -3,6 +3,7 @@
 //! fonts, screenshots, progress over data rows, and one-off background jobs.
 
 pub mod contrast;
+pub mod figure;
 pub mod fonts;
 pub mod head_links;
 pub mod head_map;
