@@ -462,3 +462,71 @@ fn a_pdf_is_vector_with_text_that_can_be_extracted() {
     ]);
     assert!(!refused.status.success());
 }
+
+#[test]
+fn the_heads_and_data_views_export_their_figure_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mlm = fixture_model("mlm-safetensors").display().to_string();
+    let run = fixtures().join("trainer_kit/kit-run").display().to_string();
+    let data = fixtures()
+        .join("trainer_kit/train.tsv")
+        .display()
+        .to_string();
+    let data_svg = dir.path().join("data.svg");
+    ok(&bertscope(&[
+        "export",
+        "--model",
+        &mlm,
+        "--text-a",
+        "the dog",
+        "--view",
+        "data",
+        "--tuned",
+        &run,
+        "--data",
+        &data,
+        "--output",
+        data_svg.to_str().unwrap(),
+    ]));
+    let svg = std::fs::read_to_string(&data_svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let shown = texts(&doc).join("\n");
+    for control in ["Project", "Colour by", "Max rows", "Play"] {
+        assert!(
+            !shown.contains(control),
+            "data view: `{control}` in a figure-only export"
+        );
+    }
+    assert!(shown.contains("60 rows at layer"), "{shown}");
+    // Every row a square of the scatter (and the legend's three swatches).
+    let squares = doc
+        .descendants()
+        .filter(|e| e.has_tag_name("rect") && e.attribute("width") == Some("7"))
+        .count();
+    assert_eq!(squares, 60, "one <rect> a row");
+
+    let heads_svg = dir.path().join("heads.svg");
+    ok(&bertscope(&[
+        "export",
+        "--model",
+        &mlm,
+        "--text-a",
+        "the dog",
+        "--view",
+        "heads",
+        "--layer",
+        "1",
+        "--head",
+        "2",
+        "--output",
+        heads_svg.to_str().unwrap(),
+    ]));
+    let svg = std::fs::read_to_string(&heads_svg).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let shown = texts(&doc).join("\n");
+    assert!(
+        !shown.contains("Run over the rows") && !shown.contains("Rows at most"),
+        "{shown}"
+    );
+    assert!(shown.contains("Baselines: nearest candidate"), "{shown}");
+}

@@ -421,7 +421,8 @@ mod tests {
             shape: batch.into_shape(),
             transform_after_tessellation: egui::emath::TSTransform::IDENTITY,
         }];
-        let svg = document(&shapes, egui::vec2(20.0, 10.0), Color32::WHITE);
+        let crop = Rect::from_min_size(Pos2::ZERO, egui::vec2(20.0, 10.0));
+        let svg = document(&shapes, crop, Color32::WHITE);
         assert_eq!(svg.matches("<line ").count(), 2, "{svg}");
         assert!(
             svg.contains(r#"x1="0" y1="0" x2="10" y2="0" stroke="rgb(255,0,0)" stroke-width="2""#),
@@ -431,5 +432,39 @@ mod tests {
         assert_eq!(num(1.0), "1");
         assert_eq!(num(-0.001), "0");
         assert_eq!(num(2.345), "2.35");
+    }
+
+    #[test]
+    fn cells_become_rects_and_shapes_outside_the_crop_are_left_out() {
+        let mut cells = Mesh::default();
+        for i in 0..3 {
+            let at = Pos2::new(10.0 * i as f32, 0.0);
+            cells.add_colored_rect(
+                Rect::from_min_size(at, egui::vec2(10.0, 10.0)),
+                Color32::BLUE,
+            );
+        }
+        let outside = Shape::rect_filled(
+            Rect::from_min_size(Pos2::new(500.0, 500.0), egui::vec2(30.0, 10.0)),
+            0.0,
+            Color32::RED,
+        );
+        let clipped = |shape| ClippedShape {
+            clip_rect: Rect::EVERYTHING,
+            shape,
+            transform_after_tessellation: egui::emath::TSTransform::IDENTITY,
+        };
+        let crop = Rect::from_min_size(Pos2::ZERO, egui::vec2(40.0, 20.0));
+        let svg = document(
+            &[clipped(Shape::mesh(cells)), clipped(outside)],
+            crop,
+            Color32::WHITE,
+        );
+        assert_eq!(svg.matches(r#"fill="rgb(0,0,255)""#).count(), 3, "{svg}");
+        assert!(
+            !svg.contains("<polygon") && !svg.contains("rgb(255,0,0)"),
+            "{svg}"
+        );
+        assert!(svg.contains(r#"viewBox="0 0 40 20""#), "{svg}");
     }
 }

@@ -205,6 +205,17 @@ impl BertscopeApp {
         app.data_view.compute_on_open = app.settings.view == View::Data;
         app.data_view.still = app.screenshot.is_some() || app.export.is_some();
         app.data_view.start_stage = options.stage;
+        if let Some(shown) = options.heads_shown.clone() {
+            app.heads.compute_on_open = false;
+            app.heads.measure = shown.measure;
+            app.heads.selected = shown.selected;
+            app.heads.result = Some((shown.measure, shown.source, Ok(shown.answer)));
+        }
+        if let Some(shown) = options.data_shown.clone() {
+            app.data_view.compute_on_open = false;
+            app.data_view
+                .show_projected(shown.projected, shown.stage, shown.colour);
+        }
         // `--view explain --train-data FILE`: head importance over FILE at once.
         app.explain.importance.compute_on_open =
             options.train_data.is_some() && app.settings.view == View::Explain;

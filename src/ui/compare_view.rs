@@ -76,7 +76,21 @@ pub fn show(ui: &mut egui::Ui, mut input: CompareInput) -> Vec<Intent> {
         ui.label("Fine-tune one in the Training view, or open a fine-tuned directory there (“Open tuned…”).");
         return intents;
     };
+    let figure_only = crate::ui::support::figure::only(ui.ctx());
     ui.horizontal(|ui| {
+        if figure_only {
+            // A picture names models, never their paths; no slider.
+            let (base, tuned_name) = (
+                crate::export::model_name(input.base_name),
+                crate::export::model_name(&tuned.dir.display().to_string()),
+            );
+            let epoch = tuned
+                .shown_epoch
+                .map(|e| format!(", epoch {e}"))
+                .unwrap_or_default();
+            ui.label(RichText::new(format!("Base: {base} · tuned: {tuned_name}{epoch}")).strong());
+            return;
+        }
         ui.label(RichText::new(format!("Base: {}", input.base_name)).strong());
         ui.separator();
         ui.label(RichText::new(format!("Tuned: {}", tuned.dir.display())).strong());
@@ -192,7 +206,11 @@ fn change_map(
         Some((what, _)) => format!("Average over {what}"),
         None => "Average over the training data (first 64 rows)".into(),
     };
-    if ui.checkbox(&mut use_mean, source).changed() {
+    if crate::ui::support::figure::only(ui.ctx()) {
+        if use_mean {
+            ui.label(source);
+        }
+    } else if ui.checkbox(&mut use_mean, source).changed() {
         intents.push(Intent::UseMeanChanges(use_mean));
     }
     let map = match current(cmp, changes) {

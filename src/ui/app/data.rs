@@ -31,12 +31,15 @@ impl BertscopeApp {
         self.data_view.poll(&ctx);
         // At start-up, once the tuned model asked for is open too.
         if self.startup.settled() && std::mem::take(&mut self.data_view.compute_on_open) {
-            self.data_view.run(&models, &self.settings.train, &ctx);
+            self.data_view
+                .run(&models, layers, &self.settings.train, &ctx);
         }
         let mut intents = Vec::new();
         for action in crate::ui::data::show(ui, &mut self.data_view, layers) {
             match action {
-                DataAction::Run => self.data_view.run(&models, &self.settings.train, &ctx),
+                DataAction::Run => self
+                    .data_view
+                    .run(&models, layers, &self.settings.train, &ctx),
                 DataAction::Cancel => self.data_view.cancel(),
                 DataAction::Browse => self.data_view.browse(&ctx),
                 DataAction::OpenRow { text_a, text_b }

@@ -73,7 +73,30 @@ impl BertscopeApp {
             text_b,
         });
         let heads = info.heads;
+        let heads_shown = match (&self.heads.result, s.view) {
+            (Some((measure, source, Ok(answer))), crate::ui::state::View::Heads) => {
+                Some(crate::ui::app::options::HeadsShown {
+                    measure: *measure,
+                    source: source.clone(),
+                    answer: answer.clone(),
+                    selected: self.heads.selected,
+                })
+            }
+            _ => None,
+        };
+        let data_shown = match (&self.data_view.result, s.view) {
+            (Some(Ok(projected)), crate::ui::state::View::Data) => {
+                Some(crate::ui::app::options::DataShown {
+                    projected: projected.clone(),
+                    stage: self.data_view.stage,
+                    colour: self.data_view.colour,
+                })
+            }
+            _ => None,
+        };
         let options = AppOptions {
+            heads_shown,
+            data_shown,
             model: Some(info.path.clone()),
             text_a: Some(s.text_a.clone()),
             text_b: (!s.text_b.trim().is_empty()).then(|| s.text_b.clone()),

@@ -33,6 +33,10 @@ pub struct AppOptions {
     pub watch: Option<PathBuf>,
     /// `--stage`: the Data view's stage once projected (default: the last).
     pub stage: Option<f32>,
+    /// An export of the Heads view draws this run's answer, as on screen.
+    pub heads_shown: Option<HeadsShown>,
+    /// An export of the Data view draws this projection, as on screen.
+    pub data_shown: Option<DataShown>,
     /// Where runs started in the app are written (default: the user's cache).
     pub runs_dir: Option<PathBuf>,
     /// `--mask-heads`: heads switched off.
@@ -97,6 +101,23 @@ pub struct ExportLook {
     pub light: bool,
     /// No background at all (PNG).
     pub transparent: bool,
+}
+
+/// The Heads view's answer and the head selected, for an export.
+#[derive(Debug, Clone)]
+pub struct HeadsShown {
+    pub measure: crate::ui::heads::Measure,
+    pub source: String,
+    pub answer: crate::ui::worker::HeadsAnswer,
+    pub selected: Option<(usize, usize)>,
+}
+
+/// The Data view's projection, stage and colouring, for an export.
+#[derive(Debug, Clone)]
+pub struct DataShown {
+    pub projected: crate::ui::data::jobs::Projected,
+    pub stage: f32,
+    pub colour: crate::ui::data::ColourBy,
 }
 
 /// Light or dark visuals for an export, or none at all for a transparent PNG.

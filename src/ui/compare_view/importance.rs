@@ -112,7 +112,9 @@ pub fn show(
         "Michel et al. 2019: |∂loss/∂gate| over {over}, for the classifier before \
          fine-tuning and the tuned one."
     ));
+    let figure_only = crate::ui::support::figure::only(ui.ctx());
     ui.horizontal(|ui| match &state.running {
+        _ if figure_only => {}
         None => {
             if ui.button("Compute importance before and after").clicked() {
                 state.compute(data, worker);

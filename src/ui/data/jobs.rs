@@ -186,6 +186,7 @@ impl Source {
 }
 
 /// The projection and the rows' texts and labels.
+#[derive(Debug, Clone)]
 pub struct Projected {
     pub projection: Projection,
     pub rows: Vec<(String, Option<String>)>,

@@ -183,8 +183,9 @@ impl DataState {
         }
     }
 
-    /// Start the projection.
-    pub fn run(&mut self, models: &Models, train: &TrainForm, ctx: &egui::Context) {
+    /// Start the projection; `layers`: the model's (the layer is kept within).
+    pub fn run(&mut self, models: &Models, layers: usize, train: &TrainForm, ctx: &egui::Context) {
+        self.layer = self.layer.min(layers);
         let source = match self.source(train) {
             Ok(s) => s,
             Err(why) => {
@@ -247,6 +248,14 @@ impl DataState {
         if let Some(find) = &mut self.find {
             find.poll(&cache, ctx);
         }
+    }
+
+    /// Show a projection made elsewhere (an export draws the one on screen).
+    pub fn show_projected(&mut self, projected: Projected, stage: f32, colour: ColourBy) {
+        self.layer = projected.projection.layer;
+        self.stage = stage;
+        self.colour = colour;
+        self.result = Some(Ok(projected));
     }
 
     /// Search the same token at another layer.

@@ -39,7 +39,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut DataState, layers: usize) -> Vec<Data
         });
         ui.add_space(6.0);
     }
-    settings(ui, state, layers, &mut actions);
+    let figure_only = crate::ui::support::figure::only(ui.ctx());
+    if !figure_only {
+        settings(ui, state, layers, &mut actions);
+    }
     match &state.result {
         None if state.running() => {}
         None => {
@@ -154,7 +157,11 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
     let stages = stages(p);
     let last = stages.len() - 1;
     let has_predictions = p.points.first().is_some_and(|pt| pt.predicted.is_some());
+    let figure_only = crate::ui::support::figure::only(ui.ctx());
     ui.horizontal(|ui| {
+        if figure_only {
+            return;
+        }
         ui.label("Colour by");
         for c in ColourBy::ALL {
             let enabled = c == ColourBy::Gold || has_predictions;
@@ -168,7 +175,7 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
     if !has_predictions {
         state.colour = ColourBy::Gold;
     }
-    if last > 0 {
+    if last > 0 && !figure_only {
         ui.horizontal(|ui| {
             let play = if state.playing { "Pause" } else { "Play" };
             if ui.button(play).clicked() {
@@ -251,9 +258,12 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
                 });
             }
             ui.add_space(8.0);
-            ui.label(
-                RichText::new("Drag a box to list its rows; click a point to open its row.").weak(),
-            );
+            if !figure_only {
+                ui.label(
+                    RichText::new("Drag a box to list its rows; click a point to open its row.")
+                        .weak(),
+                );
+            }
         });
     });
     let row_text = |i: usize| -> String {
@@ -278,9 +288,14 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
         format!("Row {}{gold}{predicted}: {}", pt.row, row_text(i))
     };
     match events.hovered {
-        Some(i) => ui.label(describe(i)),
-        None => ui.label(RichText::new("Point at a row to read it.").weak()),
-    };
+        Some(i) => {
+            ui.label(describe(i));
+        }
+        None if !figure_only => {
+            ui.label(RichText::new("Point at a row to read it.").weak());
+        }
+        None => {}
+    }
     if let Some(i) = events.clicked {
         let (a, b) = projected.rows[i].clone();
         actions.push(DataAction::OpenRow {

@@ -190,6 +190,25 @@ pub fn show(
         "Michel et al. 2019: how much the loss on the gold labels moves when a head is \
          scaled, |∂loss/∂gate| averaged over the rows.",
     );
+    if !crate::ui::support::figure::only(ui.ctx()) {
+        controls(ui, state, &mut actions);
+    }
+    match &state.result {
+        None => {}
+        Some((_, Err(e))) => {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        Some((source, Ok(importance))) => {
+            if let Some((layer, head)) = map(ui, source, importance, selected) {
+                actions.push(ImportanceAction::SelectHead { layer, head });
+            }
+        }
+    }
+    actions
+}
+
+/// The file, the rows and Compute / Cancel.
+fn controls(ui: &mut egui::Ui, state: &mut ImportanceState, actions: &mut Vec<ImportanceAction>) {
     ui.horizontal(|ui| {
         ui.label("Data file");
         let field = ui.add(
@@ -223,18 +242,6 @@ pub fn show(
             }
         }
     });
-    match &state.result {
-        None => {}
-        Some((_, Err(e))) => {
-            ui.colored_label(ui.visuals().error_fg_color, e);
-        }
-        Some((source, Ok(importance))) => {
-            if let Some((layer, head)) = map(ui, source, importance, selected) {
-                actions.push(ImportanceAction::SelectHead { layer, head });
-            }
-        }
-    }
-    actions
 }
 
 fn progress(ui: &mut egui::Ui, running: &Running) {

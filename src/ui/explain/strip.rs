@@ -13,6 +13,11 @@ use crate::ui::support::palette::{diverging, heat};
 /// The methods as selectable buttons and the "Whole words" toggle (in the
 /// caller's horizontal layout).
 pub fn method_bar(ui: &mut egui::Ui, method: &mut Method, words: &mut bool) {
+    if crate::ui::support::figure::only(ui.ctx()) {
+        let unit = if *words { "words" } else { "tokens" };
+        ui.label(format!("Method: {} ({unit})", method.label()));
+        return;
+    }
     ui.label("Method:");
     for m in Method::ALL {
         ui.selectable_value(method, m, m.label());

@@ -58,6 +58,9 @@ fn toolbar(
 ) {
     ui.horizontal_wrapped(|ui| {
         strip::method_bar(ui, &mut state.method, &mut state.words);
+        if crate::ui::support::figure::only(ui.ctx()) {
+            return;
+        }
         ui.separator();
         target_picker(ui, state, info, masked_lm, key);
     });

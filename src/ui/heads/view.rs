@@ -19,7 +19,9 @@ pub fn show(ui: &mut egui::Ui, state: &mut HeadsState) -> Vec<HeadsAction> {
          punctuation, the token itself or its neighbours, its entropy; and how often a head's \
          pronoun attends most to the right antecedent.",
     );
-    controls(ui, state, &mut actions);
+    if !crate::ui::support::figure::only(ui.ctx()) {
+        controls(ui, state, &mut actions);
+    }
     egui::ScrollArea::vertical()
         .id_salt("heads-view-scroll")
         .auto_shrink([false, false])
