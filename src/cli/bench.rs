@@ -21,12 +21,18 @@ pub struct BenchArgs {
     /// Measure training steps (forward, backward, AdamW) instead.
     #[arg(long, conflicts_with = "data")]
     train: bool,
+    /// Measure batched inference instead: rows a second through every layer,
+    /// no gradients and no attention maps kept (as the dataset passes and
+    /// `predict` run it), --batch-size rows of the first --seq tokens.
+    #[arg(long, conflicts_with_all = ["data", "train"])]
+    inference: bool,
     /// With --train: where a step's time goes (forward, backward by op kind,
     /// optimiser, kernel time from allocation).
     #[arg(long, requires = "train")]
     profile: bool,
-    /// With --train: the matrix products' precision (as `finetune --precision`).
-    #[arg(long, value_enum, default_value_t = Precision::Fp32, requires = "train")]
+    /// With --train or --inference: the matrix products' precision (as
+    /// `finetune --precision`).
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     precision: Precision,
     /// Batch size for --train.
     #[arg(long, default_value_t = 32, value_parser = at_least::<1>)]
@@ -49,15 +55,44 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.precision != Precision::Fp32 && !args.train && !args.inference {
+        anyhow::bail!("--precision applies to --train and --inference");
+    }
     if let Some(file) = &args.data {
         bench_data(&args, file)
     } else if args.profile {
         bench_profile(&args)
     } else if args.train {
         bench_train(&args)
+    } else if args.inference {
+        bench_inference(&args)
     } else {
         bench_forward(&args)
     }
+}
+
+/// `bench --inference`: batched forwards a second, in rows.
+fn bench_inference(args: &BenchArgs) -> Result<()> {
+    let device = select_device(args.model.device)?;
+    let model = bertscope::LoadedModel::load(&args.model.model, &device)?;
+    let seq = args.seq.first().copied().unwrap_or(128);
+    let rows_per_s = bertscope::dataset::bench::inference_rows_per_s(
+        &model,
+        args.batch_size,
+        seq,
+        args.runs,
+        args.precision,
+    )?;
+    if args.json {
+        return print_json(&serde_json::json!({ "rows_per_s": rows_per_s }));
+    }
+    println!(
+        "inference: {rows_per_s:.1} rows/s ({} × {seq} tokens, {}, median of {} runs)",
+        args.batch_size,
+        args.precision.name(),
+        args.runs
+    );
+    Ok(())
 }
 
 /// `bench --data`: seconds to read and tokenise a data file.

@@ -256,6 +256,12 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     precision
         .check(&device)
         .map_err(|e| anyhow::anyhow!("--precision {}: {e}", precision.name()))?;
+    if precision == Precision::Bf16 {
+        if let Some(speed) = bertscope::model::bf16_speed::measure() {
+            let mark = if speed.pays() { "note" } else { "warning" };
+            eprintln!("{mark}: --precision bf16: {}", speed.verdict());
+        }
+    }
     if !resuming {
         start_run(&plan, &run, &protected, args.overwrite)?;
     }

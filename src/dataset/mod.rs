@@ -9,6 +9,7 @@
 //! - `coref.rs`: the coreference probe (marked rows, each head's choice).
 
 pub mod batches;
+pub mod bench;
 pub mod coref;
 pub mod pass;
 pub mod pooled;

@@ -8,10 +8,12 @@ use candle_core::{CpuStorage, Storage, StorageRef, Tensor};
 
 use crate::config::Activation;
 use crate::error::{BertError, Result};
+use crate::model::grad_kernels;
 use crate::model::head_mask::{Inspect, Neurons};
 use crate::model::kernels::{self, AttentionShape};
 use crate::model::layer::BertLayer;
 use crate::model::ops::{LayerNorm, Linear};
+use crate::model::precision::{self, Precision};
 use crate::model::{AttentionProbs, BatchMask};
 
 /// Read access to a contiguous f32 CPU tensor's data.
@@ -75,12 +77,24 @@ impl FusedLinear {
         ))
     }
 
+    /// `out = x · W + b`; with bf16 precision in scope (`bench --inference
+    /// --precision bf16`), the products in bf16 and the sums in `f32`.
     fn apply(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<()> {
         let (weight, bias) = (
             HostSlice::new(&self.weight_in_out)?,
             HostSlice::new(&self.bias)?,
         );
-        out.resize(rows * bias.len, 0.0);
+        let (in_dim, out_dim) = (x.len() / rows.max(1), bias.len);
+        out.resize(rows * out_dim, 0.0);
+        if precision::current() == Precision::Bf16 {
+            for row in out.chunks_mut(out_dim.max(1)) {
+                row.copy_from_slice(bias.get());
+            }
+            let (inputs, weights) = ((x, in_dim, 1), (weight.get(), out_dim, 1));
+            let dims = (rows, out_dim, in_dim);
+            grad_kernels::bf16_gemm(dims, (out, out_dim, 1), true, inputs, weights)?;
+            return Ok(());
+        }
         kernels::linear(x, rows, weight.get(), bias.get(), out);
         Ok(())
     }

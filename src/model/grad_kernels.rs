@@ -22,6 +22,7 @@ use rayon::prelude::*;
 use crate::error::Result;
 use crate::model::kernels::{parallelism, AttentionShape};
 pub use bf16::available as bf16_available;
+pub use bf16::gemm as bf16_gemm;
 pub use rows::Gelu;
 
 /// Values per parallel task: enough to amortise the scheduling. It depends on

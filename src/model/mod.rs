@@ -2,6 +2,7 @@
 //! attention) and returns every layer's attention probabilities.
 
 pub mod attention;
+pub mod bf16_speed;
 pub mod cancel;
 pub mod dropout;
 pub mod embeddings;

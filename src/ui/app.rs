@@ -131,6 +131,17 @@ impl BertscopeApp {
                 .unwrap_or_default()
         };
         let live = inspect::LiveInspect::from_options(&options, &mut settings);
+        // Whether bf16 pays on this CPU, measured off the UI thread for the
+        // training form's Precision row.
+        if crate::model::grad_kernels::bf16_available() && options.export.is_none() {
+            let ctx = cc.egui_ctx.clone();
+            let _ = std::thread::Builder::new()
+                .name("bertscope-bf16-speed".into())
+                .spawn(move || {
+                    crate::model::bf16_speed::measure();
+                    ctx.request_repaint();
+                });
+        }
         let runs_dir = options
             .runs_dir
             .clone()

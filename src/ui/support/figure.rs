@@ -43,8 +43,12 @@ pub fn mark(ctx: &Context, rect: Rect) {
     }
 }
 
-/// Draw `add` and mark all it took as part of the figure.
+/// Draw `add` and mark all it took as part of the figure (in a frame that
+/// draws the figure alone; otherwise `add` as it is, the layout untouched).
 pub fn marked_scope<R>(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    if !only(ui.ctx()) {
+        return add(ui);
+    }
     let inner = ui.scope(add);
     mark(ui.ctx(), inner.response.rect.intersect(ui.clip_rect()));
     inner.inner

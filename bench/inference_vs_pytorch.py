@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Batched inference — a forward with no gradients and no attention maps kept,
+as the dataset passes and `predict` run it — `bertscope bench --inference`
+against PyTorch in the same run, fp32 and bf16.
+
+    python bench/inference_vs_pytorch.py [--model models/all-MiniLM-L6-v2] [--batch 64] [--seq 128] [--runs 10]
+
+PyTorch runs under torch.no_grad: fp32 eager, and bf16 under CPU autocast
+(`torch.autocast("cpu", dtype=torch.bfloat16)`), on the same random token ids
+shape (batch × seq, every token real). Each side's rate is the median over
+--runs timed forwards after warm-up. bertscope's bf16 is skipped, with the
+reason, on a CPU without AVX-512-BF16. Prints one JSON line with the rates
+and the ratios (above 1: bertscope faster), and the CPU.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+import torch
+from transformers import AutoModel
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def torch_rows_per_s(model_dir, batch, seq, runs, bf16):
+    model = AutoModel.from_pretrained(model_dir).eval()
+    ids = torch.randint(1000, model.config.vocab_size - 1, (batch, seq), generator=torch.Generator().manual_seed(7))
+    mask = torch.ones_like(ids)
+    times = []
+    with torch.no_grad():
+        for i in range(runs + 2):
+            start = time.perf_counter()
+            if bf16:
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    model(input_ids=ids, attention_mask=mask)
+            else:
+                model(input_ids=ids, attention_mask=mask)
+            if i >= 2:
+                times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)
+
+
+def ours(binary, model_dir, batch, seq, runs, precision):
+    done = subprocess.run([binary, "bench", "--inference", "--model", model_dir, "--batch-size", str(batch),
+                           "--seq", str(seq), "--runs", str(runs), "--precision", precision, "--json"],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return None, done.stderr.strip()
+    return json.loads(done.stdout)["rows_per_s"], None
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", default=os.path.join(ROOT, "models", "all-MiniLM-L6-v2"))
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--bertscope", default=os.path.join(ROOT, "target", "release", "bertscope"))
+    a = p.parse_args()
+    torch.set_num_threads(os.cpu_count())
+    out = {"cpu": cpu_name(), "threads": os.cpu_count(), "batch": a.batch, "seq": a.seq,
+           "torch": torch.__version__}
+    for precision in ["fp32", "bf16"]:
+        rate, why = ours(a.bertscope, a.model, a.batch, a.seq, a.runs, precision)
+        theirs = torch_rows_per_s(a.model, a.batch, a.seq, a.runs, precision == "bf16")
+        out[f"pytorch_{precision}_rows_per_s"] = round(theirs, 1)
+        if rate is None:
+            out[f"bertscope_{precision}"] = f"skipped: {why}"
+            continue
+        out[f"bertscope_{precision}_rows_per_s"] = round(rate, 1)
+        out[f"ratio_{precision}"] = round(rate / theirs, 3)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

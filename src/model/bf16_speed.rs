@@ -1,0 +1,118 @@
+//! Whether bf16 pays on this CPU, measured rather than assumed: the same
+//! product of a fine-tuning step's shape (1,024 rows × 384 → 1,536, as in
+//! MiniLM's feed-forward) by the fp32 kernel and by the bf16 one, once per
+//! process. A CPU may have AVX-512-BF16 and still multiply bf16 slower than
+//! fp32 here (on Intel's AMX parts the fp32 path is faster than bertscope's
+//! AVX-512-BF16 kernel); there bf16 is not offered as the faster choice.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use super::grad_kernels;
+use super::kernels;
+
+/// The two kernels' times for one product, in milliseconds (the best of
+/// five each).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bf16Speed {
+    pub fp32_ms: f64,
+    pub bf16_ms: f64,
+}
+
+impl Bf16Speed {
+    /// How many times faster the bf16 product is.
+    pub fn speedup(&self) -> f64 {
+        self.fp32_ms / self.bf16_ms.max(1e-9)
+    }
+
+    /// Whether bf16 is worth choosing for speed: at least 10 % faster.
+    pub fn pays(&self) -> bool {
+        self.speedup() >= 1.1
+    }
+
+    /// The one line the training form and `--precision` show.
+    pub fn verdict(&self) -> String {
+        if self.pays() {
+            format!(
+                "bf16 products are {:.1}× as fast as fp32 on this CPU (measured: {:.1} ms vs {:.1} ms)",
+                self.speedup(),
+                self.bf16_ms,
+                self.fp32_ms
+            )
+        } else {
+            format!(
+                "bf16 is not faster than fp32 on this CPU (measured: {:.1} ms for bf16 products vs {:.1} ms for fp32): choose fp32 for speed",
+                self.bf16_ms, self.fp32_ms
+            )
+        }
+    }
+}
+
+static MEASURED: OnceLock<Option<Bf16Speed>> = OnceLock::new();
+
+/// The measurement (taken now if not yet; ~0.1 s); `None` on a CPU without
+/// AVX-512-BF16.
+pub fn measure() -> Option<Bf16Speed> {
+    *MEASURED.get_or_init(|| grad_kernels::bf16_available().then(time_both).flatten())
+}
+
+/// The measurement if it was taken (never blocks: the UI asks this).
+pub fn measured() -> Option<Option<Bf16Speed>> {
+    MEASURED.get().copied()
+}
+
+fn time_both() -> Option<Bf16Speed> {
+    let (m, k, n) = (1024, 384, 1536);
+    let x: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
+        .collect();
+    let w: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 53) % 97) as f32 / 97.0 - 0.5)
+        .collect();
+    let bias = vec![0f32; n];
+    let mut out = vec![0f32; m * n];
+    let best = |f: &mut dyn FnMut() -> bool| -> Option<f64> {
+        let mut best = f64::INFINITY;
+        for _ in 0..5 {
+            let start = Instant::now();
+            if !f() {
+                return None;
+            }
+            best = best.min(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        Some(best)
+    };
+    let fp32_ms = best(&mut || {
+        kernels::linear(&x, m, &w, &bias, &mut out);
+        true
+    })?;
+    let bf16_ms = best(&mut || {
+        grad_kernels::bf16_gemm((m, n, k), (&mut out, n, 1), false, (&x, k, 1), (&w, n, 1)).is_ok()
+    })?;
+    Some(Bf16Speed { fp32_ms, bf16_ms })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verdict_follows_the_measurement() {
+        let fast = Bf16Speed {
+            fp32_ms: 20.0,
+            bf16_ms: 10.0,
+        };
+        assert!(fast.pays() && fast.verdict().contains("2.0× as fast"));
+        let slow = Bf16Speed {
+            fp32_ms: 10.0,
+            bf16_ms: 15.0,
+        };
+        assert!(!slow.pays() && slow.verdict().contains("not faster"));
+        // Measured on this machine: a value either way, never a panic.
+        match measure() {
+            Some(s) => assert!(s.fp32_ms > 0.0 && s.bf16_ms > 0.0),
+            None => assert!(!grad_kernels::bf16_available()),
+        }
+        assert_eq!(measured(), Some(measure()));
+    }
+}
