@@ -500,6 +500,22 @@ fn bad_queries_and_layers_are_refused_with_what_to_do() {
         "--json",
     ]);
     let idx = dir.to_str().unwrap();
+    let not_an_index = tmp.path().display().to_string();
+    let err = run_err(&[
+        "search",
+        "--index",
+        &not_an_index,
+        "--text-a",
+        "x",
+        "--token",
+        "1",
+        "--layer",
+        "2",
+    ]);
+    assert!(
+        err.contains("is not a bertscope index") && err.contains("bertscope index"),
+        "{err}"
+    );
     let err = run_err(&[
         "search", "--index", idx, "--text-a", "the dog", "--token", "9", "--layer", "2",
     ]);

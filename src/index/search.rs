@@ -126,6 +126,12 @@ pub struct SearchResult {
 impl Index {
     /// Open a complete index.
     pub fn open(dir: &Path) -> Result<Index> {
+        if !dir.join(format::MANIFEST).is_file() {
+            return Err(BertError::file(
+                dir,
+                "is not a bertscope index (it has no index.json): build one with `bertscope index`",
+            ));
+        }
         let manifest = format::Manifest::read(dir)?;
         if !manifest.complete {
             return Err(BertError::file(
