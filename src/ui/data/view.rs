@@ -32,6 +32,15 @@ pub enum DataAction {
 
 /// Draw the view; `layers` is the model's layer count (the slider's end).
 pub fn show(ui: &mut egui::Ui, state: &mut DataState, layers: usize) -> Vec<DataAction> {
+    // The hits above and the scatter below can be taller than the window.
+    egui::ScrollArea::vertical()
+        .id_salt("data-view-scroll")
+        .auto_shrink([false, true])
+        .show(ui, |ui| contents(ui, state, layers))
+        .inner
+}
+
+fn contents(ui: &mut egui::Ui, state: &mut DataState, layers: usize) -> Vec<DataAction> {
     let mut actions = Vec::new();
     if let Some(find) = &state.find {
         egui::Frame::group(ui.style()).show(ui, |ui| {
