@@ -90,6 +90,11 @@ shot tokens $M --view tokens --text-a "Tokenisers split unfamiliar words like el
 # The Heads view: MiniLM's coreference accuracy per head on the bundled
 # English set, head 3-1's rows listed.
 shot heads-coref $M --view heads --layer 3 --head 1
+# The export section's figures: the figure alone, light.
+target/release/bertscope export --model "models/$M" --text-a "$EN" --view head --layer 3 --head 1 \
+  --light --output screenshots/export-head.svg
+target/release/bertscope export --model "models/$M" --text-a "$EN" --view matrix --layer 3 --head 1 \
+  --light --scale 1 --output screenshots/export-matrix.png
 # The Data view: the demo pairs' [CLS] at layer 6 as MiniLM is fine-tuned on
 # them (4 epochs, each kept), base → tuned as an animated GIF (ImageMagick's
 # convert, IM=path to pick one) and the tuned stage as a PNG.
