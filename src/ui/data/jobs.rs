@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use candle_core::Device;
 
@@ -83,10 +84,11 @@ impl<T: Send + 'static> Running<T> {
     }
 }
 
-/// Models and indexes loaded by the view's jobs, each once.
+/// Models and indexes loaded by the view's jobs, each once (a model again
+/// when its folder's files changed, as when a run is trained again in place).
 #[derive(Default)]
 pub struct Cache {
-    models: Mutex<Vec<(PathBuf, Arc<LoadedModel>)>>,
+    models: Mutex<Vec<(PathBuf, Option<SystemTime>, Arc<LoadedModel>)>>,
     indexes: Mutex<Vec<(PathBuf, Arc<OpenIndex>)>>,
 }
 
@@ -103,13 +105,15 @@ impl Cache {
             .models
             .lock()
             .map_err(|_| "a model load crashed".to_string())?;
-        if let Some((_, m)) = models.iter().find(|(d, _)| d == dir) {
+        let stamp = newest_file(dir);
+        if let Some((_, _, m)) = models.iter().find(|(d, s, _)| d == dir && *s == stamp) {
             return Ok(m.clone());
         }
+        models.retain(|(d, ..)| d != dir);
         let name = dir.display().to_string();
         let model = LoadedModel::load_dir(&name, dir, &Device::Cpu).map_err(|e| e.to_string())?;
         let model = Arc::new(model);
-        models.push((dir.to_path_buf(), model.clone()));
+        models.push((dir.to_path_buf(), stamp, model.clone()));
         Ok(model)
     }
 
@@ -137,6 +141,17 @@ impl Cache {
             indexes.clear();
         }
     }
+}
+
+/// When the newest file directly in `dir` was last written.
+fn newest_file(dir: &Path) -> Option<SystemTime> {
+    dir.read_dir()
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .filter_map(|m| m.modified().ok())
+        .max()
 }
 
 impl OpenIndex {
