@@ -88,7 +88,7 @@ impl<T: Send + 'static> Running<T> {
 /// when its folder's files changed, as when a run is trained again in place).
 #[derive(Default)]
 pub struct Cache {
-    models: Mutex<Vec<(PathBuf, Option<SystemTime>, Arc<LoadedModel>)>>,
+    models: Mutex<Vec<CachedModel>>,
     indexes: Mutex<Vec<(PathBuf, Arc<OpenIndex>)>>,
 }
 
@@ -98,6 +98,9 @@ pub struct OpenIndex {
     model: Arc<LoadedModel>,
     layers: Mutex<Vec<(usize, Arc<LayerVectors>)>>,
 }
+
+/// A loaded model, its folder and when that folder's newest file was written.
+type CachedModel = (PathBuf, Option<SystemTime>, Arc<LoadedModel>);
 
 impl Cache {
     fn model(&self, dir: &Path) -> Result<Arc<LoadedModel>, String> {
