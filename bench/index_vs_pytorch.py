@@ -14,7 +14,6 @@ writing). The default rows hold about 95,000 tokens.
 import argparse
 import json
 import os
-import random
 import subprocess
 import tempfile
 import time
@@ -22,18 +21,9 @@ import time
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from heads_vs_pytorch import rows_file  # the same generated pairs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def rows_file(n, path):
-    rng = random.Random(7)
-    words = open(os.path.join(ROOT, "assets", "demo", "claims-train.tsv"), encoding="utf-8").read().split()
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("text_a\ttext_b\n")
-        for _ in range(n):
-            a = " ".join(rng.choice(words) for _ in range(rng.randint(5, 40)))
-            b = " ".join(rng.choice(words) for _ in range(rng.randint(3, 25)))
-            f.write(f"{a}\t{b}\n")
 
 
 def torch_forward(model_dir, path, batch):

@@ -25,17 +25,6 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn run_json(args: &[&str]) -> Value {
-    let out = common::bertscope(args);
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn run_err(args: &[&str]) -> String {
     let out = common::bertscope(args);
     assert!(!out.status.success(), "{args:?} should fail");
@@ -68,7 +57,7 @@ fn build_index(case: &Value, out: &Path) {
         out.to_str().unwrap(),
         "--json",
     ];
-    let manifest = run_json(&args);
+    let manifest = common::run_json(&args);
     assert_eq!(manifest["tokens"], case["tokens"], "stored tokens");
     assert_eq!(manifest["complete"], true);
 }
@@ -106,7 +95,7 @@ fn search_hits_and_scores_match_brute_force_cosine_over_transformers_states() {
         if let Some(b) = query["text_b"].as_str() {
             args.extend(["--text-b", b]);
         }
-        let got = run_json(&args);
+        let got = common::run_json(&args);
         assert_eq!(got["query"]["token"], case["query_token"]);
         assert!(got["search_ms"].as_f64().unwrap() >= 0.0);
         check_hits(case, got["hits"].as_array().unwrap());
@@ -233,7 +222,7 @@ fn projection_matches_numpy_pca_and_aligned_stages_keep_their_own_distances() {
         if let Some(t) = &tuned {
             args.extend(["--tuned", t.to_str().unwrap()]);
         }
-        let got = run_json(&args);
+        let got = common::run_json(&args);
         let stages = case["stages"].as_array().unwrap();
         let last = stages.last().unwrap();
         let what = format!("{} layer {} {}", case["model"], case["layer"], case["pool"]);
@@ -327,6 +316,7 @@ fn options(data: &data::Dataset, chunk_rows: usize, overwrite: bool) -> BuildOpt
         limits: PassLimits::default(),
         overwrite,
         chunk_rows: Some(chunk_rows),
+        model_fingerprint: None,
     }
 }
 
@@ -487,7 +477,7 @@ fn bad_queries_and_layers_are_refused_with_what_to_do() {
     let dir = tmp.path().join("idx");
     let model = common::fixture_model("mlm-safetensors");
     let data = common::fixtures().join("trainer_kit/train.tsv");
-    run_json(&[
+    common::run_json(&[
         "index",
         "--model",
         model.to_str().unwrap(),

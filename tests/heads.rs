@@ -13,17 +13,6 @@ fn expected() -> Value {
     common::read_json(&common::fixtures().join("heads_expected.json"))
 }
 
-fn run_json(args: &[&str]) -> Value {
-    let out = common::bertscope(args);
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        args,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn model_dir(name: &str) -> Option<PathBuf> {
     if name == "minilm" {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
@@ -53,7 +42,7 @@ fn head_statistics_match_transformers() {
         let dir = model_dir(model).unwrap().display().to_string();
         for (set, want) in sets["heads"].as_object().unwrap() {
             let data = data_path(set).display().to_string();
-            let got = run_json(&["heads", "--model", &dir, "--data", &data, "--json"]);
+            let got = common::run_json(&["heads", "--model", &dir, "--data", &data, "--json"]);
             for key in ["rows", "tokens", "layers", "heads"] {
                 assert_eq!(got[key], want[key], "{model} {set} {key}");
             }
@@ -76,7 +65,7 @@ fn coreference_accuracies_match_transformers_exactly() {
         let dir = model_dir(model).unwrap().display().to_string();
         for (set, want) in sets["coref"].as_object().unwrap() {
             let data = data_path(set).display().to_string();
-            let got = run_json(&["coref", "--model", &dir, "--data", &data, "--json"]);
+            let got = common::run_json(&["coref", "--model", &dir, "--data", &data, "--json"]);
             let rows = want["rows"].as_u64().unwrap();
             assert_eq!(got["rows"].as_u64(), Some(rows), "{model} {set}");
             let (layers, heads) = (
@@ -208,8 +197,8 @@ fn max_rows_and_max_length_limit_the_pass() {
         .display()
         .to_string();
     let data = data_path("explain_rows").display().to_string();
-    let all = run_json(&["heads", "--model", &model, "--data", &data, "--json"]);
-    let some = run_json(&[
+    let all = common::run_json(&["heads", "--model", &model, "--data", &data, "--json"]);
+    let some = common::run_json(&[
         "heads",
         "--model",
         &model,

@@ -88,7 +88,23 @@ impl LimitArgs {
     }
 }
 
-pub(super) fn bar() -> ProgressBar {
+/// Run a dataset pass with a rows bar on stderr (cleared afterwards) and
+/// no cancel: Ctrl-C ends the process, and an index build resumes.
+pub(super) fn with_rows_bar<R>(
+    pass: impl FnOnce(&mut dyn FnMut(usize, usize), &AtomicBool) -> R,
+) -> R {
+    let bar = bar();
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let never = AtomicBool::new(false);
+    let out = pass(&mut progress, &never);
+    bar.finish_and_clear();
+    out
+}
+
+fn bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     if let Ok(style) =
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows  eta {eta}")
@@ -101,21 +117,9 @@ pub(super) fn bar() -> ProgressBar {
 pub fn heads(args: HeadsArgs) -> Result<()> {
     let model = args.run.load()?;
     let data = args.columns.read(&args.data, false)?;
-    let bar = bar();
-    let mut progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let never = AtomicBool::new(false);
-    let stats = dataset::head_stats(
-        &model,
-        &data,
-        args.limits.limits(),
-        0,
-        &mut progress,
-        &never,
-    )?;
-    bar.finish_and_clear();
+    let stats = with_rows_bar(|progress, never| {
+        dataset::head_stats(&model, &data, args.limits.limits(), 0, progress, never)
+    })?;
     if args.run.json {
         return super::print_json(&stats);
     }
@@ -147,22 +151,17 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
 pub fn coref(args: CorefArgs) -> Result<()> {
     let model = args.run.load()?;
     let (rows, mut skipped_lines) = read_marked(&args)?;
-    let bar = bar();
-    let mut progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let never = AtomicBool::new(false);
-    let (result, probe_skipped) = dataset::coref_probe(
-        &model,
-        &args.data,
-        &rows,
-        args.limits.limits(),
-        args.skip_bad_rows,
-        &mut progress,
-        &never,
-    )?;
-    bar.finish_and_clear();
+    let (result, probe_skipped) = with_rows_bar(|progress, never| {
+        dataset::coref_probe(
+            &model,
+            &args.data,
+            &rows,
+            args.limits.limits(),
+            args.skip_bad_rows,
+            progress,
+            never,
+        )
+    })?;
     skipped_lines.extend(probe_skipped);
     skipped_lines.sort_by_key(|s| s.line);
     super::data_args::report_skipped(&args.data, &skipped_lines);

@@ -2,7 +2,6 @@
 //! `bertscope search` (the stored tokens nearest one token of an input).
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{anyhow, Result};
 use clap::Args;
@@ -13,7 +12,7 @@ use bertscope::write_guard::Protected;
 use bertscope::BertError;
 
 use super::data_args::DataArgs;
-use super::heads::{bar, LimitArgs, RunArgs};
+use super::heads::{with_rows_bar, LimitArgs, RunArgs};
 
 #[derive(Args)]
 pub struct IndexArgs {
@@ -95,29 +94,25 @@ pub fn index(args: IndexArgs) -> Result<()> {
         limits: args.limits.limits(),
         overwrite: args.overwrite,
         chunk_rows: None,
+        model_fingerprint: None,
     };
-    let bar = bar();
-    let mut progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let never = AtomicBool::new(false);
-    let built = index::build(
-        &model,
-        &data,
-        &args.output,
-        &protected,
-        &options,
-        &mut progress,
-        &never,
-    )
+    let built = with_rows_bar(|progress, never| {
+        index::build(
+            &model,
+            &data,
+            &args.output,
+            &protected,
+            &options,
+            progress,
+            never,
+        )
+    })
     .map_err(|e| match e {
         e @ BertError::OutputExists { .. } => {
             anyhow!("{e}; pass --overwrite to build it again (only an index is ever replaced)")
         }
         other => other.into(),
     })?;
-    bar.finish_and_clear();
     let m = &built.manifest;
     if args.run.json {
         return super::print_json(m);

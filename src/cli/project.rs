@@ -3,7 +3,6 @@
 //! each aligned to the tuned model's axes.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -12,7 +11,7 @@ use bertscope::dataset::pooled::Pool;
 use bertscope::project::{self, ProjectOptions};
 
 use super::data_args::DataArgs;
-use super::heads::{bar, LimitArgs, RunArgs};
+use super::heads::{with_rows_bar, LimitArgs, RunArgs};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PoolArg {
@@ -73,22 +72,17 @@ pub fn project(args: ProjectArgs) -> Result<()> {
         },
         limits: args.limits.limits(),
     };
-    let bar = bar();
-    let mut progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let never = AtomicBool::new(false);
-    let result = project::project(
-        &model,
-        args.tuned.as_deref(),
-        &data,
-        options,
-        &device,
-        &mut progress,
-        &never,
-    )?;
-    bar.finish_and_clear();
+    let result = with_rows_bar(|progress, never| {
+        project::project(
+            &model,
+            args.tuned.as_deref(),
+            &data,
+            options,
+            &device,
+            progress,
+            never,
+        )
+    })?;
     if args.run.json {
         return super::print_json(&result);
     }

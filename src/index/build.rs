@@ -37,6 +37,9 @@ pub struct BuildOptions {
     /// Rows written (and synced) between commits; `None`: as many as fit
     /// in memory's budget.
     pub chunk_rows: Option<usize>,
+    /// The model's fingerprint when the caller has computed it already
+    /// (hashing its weights once is enough); `None`: computed here.
+    pub model_fingerprint: Option<String>,
 }
 
 /// How a build went.
@@ -71,7 +74,10 @@ pub fn build(
         model: ModelSource {
             name: model.name.clone(),
             dir: write_guard::absolute(&model.dir),
-            fingerprint: super::fingerprint::of_model(&model.dir)?,
+            fingerprint: match &options.model_fingerprint {
+                Some(known) => known.clone(),
+                None => super::fingerprint::of_model(&model.dir)?,
+            },
             hidden: model.config().hidden_size(),
             num_layers: model.config().num_layers(),
         },

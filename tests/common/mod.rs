@@ -128,3 +128,15 @@ impl egui::DroppedFile for Dropped {
         std::fs::read(&self.0).map_err(|e| e.to_string())
     }
 }
+
+/// `bertscope ARGS` that must succeed, its stdout parsed as JSON.
+pub fn run_json(args: &[&str]) -> Value {
+    let out = bertscope(args);
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -269,27 +269,28 @@ pub fn build_indexes(
     let limits = source.limits();
     let rows = limits.rows(&data).len();
     let mut folders = Vec::new();
+    // The rows' source, the same for every model.
+    let data_source = DataSource {
+        path: write_guard::absolute(&source.path),
+        digest: index::fingerprint::of_file(&source.path).map_err(|e| e.to_string())?,
+        text_a: source.columns.text_a.clone(),
+        text_b: data.has_text_b.then(|| {
+            source
+                .columns
+                .text_b
+                .clone()
+                .unwrap_or_else(|| "text_b".into())
+        }),
+        label: data
+            .examples
+            .iter()
+            .any(|e| e.label.is_some())
+            .then(|| source.columns.label.clone()),
+    };
     let wanted: Vec<&Path> = std::iter::once(models.0).chain(models.1).collect();
     for (i, dir) in wanted.iter().enumerate() {
         let model = cache.model(dir)?;
         let fingerprint = index::fingerprint::of_model(dir).map_err(|e| e.to_string())?;
-        let data_source = DataSource {
-            path: write_guard::absolute(&source.path),
-            digest: index::fingerprint::of_file(&source.path).map_err(|e| e.to_string())?,
-            text_a: source.columns.text_a.clone(),
-            text_b: data.has_text_b.then(|| {
-                source
-                    .columns
-                    .text_b
-                    .clone()
-                    .unwrap_or_else(|| "text_b".into())
-            }),
-            label: data
-                .examples
-                .iter()
-                .any(|e| e.label.is_some())
-                .then(|| source.columns.label.clone()),
-        };
         let folder = store::folder_for(
             root,
             &model.name,
@@ -306,11 +307,12 @@ pub fn build_indexes(
             protected.add("the data file", &source.path);
             protected.add("the model", dir);
             let options = BuildOptions {
-                source: data_source,
+                source: data_source.clone(),
                 layers: None,
                 limits,
                 overwrite: false,
                 chunk_rows: None,
+                model_fingerprint: Some(fingerprint.clone()),
             };
             let mut report = |d: usize, _: usize| progress(i * rows + d, wanted.len() * rows);
             index::build(

@@ -271,16 +271,10 @@ impl DataState {
         if self.dialog.is_some() {
             return;
         }
-        let pick = || {
-            rfd::FileDialog::new()
-                .set_title("Choose a data file")
-                .add_filter("TSV / CSV / text", &["tsv", "csv", "txt"])
-                .pick_file()
-        };
-        let ctx = ctx.clone();
-        self.dialog = Some(Job::spawn("file dialog", pick, move || {
-            ctx.request_repaint()
-        }));
+        self.dialog = Some(crate::ui::support::job::pick_data_file(
+            "Choose a data file",
+            ctx,
+        ));
     }
 
     /// *Find similar in data* for token `token` of the input: build the

@@ -119,15 +119,8 @@ impl ImportanceState {
             }
             ImportanceAction::Browse => {
                 if self.dialog.is_none() {
-                    let pick = || {
-                        rfd::FileDialog::new()
-                            .set_title("Choose a labelled data file")
-                            .add_filter("TSV / CSV", &["tsv", "csv", "txt"])
-                            .pick_file()
-                    };
-                    let ctx = ctx.clone();
-                    let notify = move || ctx.request_repaint();
-                    self.dialog = Some(Job::spawn("file dialog", pick, notify));
+                    let title = "Choose a labelled data file";
+                    self.dialog = Some(crate::ui::support::job::pick_data_file(title, ctx));
                 }
             }
             ImportanceAction::SelectHead { layer, head } => {

@@ -217,16 +217,10 @@ impl HeadsState {
                 }
             }
             HeadsAction::Browse if self.dialog.is_none() => {
-                let pick = || {
-                    rfd::FileDialog::new()
-                        .set_title("Choose a data file")
-                        .add_filter("TSV / CSV / text", &["tsv", "csv", "txt"])
-                        .pick_file()
-                };
-                let ctx = ctx.clone();
-                self.dialog = Some(Job::spawn("file dialog", pick, move || {
-                    ctx.request_repaint()
-                }));
+                self.dialog = Some(crate::ui::support::job::pick_data_file(
+                    "Choose a data file",
+                    ctx,
+                ));
             }
             HeadsAction::SelectHead { layer, head } => self.selected = Some((*layer, *head)),
             HeadsAction::Browse | HeadsAction::OpenRow { .. } | HeadsAction::OpenHead => {}

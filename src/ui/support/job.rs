@@ -83,6 +83,19 @@ impl<T: Send + 'static> Job<T> {
     }
 }
 
+/// The native dialog that picks a data file (TSV, CSV or text), on a thread
+/// of its own so the window never blocks; `ctx` repaints when it closes.
+pub fn pick_data_file(title: &'static str, ctx: &egui::Context) -> Job<Option<std::path::PathBuf>> {
+    let pick = move || {
+        rfd::FileDialog::new()
+            .set_title(title)
+            .add_filter("TSV / CSV / text", &["tsv", "csv", "txt"])
+            .pick_file()
+    };
+    let ctx = ctx.clone();
+    Job::spawn("file dialog", pick, move || ctx.request_repaint())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
