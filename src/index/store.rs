@@ -73,10 +73,12 @@ pub fn prune(root: &Path, budget: u64, keep: &[PathBuf]) -> Result<Vec<PathBuf>>
     let Ok(entries) = root.read_dir() else {
         return Ok(Vec::new());
     };
+    // Real folders only (a link is never followed), and only indexes.
     let mut indexes: Vec<(SystemTime, PathBuf, u64)> = entries
         .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
-        .filter(|p| p.is_dir() && format::ours(p).is_ok())
+        .filter(|p| format::ours(p).is_ok())
         .map(|p| {
             let time = std::fs::metadata(p.join(format::MANIFEST))
                 .and_then(|m| m.modified())
@@ -213,9 +215,16 @@ mod tests {
         std::fs::write(notes.join("a.txt"), vec![0u8; 5000]).unwrap();
         // Room for two of the four (each ~1.6 kB with its manifest):
         // the oldest goes, `kept` is skipped, the next oldest goes.
+        let elsewhere = tempfile::tempdir().unwrap();
+        manifest().write(elsewhere.path()).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), tmp.path().join("link")).unwrap();
         let removed = prune(tmp.path(), 3400, std::slice::from_ref(&kept)).unwrap();
         assert_eq!(removed, vec![oldest.clone(), older.clone()]);
         assert!(!oldest.exists() && !older.exists());
         assert!(kept.exists() && newest.exists() && notes.join("a.txt").exists());
+        assert!(
+            elsewhere.path().join(format::MANIFEST).exists(),
+            "a link is not followed"
+        );
     }
 }
