@@ -89,10 +89,18 @@ fn bench_inference(args: &BenchArgs) -> Result<()> {
     println!(
         "inference: {rows_per_s:.1} rows/s ({} × {seq} tokens, {}, median of {} runs)",
         args.batch_size,
-        args.precision.name(),
+        precision_label(args.precision),
         args.runs
     );
     Ok(())
+}
+
+/// The precision's name, with the instructions bf16 products run on.
+fn precision_label(precision: Precision) -> String {
+    match (precision, bertscope::model::grad_kernels::bf16_kernel()) {
+        (Precision::Bf16, Some(kernel)) => format!("bf16 on {}", kernel.name()),
+        _ => precision.name().to_string(),
+    }
 }
 
 /// `bench --data`: seconds to read and tokenise a data file.
@@ -127,7 +135,7 @@ fn bench_train(args: &BenchArgs) -> Result<()> {
         let name = precision.name();
         print_json(&serde_json::json!({ "train_examples_per_s": rate, "precision": name }))
     } else {
-        let name = precision.name();
+        let name = precision_label(precision);
         println!("training: {rate:.1} examples/s (batch {batch}, seq {seq}, {name})");
         Ok(())
     }

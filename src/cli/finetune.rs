@@ -81,7 +81,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     dropout: Option<f64>,
     /// Matrix products in fp32 (equal to PyTorch step for step) or bf16 with
-    /// fp32 sums (CPUs with AVX-512-BF16; weights, gradients and AdamW stay fp32).
+    /// fp32 sums (CPUs with AVX-512-BF16 or AMX-BF16; weights, gradients and AdamW stay fp32).
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     precision: Precision,
     /// Save the last epoch instead of the best dev epoch.

@@ -1,14 +1,14 @@
 //! Whether bf16 pays on this CPU, measured rather than assumed: the same
 //! product of a fine-tuning step's shape (1,024 rows × 384 → 1,536, as in
 //! MiniLM's feed-forward) by the fp32 kernel and by the bf16 one, once per
-//! process. A CPU may have AVX-512-BF16 and still multiply bf16 slower than
-//! fp32 here (on Intel's AMX parts the fp32 path is faster than bertscope's
-//! AVX-512-BF16 kernel); there bf16 is not offered as the faster choice.
+//! process, on the bf16 kernel this CPU takes (AMX tiles or AVX-512-BF16).
+//! A CPU may have bf16 instructions and still multiply bf16 no faster than
+//! fp32 here; there bf16 is not offered as the faster choice.
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::grad_kernels;
+use super::grad_kernels::{self, Bf16Kernel};
 use super::kernels;
 
 /// The two kernels' times for one product, in milliseconds (the best of
@@ -17,6 +17,8 @@ use super::kernels;
 pub struct Bf16Speed {
     pub fp32_ms: f64,
     pub bf16_ms: f64,
+    /// The instructions the bf16 product ran on.
+    pub kernel: Bf16Kernel,
 }
 
 impl Bf16Speed {
@@ -34,15 +36,18 @@ impl Bf16Speed {
     pub fn verdict(&self) -> String {
         if self.pays() {
             format!(
-                "bf16 products are {:.1}× as fast as fp32 on this CPU (measured: {:.1} ms vs {:.1} ms)",
+                "bf16 products ({}) are {:.1}× as fast as fp32 on this CPU (measured: {:.1} ms vs {:.1} ms)",
+                self.kernel.name(),
                 self.speedup(),
                 self.bf16_ms,
                 self.fp32_ms
             )
         } else {
             format!(
-                "bf16 is not faster than fp32 on this CPU (measured: {:.1} ms for bf16 products vs {:.1} ms for fp32): choose fp32 for speed",
-                self.bf16_ms, self.fp32_ms
+                "bf16 is not faster than fp32 on this CPU (measured: {:.1} ms for bf16 products on {} vs {:.1} ms for fp32): choose fp32 for speed",
+                self.bf16_ms,
+                self.kernel.name(),
+                self.fp32_ms
             )
         }
     }
@@ -51,9 +56,9 @@ impl Bf16Speed {
 static MEASURED: OnceLock<Option<Bf16Speed>> = OnceLock::new();
 
 /// The measurement (taken now if not yet; ~0.1 s); `None` on a CPU without
-/// AVX-512-BF16.
+/// bf16 products (AVX-512-BF16 or AMX-BF16).
 pub fn measure() -> Option<Bf16Speed> {
-    *MEASURED.get_or_init(|| grad_kernels::bf16_available().then(time_both).flatten())
+    *MEASURED.get_or_init(|| grad_kernels::bf16_kernel().and_then(time_both))
 }
 
 /// The measurement if it was taken (never blocks: the UI asks this).
@@ -61,7 +66,7 @@ pub fn measured() -> Option<Option<Bf16Speed>> {
     MEASURED.get().copied()
 }
 
-fn time_both() -> Option<Bf16Speed> {
+fn time_both(kernel: Bf16Kernel) -> Option<Bf16Speed> {
     let (m, k, n) = (1024, 384, 1536);
     let x: Vec<f32> = (0..m * k)
         .map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5)
@@ -89,7 +94,11 @@ fn time_both() -> Option<Bf16Speed> {
     let bf16_ms = best(&mut || {
         grad_kernels::bf16_gemm((m, n, k), (&mut out, n, 1), false, (&x, k, 1), (&w, n, 1)).is_ok()
     })?;
-    Some(Bf16Speed { fp32_ms, bf16_ms })
+    Some(Bf16Speed {
+        fp32_ms,
+        bf16_ms,
+        kernel,
+    })
 }
 
 #[cfg(test)]
@@ -101,11 +110,13 @@ mod tests {
         let fast = Bf16Speed {
             fp32_ms: 20.0,
             bf16_ms: 10.0,
+            kernel: Bf16Kernel::Amx,
         };
-        assert!(fast.pays() && fast.verdict().contains("2.0× as fast"));
+        assert!(fast.pays() && fast.verdict().contains("(AMX tiles) are 2.0× as fast"));
         let slow = Bf16Speed {
             fp32_ms: 10.0,
             bf16_ms: 15.0,
+            kernel: Bf16Kernel::Avx512,
         };
         assert!(!slow.pays() && slow.verdict().contains("not faster"));
         // Measured on this machine: a value either way, never a panic.

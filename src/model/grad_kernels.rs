@@ -23,6 +23,7 @@ use crate::error::Result;
 use crate::model::kernels::{parallelism, AttentionShape};
 pub use bf16::available as bf16_available;
 pub use bf16::gemm as bf16_gemm;
+pub use bf16::{kernel as bf16_kernel, Kernel as Bf16Kernel};
 pub use rows::Gelu;
 
 /// Values per parallel task: enough to amortise the scheduling. It depends on

@@ -28,7 +28,8 @@ impl Precision {
     }
 
     /// Whether this precision can train on `device` here: bf16 needs the
-    /// host CPU's AVX-512-BF16 (its products run in our own kernel).
+    /// host CPU's AMX-BF16 or AVX-512-BF16 (its products run in our own
+    /// kernels).
     pub fn check(self, device: &candle_core::Device) -> Result<()> {
         match self {
             Precision::Fp32 => Ok(()),
@@ -36,8 +37,8 @@ impl Precision {
                 "bf16 training runs on the CPU only for now (the CUDA path is fp32)".into(),
             )),
             Precision::Bf16 if !grad_kernels::bf16_available() => Err(BertError::Unsupported(
-                "bf16 training needs a CPU with AVX-512-BF16 (Intel Cooper Lake / Sapphire \
-                 Rapids or later, AMD Zen 4 or later); this one has none"
+                "bf16 training needs a CPU with AVX-512-BF16 or AMX-BF16 (Intel Cooper Lake / \
+                 Sapphire Rapids or later, AMD Zen 4 or later); this one has none"
                     .into(),
             )),
             Precision::Bf16 => Ok(()),

@@ -74,7 +74,7 @@ pub struct TrainConfig {
     pub bucketing: bool,
     /// Overrides the config's dropout probabilities.
     pub dropout: Option<f64>,
-    /// The matrix products' precision (bf16 on CPUs with AVX-512-BF16).
+    /// The matrix products' precision (bf16 on CPUs with AVX-512-BF16 or AMX-BF16).
     /// Absent from runs made before it existed, which trained in fp32.
     #[serde(default)]
     pub precision: Precision,

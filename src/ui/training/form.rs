@@ -38,7 +38,7 @@ pub struct TrainForm {
     pub max_steps: usize,
     /// `auto`: CUDA when this build has it and a GPU works, else the CPU.
     pub device: DeviceChoice,
-    /// fp32, or bf16 products on CPUs with AVX-512-BF16.
+    /// fp32, or bf16 products on CPUs with AVX-512-BF16 or AMX-BF16.
     pub precision: Precision,
     /// "Save as…" / "Open tuned…" path fields.
     pub save_path: String,
@@ -250,7 +250,9 @@ impl TrainForm {
                                     )
                                 })
                                 .response
-                                .on_disabled_hover_text("this CPU has no AVX-512-BF16");
+                                .on_disabled_hover_text(
+                                    "this CPU has neither AVX-512-BF16 nor AMX-BF16",
+                                );
                             if let (Precision::Bf16, Some(s)) = (p, speed) {
                                 item.on_hover_text(s.verdict());
                             }

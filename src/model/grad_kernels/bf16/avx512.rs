@@ -1,0 +1,107 @@
+//! The AVX-512-BF16 kernel: `vdpbf16ps` adds the products of two bf16 pairs
+//! into each `f32` lane, twice the products of an `f32` FMA per instruction.
+//! `A` is packed with a tile's rows side by side, so one broadcast of an `A`
+//! pair meets 32 columns of `B` in two instructions; each [`MR`]×[`NR`] tile
+//! of `C` is summed over the block's `k` in registers, then written once.
+
+use super::{pack, TileProduct, View, NR};
+
+/// Rows of `C` per tile: 12 rows × 2 registers = 24 accumulators, with two
+/// `B` registers and a broadcast, within AVX-512's 32.
+const MR: usize = 12;
+
+/// The kernel, made only where the CPU runs it.
+pub(super) struct Avx512(());
+
+impl Avx512 {
+    pub(super) fn new() -> Option<Self> {
+        usable().then_some(Avx512(()))
+    }
+}
+
+/// Whether this CPU has AVX-512F and AVX-512-BF16.
+pub(super) fn usable() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+            && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+impl TileProduct for Avx512 {
+    const MR: usize = MR;
+    /// Eight row tiles share each panel of B (`KC` × [`NR`] pairs, 32 KiB)
+    /// while it is in L1.
+    const GROUP: usize = 8;
+    type Task = ();
+
+    fn padded(pairs: usize) -> usize {
+        pairs
+    }
+
+    fn pack_a(a: View, m: usize, k: usize, pairs: usize) -> Vec<u32> {
+        pack::pack_a_columns(a, m, k, MR, pairs)
+    }
+
+    fn task(&self) {}
+
+    fn tile(&self, _: &mut (), a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Avx512` exists only where the CPU has the features.
+        unsafe {
+            tile_kernel(a, b, pairs, out)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (a, b, pairs, out);
+    }
+}
+
+/// One tile: `out[r][c] = Σ_p a[p][r] · b[p][c]` over `pairs` pairs, with
+/// `a` `pairs` rows of [`MR`] and `b` `pairs` rows of [`NR`].
+///
+/// # Safety
+/// The CPU has AVX-512F and AVX-512-BF16.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn tile_kernel(a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    assert!(
+        a.len() >= MR * pairs && b.len() >= NR * pairs && out.len() >= MR * NR,
+        "bf16 tile: operands shorter than {pairs} pairs"
+    );
+    let mut acc = [_mm512_setzero_ps(); 2 * MR];
+    for p in 0..pairs {
+        // SAFETY: `p * NR + 32 <= pairs * NR <= b.len()` (asserted above).
+        let (b0, b1) = unsafe {
+            let at = b.as_ptr().add(p * NR);
+            (
+                _mm512_loadu_si512(at.cast()),
+                _mm512_loadu_si512(at.add(16).cast()),
+            )
+        };
+        // Same 512 bits, read as 32 bf16 values.
+        let (b0, b1): (__m512bh, __m512bh) = unsafe {
+            (
+                std::mem::transmute::<__m512i, __m512bh>(b0),
+                std::mem::transmute::<__m512i, __m512bh>(b1),
+            )
+        };
+        for r in 0..MR {
+            let pair = _mm512_set1_epi32(a[p * MR + r] as i32);
+            let pair = unsafe { std::mem::transmute::<__m512i, __m512bh>(pair) };
+            acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], pair, b0);
+            acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], pair, b1);
+        }
+    }
+    for (r, row) in out.chunks_exact_mut(NR).take(MR).enumerate() {
+        // SAFETY: each row of `out` holds NR = 32 values.
+        unsafe {
+            _mm512_storeu_ps(row.as_mut_ptr(), acc[2 * r]);
+            _mm512_storeu_ps(row.as_mut_ptr().add(16), acc[2 * r + 1]);
+        }
+    }
+}
