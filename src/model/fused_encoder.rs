@@ -77,9 +77,17 @@ impl FusedLinear {
         ))
     }
 
-    /// `out = x · W + b`; with bf16 precision in scope (`bench --inference
-    /// --precision bf16`), the products in bf16 and the sums in `f32`.
-    fn apply(&self, x: &[f32], rows: usize, out: &mut Vec<f32>) -> Result<()> {
+    /// `out = act(x · W + b)` (`act` none, or an activation); with bf16
+    /// precision in scope (`bench --inference --precision bf16`), the
+    /// products in bf16 and the sums in `f32`, the bias and the activation
+    /// applied to each tile of the product while it is in the caches.
+    fn apply(
+        &self,
+        x: &[f32],
+        rows: usize,
+        out: &mut Vec<f32>,
+        act: Option<Activation>,
+    ) -> Result<()> {
         let (weight, bias) = (
             HostSlice::new(&self.weight_in_out)?,
             HostSlice::new(&self.bias)?,
@@ -87,15 +95,25 @@ impl FusedLinear {
         let (in_dim, out_dim) = (x.len() / rows.max(1), bias.len);
         out.resize(rows * out_dim, 0.0);
         if precision::current() == Precision::Bf16 {
-            for row in out.chunks_mut(out_dim.max(1)) {
-                row.copy_from_slice(bias.get());
-            }
+            let finish = move |run: &mut [f32]| {
+                if let Some(act) = act {
+                    kernels::activate_run(run, act);
+                }
+            };
+            let epilogue = grad_kernels::Bf16Epilogue {
+                accumulate: false,
+                bias: Some(bias.get()),
+                finish: act.is_some().then_some(&finish as grad_kernels::Bf16Finish),
+            };
             let (inputs, weights) = ((x, in_dim, 1), (weight.get(), out_dim, 1));
             let dims = (rows, out_dim, in_dim);
-            grad_kernels::bf16_gemm(dims, (out, out_dim, 1), true, inputs, weights)?;
+            grad_kernels::bf16_gemm_with(dims, (out, out_dim, 1), inputs, weights, epilogue)?;
             return Ok(());
         }
         kernels::linear(x, rows, weight.get(), bias.get(), out);
+        if let Some(act) = act {
+            kernels::activate(out, act);
+        }
         Ok(())
     }
 }
@@ -172,7 +190,9 @@ impl FusedEncoder {
             // A dataset pass's cancel lands within a batch, between layers.
             super::cancel::check()?;
             if let Some((l, h)) = inspect.neurons.filter(|&(l, _)| l == index) {
-                layer.qkv.apply(&hidden, shape.rows(), &mut scratch.qkv)?;
+                layer
+                    .qkv
+                    .apply(&hidden, shape.rows(), &mut scratch.qkv, None)?;
                 neurons = Some(neurons_of(&scratch.qkv, shape, shape.rows(), (l, h)));
             }
             let ablated: Vec<usize> = inspect.ablate.in_layer(index).collect();
@@ -253,18 +273,19 @@ impl FusedLayer {
         s: &mut Scratch,
     ) -> Result<()> {
         let rows = shape.rows();
-        self.qkv.apply(hidden, rows, &mut s.qkv)?;
+        self.qkv.apply(hidden, rows, &mut s.qkv, None)?;
         s.context.resize(hidden.len(), 0.0);
         kernels::attention(&s.qkv, &mask.keep, shape, &mut s.context, probs);
         for &head in ablated {
             zero_head(&mut s.context, shape, head);
         }
         self.attention_output
-            .apply(&s.context, rows, &mut s.attended)?;
+            .apply(&s.context, rows, &mut s.attended, None)?;
         add_norm(&mut s.attended, hidden, &self.attention_norm)?;
-        self.intermediate.apply(&s.attended, rows, &mut s.inner)?;
-        kernels::activate(&mut s.inner, self.activation);
-        self.output.apply(&s.inner, rows, &mut s.out)?;
+        let act = Some(self.activation);
+        self.intermediate
+            .apply(&s.attended, rows, &mut s.inner, act)?;
+        self.output.apply(&s.inner, rows, &mut s.out, None)?;
         add_norm(&mut s.out, &s.attended, &self.output_norm)?;
         std::mem::swap(hidden, &mut s.out);
         Ok(())

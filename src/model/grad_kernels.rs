@@ -23,7 +23,10 @@ use crate::error::Result;
 use crate::model::kernels::{parallelism, AttentionShape};
 pub use bf16::available as bf16_available;
 pub use bf16::gemm as bf16_gemm;
-pub use bf16::{kernel as bf16_kernel, Kernel as Bf16Kernel};
+pub use bf16::{
+    gemm_with as bf16_gemm_with, kernel as bf16_kernel, Epilogue as Bf16Epilogue,
+    Finish as Bf16Finish, Kernel as Bf16Kernel,
+};
 pub use rows::Gelu;
 
 /// Values per parallel task: enough to amortise the scheduling. It depends on

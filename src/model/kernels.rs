@@ -85,11 +85,12 @@ pub(crate) use with_simd;
 pub fn activate(values: &mut [f32], act: Activation) {
     values
         .par_chunks_mut(4096)
-        .for_each(|chunk| activate_chunk(chunk, act));
+        .for_each(|chunk| activate_run(chunk, act));
 }
 
-fn activate_chunk(chunk: &mut [f32], act: Activation) {
-    with_simd!(activate_chunk, fn(chunk: &mut [f32], act: Activation) {
+/// Apply an activation in place to one run of values, on this thread.
+pub(crate) fn activate_run(chunk: &mut [f32], act: Activation) {
+    with_simd!(activate_run, fn(chunk: &mut [f32], act: Activation) {
         match act {
             // Plain `for` loops: `for_each` goes through an iterator's `fold`,
             // which is not always inlined into this AVX2 copy of the body.

@@ -91,28 +91,59 @@ pub fn gemm(
     a: View,
     b: View,
 ) -> candle_core::Result<()> {
+    let epilogue = Epilogue {
+        accumulate,
+        ..Epilogue::default()
+    };
+    gemm_with(dims, dst, a, b, epilogue)
+}
+
+/// A function applied to runs of finished values of `C` (an activation).
+pub type Finish<'a> = &'a (dyn Fn(&mut [f32]) + Sync);
+
+/// What happens to the products as they reach `C`, while each tile is still
+/// in the caches: a linear layer's bias and activation in the same pass.
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'a> {
+    /// Add into `C`'s values (else overwrite them).
+    pub accumulate: bool,
+    /// Added to every row of `C`: one value a column.
+    pub bias: Option<&'a [f32]>,
+    /// Applied to every value of `C` once its sum is complete, a run of
+    /// values at a time; the function must treat each value on its own.
+    pub finish: Option<Finish<'a>>,
+}
+
+/// [`gemm`] with an epilogue: `C = finish(C? + A · B + bias)`.
+pub fn gemm_with(
+    dims: (usize, usize, usize),
+    dst: (&mut [f32], usize, usize),
+    a: View,
+    b: View,
+    epilogue: Epilogue,
+) -> candle_core::Result<()> {
     match kernel() {
         #[cfg(target_arch = "x86_64")]
         Some(Kernel::Amx) => match amx::Amx::new() {
-            Some(k) => gemm_on(&k, dims, dst, accumulate, a, b),
+            Some(k) => gemm_on(&k, dims, dst, a, b, epilogue),
             None => bail!("AMX tiles: chosen, then unusable"),
         },
         Some(_) => match avx512::Avx512::new() {
-            Some(k) => gemm_on(&k, dims, dst, accumulate, a, b),
+            Some(k) => gemm_on(&k, dims, dst, a, b, epilogue),
             None => bail!("AVX-512-BF16: chosen, then unusable"),
         },
         None => bail!("bf16 products need a CPU with AVX-512-BF16 or AMX-BF16"),
     }
 }
 
-/// [`gemm`] on the given kernel.
+/// [`gemm_with`] on the given kernel.
 fn gemm_on<K: TileProduct>(
     kernel: &K,
     (m, n, k): (usize, usize, usize),
     (dst, dst_rs, dst_cs): (&mut [f32], usize, usize),
-    accumulate: bool,
     a: View,
     b: View,
+    epilogue: Epilogue,
 ) -> candle_core::Result<()> {
     let reach = |len: usize, rs: usize, cs: usize, rows: usize, cols: usize| {
         rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
@@ -128,6 +159,12 @@ fn gemm_on<K: TileProduct>(
     if m > 1 && n > 1 && !row_major && !col_major {
         bail!("bf16 matmul: the destination's strides ({dst_rs}, {dst_cs}) overlap");
     }
+    if epilogue.bias.is_some_and(|bias| bias.len() != n) {
+        bail!(
+            "bf16 matmul: a bias of {} values for {n} columns",
+            epilogue.bias.map_or(0, <[f32]>::len)
+        );
+    }
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -138,14 +175,24 @@ fn gemm_on<K: TileProduct>(
     let (b_data, b_rs, b_cs) = b;
     // `k` in blocks of KC pairs, so that a block of B stays in the caches
     // while the row tiles pass over it; every block after the first adds.
-    for (block, k0) in (0..k).step_by(2 * KC).enumerate() {
+    // At least one block, so that `k = 0` still writes the bias (and zeros).
+    let blocks = k.div_ceil(2 * KC).max(1);
+    for (block, k0) in (0..k.max(1)).step_by(2 * KC).enumerate() {
         let kc = (2 * KC).min(k - k0);
         let pairs = K::padded(kc.div_ceil(2));
         let a_block = (&a_data[k0 * a_cs..], a_rs, a_cs);
         let b_block = (&b_data[k0 * b_rs..], b_rs, b_cs);
-        let packed_a = K::pack_a(a_block, m, kc, pairs);
-        let packed_b = pack::pack_b(b_block, kc, n, NR, pairs);
-        let add = accumulate || block > 0;
+        let (packed_a, packed_b) = if kc == 0 {
+            (Vec::new(), Vec::new())
+        } else {
+            let packed_a = K::pack_a(a_block, m, kc, pairs);
+            (packed_a, pack::pack_b(b_block, kc, n, NR, pairs))
+        };
+        let step = Step {
+            add: epilogue.accumulate || block > 0,
+            bias: epilogue.bias.filter(|_| block == 0),
+            finish: epilogue.finish.filter(|_| block + 1 == blocks),
+        };
         // Groups of row tiles: each panel of B is read once per group and
         // meets all of its tiles while it is in the caches.
         let groups: Vec<usize> = (0..tiles).step_by(K::GROUP).collect();
@@ -166,7 +213,7 @@ fn gemm_on<K: TileProduct>(
                     };
                     // SAFETY: the reach and layout checks above; this group
                     // alone writes the rows of tile `t`.
-                    unsafe { write_tile(&tile, place, (out, dst_rs, dst_cs), add) };
+                    unsafe { write_tile(&tile, place, (out, dst_rs, dst_cs), step) };
                 }
             }
         });
@@ -209,7 +256,15 @@ fn agrees<K: TileProduct>(kernel: &K, (m, n, k): (usize, usize, usize)) -> bool 
     let (a, b) = (values(m * k, 1), values(k * n, 2));
     let (av, bv): (View, View) = ((&a, k, 1), (&b, 1, k));
     let mut c = vec![0f32; m * n];
-    gemm_on(kernel, (m, n, k), (&mut c, n, 1), false, av, bv).is_ok()
+    gemm_on(
+        kernel,
+        (m, n, k),
+        (&mut c, n, 1),
+        av,
+        bv,
+        Epilogue::default(),
+    )
+    .is_ok()
         && c.iter()
             .zip(reference((m, n, k), av, bv))
             .all(|(&got, want)| close(f64::from(got), want))
@@ -244,12 +299,27 @@ struct Place {
     cols: usize,
 }
 
-/// A tile written to (or, with `add`, added into) `C` at strides `(rs, cs)`.
+/// How one block's tile reaches `C`.
+#[derive(Clone, Copy)]
+struct Step<'a> {
+    /// Add into `C` (a block after the first, or an accumulating product).
+    add: bool,
+    /// The bias to add with the tile (the first block only).
+    bias: Option<&'a [f32]>,
+    /// Applied to the finished values (the last block only).
+    finish: Option<Finish<'a>>,
+}
+
+/// A tile written to (or, with `add`, added into) `C` at strides `(rs, cs)`,
+/// with the step's bias and then its finishing function.
 ///
 /// # Safety
 /// Every element of the placed tile is within `C`, and no other thread
 /// writes those elements meanwhile.
-unsafe fn write_tile(tile: &[f32], at: Place, (out, rs, cs): (Dst, usize, usize), add: bool) {
+unsafe fn write_tile(tile: &[f32], at: Place, (out, rs, cs): (Dst, usize, usize), step: Step) {
+    let bias = step.bias.map(|b| &b[at.col..at.col + at.cols]);
+    let value = |r: usize, c: usize| tile[r * NR + c] + bias.map_or(0.0, |b| b[c]);
+    let put = |d: &mut f32, v: f32| *d = if step.add { *d + v } else { v };
     if rs == 1 {
         // A transposed C: each column's rows are contiguous.
         for c in 0..at.cols {
@@ -258,8 +328,10 @@ unsafe fn write_tile(tile: &[f32], at: Place, (out, rs, cs): (Dst, usize, usize)
             // tile's place in `C` (the caller's promise).
             let column = unsafe { std::slice::from_raw_parts_mut(out.at(first), at.rows) };
             for (r, d) in column.iter_mut().enumerate() {
-                let v = tile[r * NR + c];
-                *d = if add { *d + v } else { v };
+                put(d, value(r, c));
+            }
+            if let Some(finish) = step.finish {
+                finish(column);
             }
         }
         return;
@@ -270,18 +342,32 @@ unsafe fn write_tile(tile: &[f32], at: Place, (out, rs, cs): (Dst, usize, usize)
             // SAFETY: `first..first + cols` is this row's part of the tile's
             // place in `C` (the caller's promise).
             let row = unsafe { std::slice::from_raw_parts_mut(out.at(first), at.cols) };
-            if add {
-                row.iter_mut().zip(values).for_each(|(d, v)| *d += v);
-            } else {
-                row.copy_from_slice(&values[..at.cols]);
+            let values = &values[..at.cols];
+            match (step.add, bias) {
+                (false, None) => row.copy_from_slice(values),
+                (true, None) => row.iter_mut().zip(values).for_each(|(d, v)| *d += v),
+                (false, Some(b)) => {
+                    for ((d, v), b) in row.iter_mut().zip(values).zip(b) {
+                        *d = v + b;
+                    }
+                }
+                (true, Some(b)) => {
+                    for ((d, v), b) in row.iter_mut().zip(values).zip(b) {
+                        *d += v + b;
+                    }
+                }
+            }
+            if let Some(finish) = step.finish {
+                finish(row);
             }
             continue;
         }
-        for (c, &v) in values.iter().take(at.cols).enumerate() {
+        for c in 0..at.cols {
             // SAFETY: within the tile's place in `C` (the caller's promise).
-            unsafe {
-                let cell = out.at(first + c * cs);
-                *cell = if add { *cell + v } else { v };
+            let cell = unsafe { &mut *out.at(first + c * cs) };
+            put(cell, value(r, c));
+            if let Some(finish) = step.finish {
+                finish(std::slice::from_mut(cell));
             }
         }
     }

@@ -22,10 +22,11 @@ fn rounding_matches_half() {
 
 /// `kernel`'s products against [`reference`] for every layout of `A`, `B`
 /// and `C` the linear layers use, written and accumulated, at shapes with
-/// edges on every side: `m`, `n` not whole tiles, `k` odd and even, tiny,
-/// longer than a block of `k`.
+/// edges on every side: `m`, `n` not whole tiles, `k` odd and even, none,
+/// tiny, longer than two blocks of `k`.
 pub(super) fn check_every_layout<K: TileProduct>(kernel: &K, label: &str) {
     for &(m, n, k) in &[
+        (3, 5, 0),
         (1, 1, 1),
         (13, 33, 7),
         (25, 70, 64),
@@ -41,19 +42,34 @@ pub(super) fn check_every_layout<K: TileProduct>(kernel: &K, label: &str) {
         for (ai, &av) in a_layouts.iter().enumerate() {
             for (bi, &bv) in b_layouts.iter().enumerate() {
                 let want = reference((m, n, k), av, bv);
-                // Row-major and transposed destinations, written and accumulated.
+                // Row-major and transposed destinations, accumulated plainly
+                // and with a bias and a finishing function.
+                let bias = values(n, 4);
+                let finish = |run: &mut [f32]| run.iter_mut().for_each(|v| *v = v.abs() + 0.5);
                 for transposed in [false, true] {
                     let (rs, cs) = if transposed { (1, m) } else { (n, 1) };
-                    let mut c = vec![1f32; m * n];
-                    gemm_on(kernel, (m, n, k), (&mut c, rs, cs), true, av, bv).unwrap();
-                    for i in 0..m {
-                        for j in 0..n {
-                            let got = f64::from(c[i * rs + j * cs]) - 1.0;
-                            let w = want[i * n + j];
-                            assert!(
-                                close(got, w),
-                                "{label} {m}x{n}x{k} a{ai} b{bi} t{transposed} [{i},{j}]: {got} vs {w}"
-                            );
+                    for with_epilogue in [false, true] {
+                        let epilogue = Epilogue {
+                            accumulate: true,
+                            bias: with_epilogue.then_some(&bias[..]),
+                            finish: with_epilogue.then_some(&finish as Finish),
+                        };
+                        let mut c = vec![1f32; m * n];
+                        gemm_on(kernel, (m, n, k), (&mut c, rs, cs), av, bv, epilogue).unwrap();
+                        for i in 0..m {
+                            for j in 0..n {
+                                let got = f64::from(c[i * rs + j * cs]);
+                                let sum = 1.0 + want[i * n + j];
+                                let w = if with_epilogue {
+                                    (sum + f64::from(bias[j])).abs() + 0.5
+                                } else {
+                                    sum
+                                };
+                                assert!(
+                                    close(got, w),
+                                    "{label} {m}x{n}x{k} a{ai} b{bi} t{transposed} e{with_epilogue} [{i},{j}]: {got} vs {w}"
+                                );
+                            }
                         }
                     }
                 }
@@ -69,6 +85,21 @@ fn avx512_products_equal_bf16_rounded_f64_for_every_layout() {
         return;
     };
     check_every_layout(&kernel, "AVX-512-BF16");
+}
+
+#[test]
+fn a_bias_of_the_wrong_length_is_refused() {
+    if !available() {
+        eprintln!("skipped: this CPU has no bf16 products");
+        return;
+    }
+    let (a, mut c) = (vec![0f32; 4], vec![0f32; 4]);
+    let epilogue = Epilogue {
+        bias: Some(&[1.0; 3]),
+        ..Epilogue::default()
+    };
+    let err = gemm_with((2, 2, 2), (&mut c, 2, 1), (&a, 2, 1), (&a, 2, 1), epilogue);
+    assert!(err.is_err(), "3 bias values for 2 columns");
 }
 
 #[test]
