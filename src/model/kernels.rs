@@ -90,6 +90,9 @@ pub fn activate(values: &mut [f32], act: Activation) {
 
 /// Apply an activation in place to one run of values, on this thread.
 pub(crate) fn activate_run(chunk: &mut [f32], act: Activation) {
+    if act == Activation::Gelu && super::lanes16::gelu(chunk) {
+        return;
+    }
     with_simd!(activate_run, fn(chunk: &mut [f32], act: Activation) {
         match act {
             // Plain `for` loops: `for_each` goes through an iterator's `fold`,
@@ -129,7 +132,9 @@ pub fn gelu_erf(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn erf(x: f32) -> f32 {
     // erf(x) = 1 - t·exp(-x² + P(t)) (Numerical Recipes `erfcc`, rel. error < 1.2e-7).
-    let z = x.abs();
+    // Past |x| = 5 erf is ±1 in f32 either way; the clamp keeps t·exp(…) from
+    // going subnormal (and slow).
+    let z = x.abs().min(5.0);
     let t = 1.0 / (1.0 + 0.5 * z);
     let poly = -1.265_512_2
         + t * (1.000_023_7
@@ -324,6 +329,9 @@ pub fn attention(
 
 /// Softmax of one row of scores; masked keys get exactly zero.
 fn softmax_masked(scores: &mut [f32], mask: &[bool]) {
+    if super::lanes16::softmax_masked(scores, mask) {
+        return;
+    }
     with_simd!(softmax_masked, fn(scores: &mut [f32], mask: &[bool]) {
         let max = lane_fold(scores, mask, f32::NEG_INFINITY, f32::max);
         for (s, &keep) in scores.iter_mut().zip(mask) {

@@ -12,6 +12,7 @@ pub mod head_mask;
 pub mod heads;
 pub mod hidden_states;
 pub mod kernels;
+pub mod lanes16;
 pub mod layer;
 pub mod ops;
 pub mod precision;

@@ -3,6 +3,7 @@
 //! sums (the gradients of weights and biases) are added into `f64` partials.
 
 use crate::model::kernels::{erf, exp, with_simd};
+use crate::model::lanes16;
 
 /// √(2/π), of the tanh approximation of GELU (`gelu_new`).
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -109,6 +110,9 @@ pub fn layer_norm_bwd(
 
 /// `y = softmax(scale·s + mask)` of one row; `mask` is additive (0 or a large negative).
 pub fn softmax(s: &[f32], mask: Option<&[f32]>, scale: f32, y: &mut [f32]) {
+    if lanes16::softmax_scaled(s, mask, scale, y) {
+        return;
+    }
     with_simd!(softmax, fn(s: &[f32], mask: Option<&[f32]>, scale: f32, y: &mut [f32]) {
         match mask {
             Some(m) => {
@@ -173,6 +177,9 @@ fn gelu_and_grad(z: f32, kind: Gelu) -> (f32, f32) {
 /// `y = gelu(z)`, and `z` replaced by `gelu'(z)`, element by element: the
 /// value and the derivative share `erf` (the backward is then a product).
 pub fn gelu_keeping_grad(z: &mut [f32], kind: Gelu, y: &mut [f32]) {
+    if kind == Gelu::Erf && lanes16::gelu_keeping_grad(z, y) {
+        return;
+    }
     with_simd!(gelu_keeping_grad, fn(z: &mut [f32], kind: Gelu, y: &mut [f32]) {
         for (o, v) in y.iter_mut().zip(z.iter_mut()) {
             let (value, grad) = gelu_and_grad(*v, kind);

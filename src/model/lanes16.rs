@@ -1,0 +1,308 @@
+//! The element-wise loops that weigh most after the matrix products — GELU's
+//! `erf` and softmax's `exp` — on 16 lanes (AVX-512F) with fused
+//! multiply-adds. The formulas are `kernels::{erf, exp}`'s; compiled from
+//! plain Rust they run as separate multiplies and adds in one long chain per
+//! value (about 8 cycles a value on an AMD EPYC), here the chain is half as
+//! long and 16 values share it. A value may differ from the scalar formula's
+//! in its last bit (a fused multiply-add rounds once).
+//!
+//! Each function returns `false`, having done nothing, on a CPU without
+//! AVX-512F; the caller then runs its portable loop.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs the 16-lane loops.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Exact GELU, `x·Φ(x)`, in place.
+pub fn gelu(values: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has AVX-512F (checked above).
+    unsafe {
+        gelu_run(values)
+    };
+    true
+}
+
+/// Exact GELU of `z` to `y`, and `z` replaced by its derivative
+/// `Φ(z) + z·φ(z)`.
+pub fn gelu_keeping_grad(z: &mut [f32], y: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    assert!(y.len() >= z.len(), "GELU: fewer outputs than inputs");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has AVX-512F (checked above).
+    unsafe {
+        gelu_grad_rows(z, y)
+    };
+    true
+}
+
+/// Softmax of one row of scores in place; keys whose `mask` is false get
+/// exactly zero (a row with none kept is all zeros).
+pub fn softmax_masked(scores: &mut [f32], mask: &[bool]) -> bool {
+    if !available() {
+        return false;
+    }
+    assert_eq!(scores.len(), mask.len(), "softmax: one mask flag a score");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has AVX-512F (checked above).
+    unsafe {
+        softmax_row(scores, Keys::Flags(mask), 1.0, None)
+    };
+    true
+}
+
+/// `y = softmax(scale·s + mask)` of one row, `mask` additive (0, or a large
+/// negative); an exponent below −87 gives exactly zero.
+pub fn softmax_scaled(s: &[f32], mask: Option<&[f32]>, scale: f32, y: &mut [f32]) -> bool {
+    if !available() {
+        return false;
+    }
+    assert!(
+        y.len() == s.len() && mask.is_none_or(|m| m.len() == s.len()),
+        "softmax: rows of different lengths"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has AVX-512F (checked above).
+    unsafe {
+        let keys = mask.map_or(Keys::All, Keys::Added);
+        softmax_row(y, keys, scale, Some(s))
+    };
+    true
+}
+
+/// `eˣ` as `kernels::exp`: clamped to [−87, 88], reduced by ln 2, Cephes'
+/// degree-6 polynomial, scaled by 2ⁿ through the exponent bits.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp16(x: __m512) -> __m512 {
+    let c = _mm512_set1_ps;
+    let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(88.0));
+    let round = c(12_582_912.0);
+    let shifted = _mm512_fmadd_ps(x, c(std::f32::consts::LOG2_E), round);
+    let n = _mm512_sub_ps(shifted, round);
+    let r = _mm512_fnmadd_ps(n, c(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, c(-2.121_944_4e-4), r);
+    let mut p = c(1.987_569_1e-4);
+    for k in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
+        p = _mm512_fmadd_ps(p, r, c(k));
+    }
+    let e = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, c(1.0)));
+    let n_int = _mm512_sub_epi32(
+        _mm512_castps_si512(shifted),
+        _mm512_castps_si512(round),
+    );
+    let scale = _mm512_slli_epi32::<23>(_mm512_add_epi32(n_int, _mm512_set1_epi32(127)));
+    _mm512_mul_ps(e, _mm512_castsi512_ps(scale))
+}
+
+/// `erf(x)` as `kernels::erf` (`1 − t·exp(−x² + P(t))`, `t = 1/(1 + |x|/2)`);
+/// |x| is clamped to 5, past which erf is ±1 in f32 either way, so that no
+/// lane goes subnormal.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn erf16(x: __m512) -> __m512 {
+    let c = _mm512_set1_ps;
+    let sign = _mm512_set1_epi32(i32::MIN);
+    let bits = _mm512_castps_si512(x);
+    let z = _mm512_min_ps(
+        _mm512_castsi512_ps(_mm512_andnot_si512(sign, bits)),
+        c(5.0),
+    );
+    let t = _mm512_div_ps(c(1.0), _mm512_fmadd_ps(z, c(0.5), c(1.0)));
+    let mut p = c(0.170_872_77);
+    for k in [
+        -0.822_152_23,
+        1.488_515_9,
+        -1.135_204,
+        0.278_868_07,
+        -0.186_288_06,
+        0.096_784_18,
+        0.374_091_96,
+        1.000_023_7,
+        -1.265_512_2,
+    ] {
+        p = _mm512_fmadd_ps(p, t, c(k));
+    }
+    let erfc = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)));
+    let r = _mm512_sub_ps(c(1.0), erfc);
+    // erf is odd: x's sign on |erf|.
+    _mm512_castsi512_ps(_mm512_or_si512(
+        _mm512_castps_si512(r),
+        _mm512_and_si512(bits, sign),
+    ))
+}
+
+/// GELU of `x` and `Φ(x)`, the normal CDF it multiplies.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn gelu16(x: __m512) -> (__m512, __m512) {
+    let half = _mm512_set1_ps(0.5);
+    let r = erf16(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2)));
+    let cdf = _mm512_fmadd_ps(half, r, half);
+    (_mm512_mul_ps(x, cdf), cdf)
+}
+
+/// The lanes of a block of `n` values starting at `at` within `len`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn lanes(at: usize, len: usize) -> __mmask16 {
+    let left = len - at;
+    if left >= 16 {
+        0xffff
+    } else {
+        (1u16 << left) - 1
+    }
+}
+
+/// GELU in place, 16 values at a time (the last block masked).
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_run(values: &mut [f32]) {
+    let len = values.len();
+    let at_ptr = values.as_mut_ptr();
+    for at in (0..len).step_by(16) {
+        let m = lanes(at, len);
+        // SAFETY: the mask lets through only the lanes below `len`.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(m, at_ptr.add(at));
+            _mm512_mask_storeu_ps(at_ptr.add(at), m, gelu16(x).0);
+        }
+    }
+}
+
+/// GELU of `z` to `y`, and `z` replaced by GELU's derivative.
+///
+/// # Safety
+/// The CPU has AVX-512F; `y` is at least as long as `z`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gelu_grad_rows(z: &mut [f32], y: &mut [f32]) {
+    let len = z.len();
+    let inv_sqrt_2pi = _mm512_set1_ps(0.398_942_3);
+    for at in (0..len).step_by(16) {
+        let m = lanes(at, len);
+        // SAFETY: the mask lets through only the lanes below `len`, and
+        // `y` holds at least `len` values.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(m, z.as_ptr().add(at));
+            let (value, cdf) = gelu16(x);
+            let density = exp16(_mm512_mul_ps(_mm512_mul_ps(x, x), _mm512_set1_ps(-0.5)));
+            let grad = _mm512_fmadd_ps(_mm512_mul_ps(x, inv_sqrt_2pi), density, cdf);
+            _mm512_mask_storeu_ps(y.as_mut_ptr().add(at), m, value);
+            _mm512_mask_storeu_ps(z.as_mut_ptr().add(at), m, grad);
+        }
+    }
+}
+
+/// Which keys of a softmax row count, and how.
+#[derive(Clone, Copy)]
+enum Keys<'a> {
+    All,
+    /// False keys get exactly zero.
+    Flags(&'a [bool]),
+    /// Added to the scaled scores (0, or a large negative).
+    Added(&'a [f32]),
+}
+
+/// The lanes of a block that count: `m` less the keys flagged out.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn kept(keys: Keys, at: usize, m: __mmask16) -> __mmask16 {
+    match keys {
+        Keys::Flags(flags) => {
+            let mut bits = 0u16;
+            for (i, &keep) in flags[at..].iter().take(16).enumerate() {
+                bits |= u16::from(keep) << i;
+            }
+            m & bits
+        }
+        Keys::All | Keys::Added(_) => m,
+    }
+}
+
+/// One softmax row into `y`: from `source` (scaled by `scale`, with
+/// `Keys::Added` added) or, without one, from `y` itself.
+///
+/// # Safety
+/// The CPU has AVX-512F; `source` and the keys (when given) are as long as
+/// `y`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn softmax_row(y: &mut [f32], keys: Keys, scale: f32, source: Option<&[f32]>) {
+    let len = y.len();
+    let out = y.as_mut_ptr();
+    let from = source.map_or(out.cast_const(), <[f32]>::as_ptr);
+    let scale = _mm512_set1_ps(scale);
+    let floor = _mm512_set1_ps(-87.0);
+    // Pass 1: the scaled scores into y, and their maximum over kept keys.
+    let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
+    for at in (0..len).step_by(16) {
+        let m = lanes(at, len);
+        let k = kept(keys, at, m);
+        // SAFETY: masked to the lanes below `len` of rows of `len`.
+        unsafe {
+            let mut v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, from.add(at)), scale);
+            if let Keys::Added(added) = keys {
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, added.as_ptr().add(at)));
+            }
+            _mm512_mask_storeu_ps(out.add(at), m, v);
+            max = _mm512_mask_max_ps(max, k, max, v);
+        }
+    }
+    let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
+    // Pass 2: the exponentials (zero for keys out, and below e⁻⁸⁷), summed.
+    let mut sum = _mm512_setzero_ps();
+    for at in (0..len).step_by(16) {
+        let m = lanes(at, len);
+        let k = kept(keys, at, m);
+        // SAFETY: as above.
+        unsafe {
+            let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, out.add(at)), max);
+            let live = match keys {
+                Keys::Flags(_) => k,
+                _ => k & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, floor),
+            };
+            let e = _mm512_maskz_mov_ps(live, exp16(d));
+            _mm512_mask_storeu_ps(out.add(at), m, e);
+            sum = _mm512_add_ps(sum, e);
+        }
+    }
+    let sum = _mm512_reduce_add_ps(sum);
+    if sum <= 0.0 {
+        return;
+    }
+    let inv = _mm512_set1_ps(1.0 / sum);
+    for at in (0..len).step_by(16) {
+        let m = lanes(at, len);
+        // SAFETY: as above.
+        unsafe {
+            let e = _mm512_maskz_loadu_ps(m, out.add(at));
+            _mm512_mask_storeu_ps(out.add(at), m, _mm512_mul_ps(e, inv));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
