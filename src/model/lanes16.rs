@@ -100,14 +100,17 @@ fn exp16(x: __m512) -> __m512 {
     let r = _mm512_fnmadd_ps(n, c(0.693_359_4), x);
     let r = _mm512_fnmadd_ps(n, c(-2.121_944_4e-4), r);
     let mut p = c(1.987_569_1e-4);
-    for k in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1] {
+    for k in [
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5e-1,
+    ] {
         p = _mm512_fmadd_ps(p, r, c(k));
     }
     let e = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, c(1.0)));
-    let n_int = _mm512_sub_epi32(
-        _mm512_castps_si512(shifted),
-        _mm512_castps_si512(round),
-    );
+    let n_int = _mm512_sub_epi32(_mm512_castps_si512(shifted), _mm512_castps_si512(round));
     let scale = _mm512_slli_epi32::<23>(_mm512_add_epi32(n_int, _mm512_set1_epi32(127)));
     _mm512_mul_ps(e, _mm512_castsi512_ps(scale))
 }
@@ -122,10 +125,7 @@ fn erf16(x: __m512) -> __m512 {
     let c = _mm512_set1_ps;
     let sign = _mm512_set1_epi32(i32::MIN);
     let bits = _mm512_castps_si512(x);
-    let z = _mm512_min_ps(
-        _mm512_castsi512_ps(_mm512_andnot_si512(sign, bits)),
-        c(5.0),
-    );
+    let z = _mm512_min_ps(_mm512_castsi512_ps(_mm512_andnot_si512(sign, bits)), c(5.0));
     let t = _mm512_div_ps(c(1.0), _mm512_fmadd_ps(z, c(0.5), c(1.0)));
     let mut p = c(0.170_872_77);
     for k in [
@@ -156,7 +156,10 @@ fn erf16(x: __m512) -> __m512 {
 #[target_feature(enable = "avx512f")]
 fn gelu16(x: __m512) -> (__m512, __m512) {
     let half = _mm512_set1_ps(0.5);
-    let r = erf16(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2)));
+    let r = erf16(_mm512_mul_ps(
+        x,
+        _mm512_set1_ps(std::f32::consts::FRAC_1_SQRT_2),
+    ));
     let cdf = _mm512_fmadd_ps(half, r, half);
     (_mm512_mul_ps(x, cdf), cdf)
 }

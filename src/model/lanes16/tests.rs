@@ -4,7 +4,9 @@ use crate::model::kernels;
 /// Values from −12 to 12 and a few far out, none repeated in pattern.
 fn inputs() -> Vec<f32> {
     let mut v: Vec<f32> = (0..2401).map(|i| (i as f32 - 1200.0) / 100.0).collect();
-    v.extend([-1e30, -100.0, -20.0, 20.0, 100.0, 1e30, 0.0, -0.0, 1e-30, -1e-30]);
+    v.extend([
+        -1e30, -100.0, -20.0, 20.0, 100.0, 1e30, 0.0, -0.0, 1e-30, -1e-30,
+    ]);
     v
 }
 
@@ -51,8 +53,14 @@ fn gelu_and_its_derivative_match_f64() {
         // erf to ~2e-7 absolute: relative to the value, or absolute near 0.
         let tol = |w: f64| 4e-7 * w.abs() + 4e-7 * v64.abs().min(10.0) + 1e-30;
         if v.abs() < 1e29 {
-            assert!((f64::from(value) - want).abs() <= tol(want), "gelu({v}) = {value} vs {want}");
-            assert!((f64::from(grad) - want_grad).abs() <= tol(want_grad), "gelu'({v}) = {grad} vs {want_grad}");
+            assert!(
+                (f64::from(value) - want).abs() <= tol(want),
+                "gelu({v}) = {value} vs {want}"
+            );
+            assert!(
+                (f64::from(grad) - want_grad).abs() <= tol(want_grad),
+                "gelu'({v}) = {grad} vs {want_grad}"
+            );
         }
     }
 }
@@ -64,7 +72,9 @@ fn masked_softmax_is_the_scalar_one() {
         return;
     }
     for len in [1usize, 7, 16, 33, 128, 300] {
-        let scores: Vec<f32> = (0..len).map(|i| ((i * 37) % 23) as f32 * 0.7 - 6.0).collect();
+        let scores: Vec<f32> = (0..len)
+            .map(|i| ((i * 37) % 23) as f32 * 0.7 - 6.0)
+            .collect();
         for pattern in [0usize, 1, 3] {
             // All kept, every third dropped, only the first kept.
             let mask: Vec<bool> = (0..len)
@@ -91,7 +101,10 @@ fn masked_softmax_is_the_scalar_one() {
             for ((&g, &s), &keep) in got.iter().zip(&scores).zip(&mask) {
                 if keep {
                     let want = ((f64::from(s) - max).exp() / sum) as f32;
-                    assert!(near(g, want, 1e-6, 1e-30), "len {len} p{pattern}: {g} vs {want}");
+                    assert!(
+                        near(g, want, 1e-6, 1e-30),
+                        "len {len} p{pattern}: {g} vs {want}"
+                    );
                 } else {
                     assert_eq!(g, 0.0, "a masked key gets exactly zero");
                 }
@@ -111,7 +124,9 @@ fn scaled_softmax_with_an_additive_mask_matches_f64() {
     }
     for len in [5usize, 16, 40, 129] {
         let s: Vec<f32> = (0..len).map(|i| ((i * 13) % 17) as f32 - 8.0).collect();
-        let added: Vec<f32> = (0..len).map(|i| if i % 4 == 3 { -1e4 } else { 0.0 }).collect();
+        let added: Vec<f32> = (0..len)
+            .map(|i| if i % 4 == 3 { -1e4 } else { 0.0 })
+            .collect();
         for mask in [None, Some(&added[..])] {
             let mut y = vec![0f32; len];
             assert!(softmax_scaled(&s, mask, 0.5, &mut y));
@@ -121,7 +136,13 @@ fn scaled_softmax_with_an_additive_mask_matches_f64() {
             let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = z
                 .iter()
-                .map(|&v| if v - max > -87.0 { (v - max).exp() } else { 0.0 })
+                .map(|&v| {
+                    if v - max > -87.0 {
+                        (v - max).exp()
+                    } else {
+                        0.0
+                    }
+                })
                 .collect();
             let sum: f64 = e.iter().sum();
             for (i, (&g, &w)) in y.iter().zip(&e).enumerate() {

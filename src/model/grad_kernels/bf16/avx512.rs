@@ -1,8 +1,10 @@
 //! The AVX-512-BF16 kernel: `vdpbf16ps` adds the products of two bf16 pairs
 //! into each `f32` lane, twice the products of an `f32` FMA per instruction.
-//! `A` is packed with a tile's rows side by side, so one broadcast of an `A`
-//! pair meets 32 columns of `B` in two instructions; each [`MR`]×[`NR`] tile
-//! of `C` is summed over the block's `k` in registers, then written once.
+//! `A` is packed row by row (as it usually lies, so packing is a straight
+//! conversion), and one broadcast of an `A` pair, read from each of the
+//! tile's rows in turn, meets 32 columns of `B` in two instructions; each
+//! [`MR`]×[`NR`] tile of `C` is summed over the block's `k` in registers,
+//! then written once.
 
 use super::{pack, TileProduct, View, NR};
 
@@ -44,7 +46,7 @@ impl TileProduct for Avx512 {
     }
 
     fn pack_a(a: View, m: usize, k: usize, pairs: usize) -> Vec<u32> {
-        pack::pack_a_columns(a, m, k, MR, pairs)
+        pack::pack_a_rows(a, m, k, MR, pairs)
     }
 
     fn task(&self) {}
@@ -60,8 +62,8 @@ impl TileProduct for Avx512 {
     }
 }
 
-/// One tile: `out[r][c] = Σ_p a[p][r] · b[p][c]` over `pairs` pairs, with
-/// `a` `pairs` rows of [`MR`] and `b` `pairs` rows of [`NR`].
+/// One tile: `out[r][c] = Σ_p a[r][p] · b[p][c]` over `pairs` pairs, with
+/// `a` [`MR`] rows of `pairs` and `b` `pairs` rows of [`NR`].
 ///
 /// # Safety
 /// The CPU has AVX-512F and AVX-512-BF16.
@@ -91,7 +93,7 @@ unsafe fn tile_kernel(a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]) {
             )
         };
         for r in 0..MR {
-            let pair = _mm512_set1_epi32(a[p * MR + r] as i32);
+            let pair = _mm512_set1_epi32(a[r * pairs + p] as i32);
             let pair = unsafe { std::mem::transmute::<__m512i, __m512bh>(pair) };
             acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], pair, b0);
             acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], pair, b1);

@@ -31,45 +31,8 @@ pub(super) fn to_bf16(x: f32) -> u32 {
     (bits.wrapping_add(round)) >> 16
 }
 
-/// `A[m, k]` in tiles of `mr` rows, a tile's rows side by side: tile `t`,
-/// pair `p`, row `r` at `(t * pairs + p) * mr + r` (as the AVX-512 kernel
-/// broadcasts them).
-pub(super) fn pack_a_columns(a: View, m: usize, k: usize, mr: usize, pairs: usize) -> Vec<u32> {
-    let tiles = m.div_ceil(mr);
-    let mut out = vec![0u32; tiles * pairs * mr];
-    out.par_chunks_mut((pairs * mr).max(1))
-        .enumerate()
-        .for_each(|(t, tile)| {
-            let rows = mr.min(m - t * mr);
-            let (data, rs, cs) = a;
-            if cs == 1 {
-                // Each row's k values are contiguous: pairs straight from them.
-                for r in 0..rows {
-                    let row = &data[(t * mr + r) * rs..][..k];
-                    pairs_of_run(row, &mut tile[r..], mr);
-                }
-            } else if rs == 1 {
-                // Each k's rows are contiguous: two k at a time, the tile's rows side by side.
-                let lines = Lines {
-                    data,
-                    stride: cs,
-                    start: t * mr,
-                    len: rows,
-                    k,
-                };
-                pairs_of_lines(lines, tile, mr);
-            } else {
-                for r in 0..rows {
-                    let at = |kk: usize| data[(t * mr + r) * rs + kk * cs];
-                    pairs_of_strided(at, k, &mut tile[r..], mr);
-                }
-            }
-        });
-    out
-}
-
 /// `A[m, k]` row by row, rows in blocks of `mr` (the last padded): row `r`,
-/// pair `p` at `r * pairs + p` (as AMX loads a tile's rows).
+/// pair `p` at `r * pairs + p` (as both kernels read a tile's rows).
 pub(super) fn pack_a_rows(a: View, m: usize, k: usize, mr: usize, pairs: usize) -> Vec<u32> {
     let blocks = m.div_ceil(mr);
     let mut out = vec![0u32; blocks * mr * pairs];
@@ -220,16 +183,27 @@ mod simd {
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) fn pairs_of_run(run: &[f32], out: &mut [u32], stride: usize) -> usize {
         let blocks = run.len() / 32;
-        let mut pairs = [0u32; 16];
-        for block in 0..blocks {
+        let convert = |block: usize| {
             let values = &run[block * 32..block * 32 + 32];
-            // SAFETY: `values` holds 32 floats; `pairs` 16 u32 (64 bytes).
+            // SAFETY: `values` holds 32 floats.
             unsafe {
                 let lo = _mm512_loadu_ps(values.as_ptr());
                 let hi = _mm512_loadu_ps(values.as_ptr().add(16));
-                let both = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-                _mm512_storeu_si512(pairs.as_mut_ptr().cast(), both);
+                std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo))
             }
+        };
+        if stride == 1 {
+            let out = &mut out[..blocks * 16];
+            for (block, dst) in out.chunks_exact_mut(16).enumerate() {
+                // SAFETY: `dst` holds 16 u32 (64 bytes).
+                unsafe { _mm512_storeu_si512(dst.as_mut_ptr().cast(), convert(block)) };
+            }
+            return blocks * 16;
+        }
+        let mut pairs = [0u32; 16];
+        for block in 0..blocks {
+            // SAFETY: `pairs` holds 16 u32 (64 bytes).
+            unsafe { _mm512_storeu_si512(pairs.as_mut_ptr().cast(), convert(block)) };
             for (i, &pair) in pairs.iter().enumerate() {
                 out[(block * 16 + i) * stride] = pair;
             }
