@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use unicode_general_category::{get_general_category, GeneralCategory as G};
 
+use crate::model::lanes16;
 use crate::tokenize::Encoded;
 
 use super::pass::BatchAttention;
@@ -234,7 +235,8 @@ fn add_row(sums: &mut [f64; 7], map: &[f32], seq: usize, n: usize, keys: &RowKey
         }
         sums[SEP] += keys.sep.iter().map(|&j| f64::from(q[j])).sum::<f64>();
         sums[PUNCT] += keys.punct.iter().map(|&j| f64::from(q[j])).sum::<f64>();
-        let entropy: f32 = q.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.log2()).sum();
+        let entropy = lanes16::entropy_bits(q)
+            .unwrap_or_else(|| q.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.log2()).sum());
         sums[ENTROPY] += f64::from(entropy);
     }
 }

@@ -1,5 +1,5 @@
 //! The element-wise loops that weigh most after the matrix products — GELU's
-//! `erf` and softmax's `exp` — on 16 lanes (AVX-512F) with fused
+//! `erf`, softmax's `exp`, attention entropy's `log₂` — on 16 lanes (AVX-512F) with fused
 //! multiply-adds. The formulas are `kernels::{erf, exp}`'s; compiled from
 //! plain Rust they run as separate multiplies and adds in one long chain per
 //! value (about 8 cycles a value on an AMD EPYC), here the chain is half as
@@ -84,6 +84,73 @@ pub fn softmax_scaled(s: &[f32], mask: Option<&[f32]>, scale: f32, y: &mut [f32]
         softmax_row(y, keys, scale, Some(s))
     };
     true
+}
+
+/// The entropy of a row of probabilities in bits, `−Σ p·log₂ p` over its
+/// positive values (0·log 0 = 0); `None` on a CPU without AVX-512F.
+pub fn entropy_bits(p: &[f32]) -> Option<f32> {
+    if !available() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has AVX-512F (checked above).
+    return Some(unsafe { entropy_row(p) });
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// `log₂ x` for positive `x` (Cephes `logf`: the mantissa reduced to
+/// [√½, √2), `ln(1 + f)` by its degree-8 polynomial, to within ~1 ulp), the
+/// exponent taken by `vgetexpps` (subnormal `x` included).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn log2_16(x: __m512) -> __m512 {
+    let c = _mm512_set1_ps;
+    let mut e = _mm512_getexp_ps(x);
+    let mut m = _mm512_getmant_ps::<_MM_MANT_NORM_1_2, _MM_MANT_SIGN_ZERO>(x);
+    let high = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(m, c(std::f32::consts::SQRT_2));
+    m = _mm512_mask_mul_ps(m, high, m, c(0.5));
+    e = _mm512_mask_add_ps(e, high, e, c(1.0));
+    let f = _mm512_sub_ps(m, c(1.0));
+    let mut p = c(7.037_683_6e-2);
+    for k in [
+        -1.151_461e-1,
+        1.167_699_9e-1,
+        -1.242_014_1e-1,
+        1.424_932_3e-1,
+        -1.666_805_8e-1,
+        2.000_071_4e-1,
+        -2.499_999_4e-1,
+        3.333_333e-1,
+    ] {
+        p = _mm512_fmadd_ps(p, f, c(k));
+    }
+    let f2 = _mm512_mul_ps(f, f);
+    // ln(1 + f) = f − f²/2 + f³·P(f)
+    let tail = _mm512_fmadd_ps(_mm512_mul_ps(f2, f), p, _mm512_mul_ps(f2, c(-0.5)));
+    let ln = _mm512_add_ps(f, tail);
+    _mm512_fmadd_ps(ln, c(std::f32::consts::LOG2_E), e)
+}
+
+/// `−Σ p·log₂ p` over the positive values of `p`.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn entropy_row(p: &[f32]) -> f32 {
+    let len = p.len();
+    let mut sum = _mm512_setzero_ps();
+    for at in (0..len).step_by(16) {
+        let m = lanes(at, len);
+        // SAFETY: the mask lets through only the lanes below `len`.
+        let x = unsafe { _mm512_maskz_loadu_ps(m, p.as_ptr().add(at)) };
+        let positive = m & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_setzero_ps());
+        let term = _mm512_mul_ps(x, log2_16(x));
+        sum = _mm512_mask_sub_ps(sum, positive, sum, term);
+    }
+    _mm512_reduce_add_ps(sum)
 }
 
 /// `eˣ` as `kernels::exp`: clamped to [−87, 88], reduced by ln 2, Cephes'

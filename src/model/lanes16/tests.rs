@@ -152,3 +152,41 @@ fn scaled_softmax_with_an_additive_mask_matches_f64() {
         }
     }
 }
+
+#[test]
+fn entropy_in_bits_matches_f64() {
+    if !available() {
+        eprintln!("skipped: this CPU has no AVX-512F");
+        return;
+    }
+    let exact = |p: &[f32]| -> f64 {
+        p.iter()
+            .filter(|&&x| x > 0.0)
+            .map(|&x| -f64::from(x) * f64::from(x).log2())
+            .sum()
+    };
+    // Uniform rows, peaked rows with tiny (even subnormal) tails and zeros.
+    for len in [1usize, 5, 16, 17, 100, 512] {
+        let uniform = vec![1.0 / len as f32; len];
+        let mut peaked: Vec<f32> = (0..len).map(|i| 1e-3 / (1.0 + i as f32).powi(3)).collect();
+        peaked[0] = 0.9;
+        if len > 3 {
+            peaked[1] = 0.0;
+            peaked[2] = 1e-41;
+        }
+        for row in [uniform, peaked] {
+            let got = f64::from(entropy_bits(&row).unwrap());
+            let want = exact(&row);
+            assert!(
+                (got - want).abs() <= 1e-6 * (1.0 + want),
+                "len {len}: {got} vs {want}"
+            );
+        }
+    }
+    assert_eq!(
+        entropy_bits(&[1.0, 0.0]),
+        Some(0.0),
+        "certainty has no entropy"
+    );
+    assert_eq!(entropy_bits(&[]), Some(0.0));
+}
