@@ -3,12 +3,15 @@
 as the dataset passes and `predict` run it — `bertscope bench --inference`
 against PyTorch in the same run, fp32 and bf16.
 
-    python bench/inference_vs_pytorch.py [--model models/all-MiniLM-L6-v2] [--batch 64] [--seq 128] [--runs 10]
+    python bench/inference_vs_pytorch.py [--model models/all-MiniLM-L6-v2] [--batch 64] [--seq 128] [--runs 10] [--rounds 3]
 
 PyTorch runs under torch.no_grad: fp32 eager, and bf16 under CPU autocast
 (`torch.autocast("cpu", dtype=torch.bfloat16)`), on the same random token ids
 shape (batch × seq, every token real). Each side's rate is the median over
---runs timed forwards after warm-up. bertscope's bf16 is skipped, with the
+--runs timed forwards after warm-up; the two sides alternate --rounds times
+(a shared machine's speed drifts from minute to minute), and the reported
+rates and ratio are the medians over the rounds (each round's ratio taken
+within it). bertscope's bf16 is skipped, with the
 reason, on a CPU without AVX-512-BF16. Prints one JSON line with the rates
 and the ratios (above 1: bertscope faster), and the CPU.
 """
@@ -69,20 +72,32 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternate the two sides this many times; the medians are reported")
     p.add_argument("--bertscope", default=os.path.join(ROOT, "target", "release", "bertscope"))
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count())
     out = {"cpu": cpu_name(), "threads": os.cpu_count(), "batch": a.batch, "seq": a.seq,
            "torch": torch.__version__}
+    out["rounds"] = a.rounds
     for precision in ["fp32", "bf16"]:
-        rate, why = ours(a.bertscope, a.model, a.batch, a.seq, a.runs, precision)
-        theirs = torch_rows_per_s(a.model, a.batch, a.seq, a.runs, precision == "bf16")
-        out[f"pytorch_{precision}_rows_per_s"] = round(theirs, 1)
-        if rate is None:
+        # Alternating rounds, so that a shared machine's slow minutes fall
+        # on both sides; each round's ratio is taken within the round.
+        ours_rates, theirs_rates, ratios, why = [], [], [], None
+        for _ in range(max(1, a.rounds)):
+            rate, why = ours(a.bertscope, a.model, a.batch, a.seq, a.runs, precision)
+            theirs = torch_rows_per_s(a.model, a.batch, a.seq, a.runs, precision == "bf16")
+            theirs_rates.append(theirs)
+            if rate is not None:
+                ours_rates.append(rate)
+                ratios.append(rate / theirs)
+        out[f"pytorch_{precision}_rows_per_s"] = round(statistics.median(theirs_rates), 1)
+        if not ours_rates:
             out[f"bertscope_{precision}"] = f"skipped: {why}"
             continue
-        out[f"bertscope_{precision}_rows_per_s"] = round(rate, 1)
-        out[f"ratio_{precision}"] = round(rate / theirs, 3)
+        out[f"bertscope_{precision}_rows_per_s"] = round(statistics.median(ours_rates), 1)
+        out[f"ratio_{precision}"] = round(statistics.median(ratios), 3)
+        out[f"ratios_{precision}"] = [round(r, 3) for r in ratios]
     print(json.dumps(out))
 
 

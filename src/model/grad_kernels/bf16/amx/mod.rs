@@ -315,7 +315,13 @@ pub(super) fn agrees_with_reference() -> bool {
     let Some(kernel) = Amx::new() else {
         return false;
     };
-    super::agrees(&kernel, (45, 70, 100))
+    // On a pool of its own: the check runs while the kernel is being chosen
+    // (inside a `OnceLock`), where a thread of the shared pool waiting on a
+    // parallel loop could otherwise pick up work that asks for the kernel.
+    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        Ok(pool) => pool.install(|| super::agrees(&kernel, (45, 70, 100))),
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
