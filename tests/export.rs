@@ -24,6 +24,13 @@ fn texts(doc: &roxmltree::Document) -> Vec<String> {
         .collect()
 }
 
+/// The texts of the SVG file at `path`, one a line.
+fn svg_texts(path: &std::path::Path) -> String {
+    let svg = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    texts(&doc).join("\n")
+}
+
 #[test]
 fn head_view_svg_has_every_token_and_one_line_per_visible_link() {
     let expected = expected("classifier");
@@ -261,9 +268,7 @@ fn tokens_view_shows_transformers_ids_and_segments() {
         "--output",
         out.to_str().unwrap(),
     ]));
-    let svg = std::fs::read_to_string(&out).unwrap();
-    let doc = roxmltree::Document::parse(&svg).unwrap();
-    let texts = texts(&doc).join("\n");
+    let texts = svg_texts(&out);
     let ids: Vec<String> = u32s(&case["input_ids"])
         .iter()
         .map(u32::to_string)
@@ -521,9 +526,7 @@ fn the_heads_and_data_views_export_their_figure_alone() {
         "--output",
         heads_svg.to_str().unwrap(),
     ]));
-    let svg = std::fs::read_to_string(&heads_svg).unwrap();
-    let doc = roxmltree::Document::parse(&svg).unwrap();
-    let shown = texts(&doc).join("\n");
+    let shown = svg_texts(&heads_svg);
     assert!(
         !shown.contains("Run over the rows") && !shown.contains("Rows at most"),
         "{shown}"
