@@ -24,8 +24,9 @@ use crate::model::kernels::{parallelism, AttentionShape};
 pub use bf16::available as bf16_available;
 pub use bf16::gemm as bf16_gemm;
 pub use bf16::{
-    gemm_with as bf16_gemm_with, kernel as bf16_kernel, Epilogue as Bf16Epilogue,
-    Finish as Bf16Finish, Kernel as Bf16Kernel,
+    gemm_with as bf16_gemm_with, kernel as bf16_kernel, product as bf16_product,
+    round_row as bf16_round_row, Bf16Rows, Epilogue as Bf16Epilogue, Finish as Bf16Finish,
+    Kernel as Bf16Kernel, Lhs as Bf16Lhs, Out as Bf16Out, PackedB as Bf16PackedB, Rhs as Bf16Rhs,
 };
 pub use rows::Gelu;
 

@@ -145,7 +145,7 @@ unsafe fn entropy_row(p: &[f32]) -> f32 {
     for at in (0..len).step_by(16) {
         let m = lanes(at, len);
         // SAFETY: the mask lets through only the lanes below `len`.
-        let x = unsafe { _mm512_maskz_loadu_ps(m, p.as_ptr().add(at)) };
+        let x = unsafe { load(m, p.as_ptr().add(at)) };
         let positive = m & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_setzero_ps());
         let term = _mm512_mul_ps(x, log2_16(x));
         sum = _mm512_mask_sub_ps(sum, positive, sum, term);
@@ -182,39 +182,26 @@ fn exp16(x: __m512) -> __m512 {
     _mm512_mul_ps(e, _mm512_castsi512_ps(scale))
 }
 
-/// `erf(x)` as `kernels::erf` (`1 − t·exp(−x² + P(t))`, `t = 1/(1 + |x|/2)`);
-/// |x| is clamped to 5, past which erf is ±1 in f32 either way, so that no
-/// lane goes subnormal.
+/// `erf(x)` as `kernels::erf`: the rational approximation `x·P(x²)/Q(x²)`,
+/// |x| clamped to its [`kernels::ERF_CLAMP`].
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn erf16(x: __m512) -> __m512 {
+    use crate::model::kernels::{ERF_CLAMP, ERF_P, ERF_Q};
     let c = _mm512_set1_ps;
-    let sign = _mm512_set1_epi32(i32::MIN);
-    let bits = _mm512_castps_si512(x);
-    let z = _mm512_min_ps(_mm512_castsi512_ps(_mm512_andnot_si512(sign, bits)), c(5.0));
-    let t = _mm512_div_ps(c(1.0), _mm512_fmadd_ps(z, c(0.5), c(1.0)));
-    let mut p = c(0.170_872_77);
-    for k in [
-        -0.822_152_23,
-        1.488_515_9,
-        -1.135_204,
-        0.278_868_07,
-        -0.186_288_06,
-        0.096_784_18,
-        0.374_091_96,
-        1.000_023_7,
-        -1.265_512_2,
-    ] {
+    let x = _mm512_min_ps(_mm512_max_ps(x, c(-ERF_CLAMP)), c(ERF_CLAMP));
+    let t = _mm512_mul_ps(x, x);
+    let mut p = c(ERF_P[5]);
+    for &k in ERF_P[..5].iter().rev() {
         p = _mm512_fmadd_ps(p, t, c(k));
     }
-    let erfc = _mm512_mul_ps(t, exp16(_mm512_fnmadd_ps(z, z, p)));
-    let r = _mm512_sub_ps(c(1.0), erfc);
-    // erf is odd: x's sign on |erf|.
-    _mm512_castsi512_ps(_mm512_or_si512(
-        _mm512_castps_si512(r),
-        _mm512_and_si512(bits, sign),
-    ))
+    let mut q = c(ERF_Q[4]);
+    for &k in ERF_Q[..4].iter().rev() {
+        q = _mm512_fmadd_ps(q, t, c(k));
+    }
+    q = _mm512_fmadd_ps(q, t, c(1.0));
+    _mm512_div_ps(_mm512_mul_ps(x, p), q)
 }
 
 /// GELU of `x` and `Φ(x)`, the normal CDF it multiplies.
@@ -243,6 +230,46 @@ fn lanes(at: usize, len: usize) -> __mmask16 {
     }
 }
 
+/// The lanes `m` of 16 values at `at`, the others zero. A whole block is
+/// read with a plain load: Zen 4 forwards a store to a later load of the
+/// same bytes only when neither is masked, and these loops read what the
+/// previous pass (or the caller) has just written.
+///
+/// # Safety
+/// The lanes of `m` are readable.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn load(m: __mmask16, at: *const f32) -> __m512 {
+    // SAFETY: the caller's promise.
+    unsafe {
+        if m == 0xffff {
+            _mm512_loadu_ps(at)
+        } else {
+            _mm512_maskz_loadu_ps(m, at)
+        }
+    }
+}
+
+/// The lanes `m` of `v` written at `at` (a whole block with a plain store;
+/// see [`load`]).
+///
+/// # Safety
+/// The lanes of `m` are writable.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store(at: *mut f32, m: __mmask16, v: __m512) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        if m == 0xffff {
+            _mm512_storeu_ps(at, v)
+        } else {
+            _mm512_mask_storeu_ps(at, m, v)
+        }
+    }
+}
+
 /// GELU in place, 16 values at a time (the last block masked).
 ///
 /// # Safety
@@ -256,8 +283,8 @@ unsafe fn gelu_run(values: &mut [f32]) {
         let m = lanes(at, len);
         // SAFETY: the mask lets through only the lanes below `len`.
         unsafe {
-            let x = _mm512_maskz_loadu_ps(m, at_ptr.add(at));
-            _mm512_mask_storeu_ps(at_ptr.add(at), m, gelu16(x).0);
+            let x = load(m, at_ptr.add(at));
+            store(at_ptr.add(at), m, gelu16(x).0);
         }
     }
 }
@@ -276,12 +303,12 @@ unsafe fn gelu_grad_rows(z: &mut [f32], y: &mut [f32]) {
         // SAFETY: the mask lets through only the lanes below `len`, and
         // `y` holds at least `len` values.
         unsafe {
-            let x = _mm512_maskz_loadu_ps(m, z.as_ptr().add(at));
+            let x = load(m, z.as_ptr().add(at));
             let (value, cdf) = gelu16(x);
             let density = exp16(_mm512_mul_ps(_mm512_mul_ps(x, x), _mm512_set1_ps(-0.5)));
             let grad = _mm512_fmadd_ps(_mm512_mul_ps(x, inv_sqrt_2pi), density, cdf);
-            _mm512_mask_storeu_ps(y.as_mut_ptr().add(at), m, value);
-            _mm512_mask_storeu_ps(z.as_mut_ptr().add(at), m, grad);
+            store(y.as_mut_ptr().add(at), m, value);
+            store(z.as_mut_ptr().add(at), m, grad);
         }
     }
 }
@@ -333,11 +360,11 @@ unsafe fn softmax_row(y: &mut [f32], keys: Keys, scale: f32, source: Option<&[f3
         let k = kept(keys, at, m);
         // SAFETY: masked to the lanes below `len` of rows of `len`.
         unsafe {
-            let mut v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, from.add(at)), scale);
+            let mut v = _mm512_mul_ps(load(m, from.add(at)), scale);
             if let Keys::Added(added) = keys {
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, added.as_ptr().add(at)));
+                v = _mm512_add_ps(v, load(m, added.as_ptr().add(at)));
             }
-            _mm512_mask_storeu_ps(out.add(at), m, v);
+            store(out.add(at), m, v);
             max = _mm512_mask_max_ps(max, k, max, v);
         }
     }
@@ -349,13 +376,13 @@ unsafe fn softmax_row(y: &mut [f32], keys: Keys, scale: f32, source: Option<&[f3
         let k = kept(keys, at, m);
         // SAFETY: as above.
         unsafe {
-            let d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, out.add(at)), max);
+            let d = _mm512_sub_ps(load(m, out.add(at)), max);
             let live = match keys {
                 Keys::Flags(_) => k,
                 _ => k & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, floor),
             };
             let e = _mm512_maskz_mov_ps(live, exp16(d));
-            _mm512_mask_storeu_ps(out.add(at), m, e);
+            store(out.add(at), m, e);
             sum = _mm512_add_ps(sum, e);
         }
     }
@@ -368,8 +395,8 @@ unsafe fn softmax_row(y: &mut [f32], keys: Keys, scale: f32, source: Option<&[f3
         let m = lanes(at, len);
         // SAFETY: as above.
         unsafe {
-            let e = _mm512_maskz_loadu_ps(m, out.add(at));
-            _mm512_mask_storeu_ps(out.add(at), m, _mm512_mul_ps(e, inv));
+            let e = load(m, out.add(at));
+            store(out.add(at), m, _mm512_mul_ps(e, inv));
         }
     }
 }

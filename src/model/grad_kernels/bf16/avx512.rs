@@ -6,11 +6,13 @@
 //! [`MR`]×[`NR`] tile of `C` is summed over the block's `k` in registers,
 //! then written once.
 
-use super::{pack, TileProduct, View, NR};
+use super::{TileProduct, NR};
 
 /// Rows of `C` per tile: 12 rows × 2 registers = 24 accumulators, with two
 /// `B` registers and a broadcast, within AVX-512's 32.
 const MR: usize = 12;
+// A tile fits the bf16 destination's buffer, and bf16 rows hold whole tiles.
+const _: () = assert!(MR <= super::MAX_MR && super::rows::ROW_TILES.is_multiple_of(MR));
 
 /// The kernel, made only where the CPU runs it.
 pub(super) struct Avx512(());
@@ -39,19 +41,18 @@ impl TileProduct for Avx512 {
     /// Eight row tiles share each panel of B (`KC` × [`NR`] pairs, 32 KiB)
     /// while it is in L1.
     const GROUP: usize = 8;
+    /// A tile's 24 sums take two panel rows (128 bytes) a step, which L2
+    /// feeds: a whole BERT `k` (up to 2,048) in one block.
+    const KC: usize = 1024;
     type Task = ();
 
     fn padded(pairs: usize) -> usize {
         pairs
     }
 
-    fn pack_a(a: View, m: usize, k: usize, pairs: usize) -> Vec<u32> {
-        pack::pack_a_rows(a, m, k, MR, pairs)
-    }
-
     fn task(&self) {}
 
-    fn tile(&self, _: &mut (), a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]) {
+    fn tile(&self, _: &mut (), a: (&[u32], usize), b: &[u32], pairs: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Avx512` exists only where the CPU has the features.
         unsafe {
@@ -63,16 +64,20 @@ impl TileProduct for Avx512 {
 }
 
 /// One tile: `out[r][c] = Σ_p a[r][p] · b[p][c]` over `pairs` pairs, with
-/// `a` [`MR`] rows of `pairs` and `b` `pairs` rows of [`NR`].
+/// `a` [`MR`] rows of `pairs` (row `r` from `r * a_stride`) and `b` `pairs`
+/// rows of [`NR`].
 ///
 /// # Safety
 /// The CPU has AVX-512F and AVX-512-BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn tile_kernel(a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]) {
+unsafe fn tile_kernel((a, a_stride): (&[u32], usize), b: &[u32], pairs: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
     assert!(
-        a.len() >= MR * pairs && b.len() >= NR * pairs && out.len() >= MR * NR,
+        a_stride >= pairs
+            && a.len() >= (MR - 1) * a_stride + pairs
+            && b.len() >= NR * pairs
+            && out.len() >= MR * NR,
         "bf16 tile: operands shorter than {pairs} pairs"
     );
     let mut acc = [_mm512_setzero_ps(); 2 * MR];
@@ -93,7 +98,7 @@ unsafe fn tile_kernel(a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]) {
             )
         };
         for r in 0..MR {
-            let pair = _mm512_set1_epi32(a[r * pairs + p] as i32);
+            let pair = _mm512_set1_epi32(a[r * a_stride + p] as i32);
             let pair = unsafe { std::mem::transmute::<__m512i, __m512bh>(pair) };
             acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], pair, b0);
             acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], pair, b1);

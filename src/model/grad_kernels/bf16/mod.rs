@@ -12,6 +12,7 @@
 mod amx;
 mod avx512;
 mod pack;
+mod rows;
 
 use std::sync::OnceLock;
 
@@ -19,11 +20,12 @@ use candle_core::bail;
 use rayon::prelude::*;
 
 use super::View;
+pub use rows::{round_row, Bf16Rows};
 
 /// Columns of `C` per tile: two 16-lane registers, or two AMX tiles.
 const NR: usize = 32;
-/// Pairs of `k` per block: a panel of B (`KC` × [`NR`] pairs, 32 KiB) fits L1.
-const KC: usize = 256;
+/// The most rows of `C` a kernel's tile has (AMX's 32).
+const MAX_MR: usize = 32;
 
 /// The instructions a bf16 product runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,16 +71,91 @@ trait TileProduct: Sync {
     const MR: usize;
     /// Row tiles that share each panel of `B` while it is in the caches.
     const GROUP: usize;
+    /// Pairs of `k` per block: the blocks of a panel of `B` that one tile
+    /// runs through stay in the caches it reads them from.
+    const KC: usize;
     /// What a parallel task holds while it multiplies (AMX: its tiles).
     type Task;
     /// The pairs a packed block holds for `pairs` pairs of `k` (AMX: whole tiles).
     fn padded(pairs: usize) -> usize;
-    /// A block of `A` (`m` × `k`) packed for this kernel, `pairs` pairs a row.
-    fn pack_a(a: View, m: usize, k: usize, pairs: usize) -> Vec<u32>;
     fn task(&self) -> Self::Task;
-    /// `out` ([`Self::MR`] × [`NR`]) = a packed row tile of `A` times a packed
-    /// panel of `B`, over `pairs` pairs.
-    fn tile(&self, task: &mut Self::Task, a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]);
+    /// `out` ([`Self::MR`] × [`NR`]) = a row tile of `A` (row `r`, pair `p`
+    /// at `a[r * a_stride + p]`) times a packed panel of `B`, over `pairs`
+    /// pairs.
+    fn tile(
+        &self,
+        task: &mut Self::Task,
+        a: (&[u32], usize),
+        b: &[u32],
+        pairs: usize,
+        out: &mut [f32],
+    );
+}
+
+/// The left operand of a product: `f32` values at strides (rounded as they
+/// are packed), or rows already rounded.
+#[derive(Clone, Copy)]
+pub enum Lhs<'a> {
+    F32(View<'a>),
+    Bf16(&'a Bf16Rows),
+}
+
+/// The right operand of a product: `f32` values at strides (rounded and
+/// packed for this product), or packed once for many (a layer's weights).
+#[derive(Clone, Copy)]
+pub enum Rhs<'a> {
+    F32(View<'a>),
+    Packed(&'a PackedB),
+}
+
+/// A right operand `B[k, n]` rounded and packed as the kernel taken on this
+/// CPU reads it: its panels of [`NR`] columns, block of `k` by block.
+#[derive(Debug, Clone)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    /// The kernel's block of `k`, in pairs: what the blocks were cut by.
+    kc: usize,
+    blocks: Vec<Vec<u32>>,
+}
+
+impl PackedB {
+    /// `b` (`k` × `n`) packed for this CPU's kernel; fails where it has none.
+    pub fn new(b: View, k: usize, n: usize) -> candle_core::Result<Self> {
+        if !reaches(b.0.len(), (b.1, b.2), k, n) {
+            bail!("bf16 matmul: operands smaller than their shapes");
+        }
+        match kernel() {
+            #[cfg(target_arch = "x86_64")]
+            Some(Kernel::Amx) => Ok(Self::pack::<amx::Amx<amx::Hardware>>(b, k, n)),
+            Some(_) => Ok(Self::pack::<avx512::Avx512>(b, k, n)),
+            None => bail!("bf16 products need a CPU with AVX-512-BF16 or AMX-BF16"),
+        }
+    }
+
+    fn pack<K: TileProduct>((data, rs, cs): View, k: usize, n: usize) -> Self {
+        let blocks = (0..k)
+            .step_by(2 * K::KC)
+            .map(|k0| {
+                let kc = (2 * K::KC).min(k - k0);
+                let pairs = K::padded(kc.div_ceil(2));
+                pack::pack_b((&data[k0 * rs..], rs, cs), kc, n, NR, pairs)
+            })
+            .collect();
+        PackedB {
+            k,
+            n,
+            kc: K::KC,
+            blocks,
+        }
+    }
+}
+
+/// Where a product goes: `f32` values at strides (row-major or transposed),
+/// or rows rounded to bf16 for the next product.
+pub enum Out<'a> {
+    F32(&'a mut [f32], usize, usize),
+    Bf16(&'a mut Bf16Rows),
 }
 
 /// `C[m, n] (+)= A[m, k] · B[k, n]` with the products in bf16 and the sums
@@ -105,7 +182,7 @@ pub type Finish<'a> = &'a (dyn Fn(&mut [f32]) + Sync);
 /// in the caches: a linear layer's bias and activation in the same pass.
 #[derive(Clone, Copy, Default)]
 pub struct Epilogue<'a> {
-    /// Add into `C`'s values (else overwrite them).
+    /// Add into `C`'s values (else overwrite them; `f32` destinations only).
     pub accumulate: bool,
     /// Added to every row of `C`: one value a column.
     pub bias: Option<&'a [f32]>,
@@ -117,47 +194,70 @@ pub struct Epilogue<'a> {
 /// [`gemm`] with an epilogue: `C = finish(C? + A · B + bias)`.
 pub fn gemm_with(
     dims: (usize, usize, usize),
-    dst: (&mut [f32], usize, usize),
+    (dst, rs, cs): (&mut [f32], usize, usize),
     a: View,
     b: View,
+    epilogue: Epilogue,
+) -> candle_core::Result<()> {
+    product(
+        dims,
+        Out::F32(dst, rs, cs),
+        Lhs::F32(a),
+        Rhs::F32(b),
+        epilogue,
+    )
+}
+
+/// [`gemm_with`] with either kind of left operand and destination; a bf16
+/// destination is reshaped to `m` × `n`.
+pub fn product(
+    dims: (usize, usize, usize),
+    out: Out,
+    a: Lhs,
+    b: Rhs,
     epilogue: Epilogue,
 ) -> candle_core::Result<()> {
     match kernel() {
         #[cfg(target_arch = "x86_64")]
         Some(Kernel::Amx) => match amx::Amx::new() {
-            Some(k) => gemm_on(&k, dims, dst, a, b, epilogue),
+            Some(k) => gemm_on(&k, dims, out, a, b, epilogue),
             None => bail!("AMX tiles: chosen, then unusable"),
         },
         Some(_) => match avx512::Avx512::new() {
-            Some(k) => gemm_on(&k, dims, dst, a, b, epilogue),
+            Some(k) => gemm_on(&k, dims, out, a, b, epilogue),
             None => bail!("AVX-512-BF16: chosen, then unusable"),
         },
         None => bail!("bf16 products need a CPU with AVX-512-BF16 or AMX-BF16"),
     }
 }
 
-/// [`gemm_with`] on the given kernel.
+/// Whether `(rows, cols)` at strides `(rs, cs)` stays within `len` values.
+fn reaches(len: usize, (rs, cs): (usize, usize), rows: usize, cols: usize) -> bool {
+    rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+/// [`product`] on the given kernel.
 fn gemm_on<K: TileProduct>(
     kernel: &K,
     (m, n, k): (usize, usize, usize),
-    (dst, dst_rs, dst_cs): (&mut [f32], usize, usize),
-    a: View,
-    b: View,
+    out: Out,
+    a: Lhs,
+    b: Rhs,
     epilogue: Epilogue,
 ) -> candle_core::Result<()> {
-    let reach = |len: usize, rs: usize, cs: usize, rows: usize, cols: usize| {
-        rows == 0 || cols == 0 || (rows - 1) * rs + (cols - 1) * cs < len
+    let a_fits = match a {
+        Lhs::F32((data, rs, cs)) => reaches(data.len(), (rs, cs), m, k),
+        Lhs::Bf16(rows) => rows.shape() == (m, k),
     };
-    let operand = |(data, rs, cs): View, rows, cols| reach(data.len(), rs, cs, rows, cols);
-    if !reach(dst.len(), dst_rs, dst_cs, m, n) || !operand(a, m, k) || !operand(b, k, n) {
+    let b_fits = match b {
+        Rhs::F32((data, rs, cs)) => reaches(data.len(), (rs, cs), k, n),
+        Rhs::Packed(packed) => (packed.k, packed.n) == (k, n),
+    };
+    if !a_fits || !b_fits {
         bail!("bf16 matmul: operands smaller than their shapes");
     }
-    // Distinct (row, column) pairs must be distinct elements of `C`, or two
-    // tiles could write the same value at once.
-    let row_major = dst_cs == 1 && dst_rs >= n;
-    let col_major = dst_rs == 1 && dst_cs >= m;
-    if m > 1 && n > 1 && !row_major && !col_major {
-        bail!("bf16 matmul: the destination's strides ({dst_rs}, {dst_cs}) overlap");
+    if matches!(b, Rhs::Packed(packed) if packed.kc != K::KC) {
+        bail!("bf16 matmul: weights packed for another kernel");
     }
     if epilogue.bias.is_some_and(|bias| bias.len() != n) {
         bail!(
@@ -165,59 +265,108 @@ fn gemm_on<K: TileProduct>(
             epilogue.bias.map_or(0, <[f32]>::len)
         );
     }
+    let dst = match out {
+        Out::F32(dst, rs, cs) => {
+            if !reaches(dst.len(), (rs, cs), m, n) {
+                bail!("bf16 matmul: operands smaller than their shapes");
+            }
+            // Distinct (row, column) pairs must be distinct elements of
+            // `C`, or two tiles could write the same value at once.
+            let (row_major, col_major) = (cs == 1 && rs >= n, rs == 1 && cs >= m);
+            if m > 1 && n > 1 && !row_major && !col_major {
+                bail!("bf16 matmul: the destination's strides ({rs}, {cs}) overlap");
+            }
+            Dst::F32(dst.as_mut_ptr(), rs, cs)
+        }
+        Out::Bf16(rows) => {
+            if epilogue.accumulate {
+                bail!("bf16 matmul: a bf16 destination cannot be added into");
+            }
+            rows.reshape(m, n);
+            let (data, stride) = rows.rows_mut();
+            Dst::Bf16(data.as_mut_ptr(), stride)
+        }
+    };
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let tiles = m.div_ceil(K::MR);
-    let panels = n.div_ceil(NR);
-    let out = Dst(dst.as_mut_ptr());
-    let (a_data, a_rs, a_cs) = a;
-    let (b_data, b_rs, b_cs) = b;
-    // `k` in blocks of KC pairs, so that a block of B stays in the caches
-    // while the row tiles pass over it; every block after the first adds.
-    // At least one block, so that `k = 0` still writes the bias (and zeros).
-    let blocks = k.div_ceil(2 * KC).max(1);
-    for (block, k0) in (0..k.max(1)).step_by(2 * KC).enumerate() {
-        let kc = (2 * KC).min(k - k0);
-        let pairs = K::padded(kc.div_ceil(2));
-        let a_block = (&a_data[k0 * a_cs..], a_rs, a_cs);
-        let b_block = (&b_data[k0 * b_rs..], b_rs, b_cs);
-        let (packed_a, packed_b) = if kc == 0 {
-            (Vec::new(), Vec::new())
-        } else {
-            let packed_a = K::pack_a(a_block, m, kc, pairs);
-            (packed_a, pack::pack_b(b_block, kc, n, NR, pairs))
+    let (tiles, panels) = (m.div_ceil(K::MR), n.div_ceil(NR));
+    // `k` in blocks of KC pairs; B packed whole (its panels, block by block).
+    let blocks: Vec<(usize, usize)> = (0..k)
+        .step_by(2 * K::KC)
+        .map(|k0| (k0, K::padded((2 * K::KC).min(k - k0).div_ceil(2))))
+        .collect();
+    let packed_here;
+    let packed_b = match b {
+        Rhs::F32(view) => {
+            packed_here = PackedB::pack::<K>(view, k, n);
+            &packed_here.blocks
+        }
+        Rhs::Packed(packed) => &packed.blocks,
+    };
+    // Groups of row tiles: each panel of B is read once per group and meets
+    // all of its tiles while it is in the caches; each tile runs through
+    // every block of `k` in turn and reaches `C` once.
+    let groups: Vec<usize> = (0..tiles).step_by(K::GROUP).collect();
+    groups.into_par_iter().for_each(|first_tile| {
+        let group = first_tile..tiles.min(first_tile + K::GROUP);
+        let first_row = first_tile * K::MR;
+        let group_rows = (group.len() * K::MR).min(m - first_row);
+        // The group's rows of A, block by block: packed here from `f32`, or
+        // read where they lie.
+        let packed_a: Vec<Vec<u32>> = match a {
+            Lhs::F32((data, rs, cs)) => blocks
+                .iter()
+                .map(|&(k0, pairs)| {
+                    let kc = (2 * K::KC).min(k - k0);
+                    let view = (&data[first_row * rs + k0 * cs..], rs, cs);
+                    pack::pack_a_rows(view, group_rows, kc, K::MR, pairs)
+                })
+                .collect(),
+            Lhs::Bf16(_) => Vec::new(),
         };
-        let step = Step {
-            add: epilogue.accumulate || block > 0,
-            bias: epilogue.bias.filter(|_| block == 0),
-            finish: epilogue.finish.filter(|_| block + 1 == blocks),
-        };
-        // Groups of row tiles: each panel of B is read once per group and
-        // meets all of its tiles while it is in the caches.
-        let groups: Vec<usize> = (0..tiles).step_by(K::GROUP).collect();
-        groups.into_par_iter().for_each(|first_tile| {
-            let mut task = kernel.task();
-            let mut tile = vec![0f32; K::MR * NR];
-            let group = first_tile..tiles.min(first_tile + K::GROUP);
-            for j in 0..panels {
-                let b_panel = &packed_b[j * pairs * NR..(j + 1) * pairs * NR];
-                for t in group.clone() {
-                    let a_tile = &packed_a[t * K::MR * pairs..(t + 1) * K::MR * pairs];
-                    kernel.tile(&mut task, a_tile, b_panel, pairs, &mut tile);
-                    let place = Place {
-                        row: t * K::MR,
-                        col: j * NR,
-                        rows: K::MR.min(m - t * K::MR),
-                        cols: NR.min(n - j * NR),
-                    };
-                    // SAFETY: the reach and layout checks above; this group
-                    // alone writes the rows of tile `t`.
-                    unsafe { write_tile(&tile, place, (out, dst_rs, dst_cs), step) };
+        let a_tile = |t: usize, block: usize| -> (&[u32], usize) {
+            match a {
+                Lhs::F32(_) => {
+                    let pairs = blocks[block].1;
+                    let local = (t - first_tile) * K::MR * pairs;
+                    (&packed_a[block][local..], pairs)
+                }
+                Lhs::Bf16(rows) => {
+                    let at = t * K::MR * rows.stride() + block * K::KC;
+                    (&rows.data()[at..], rows.stride())
                 }
             }
-        });
-    }
+        };
+        let mut task = kernel.task();
+        let (mut tile, mut part) = (vec![0f32; K::MR * NR], vec![0f32; K::MR * NR]);
+        for j in 0..panels {
+            for t in group.clone() {
+                if blocks.is_empty() {
+                    // `k = 0`: the sums are zero (the first block's kernel
+                    // call writes the whole tile otherwise).
+                    tile.fill(0.0);
+                }
+                for (block, &(_, pairs)) in blocks.iter().enumerate() {
+                    let b_panel = &packed_b[block][j * pairs * NR..(j + 1) * pairs * NR];
+                    let sums = if block == 0 { &mut tile } else { &mut part };
+                    kernel.tile(&mut task, a_tile(t, block), b_panel, pairs, sums);
+                    if block > 0 {
+                        tile.iter_mut().zip(&part).for_each(|(s, p)| *s += p);
+                    }
+                }
+                let place = Place {
+                    row: t * K::MR,
+                    col: j * NR,
+                    rows: K::MR.min(m - t * K::MR),
+                    cols: NR.min(n - j * NR),
+                };
+                // SAFETY: the reach and layout checks above; this group
+                // alone writes the rows of tile `t`.
+                unsafe { write_tile(&mut tile, place, dst, epilogue) };
+            }
+        }
+    });
     Ok(())
 }
 
@@ -256,38 +405,26 @@ fn agrees<K: TileProduct>(kernel: &K, (m, n, k): (usize, usize, usize)) -> bool 
     let (a, b) = (values(m * k, 1), values(k * n, 2));
     let (av, bv): (View, View) = ((&a, k, 1), (&b, 1, k));
     let mut c = vec![0f32; m * n];
-    gemm_on(
-        kernel,
-        (m, n, k),
-        (&mut c, n, 1),
-        av,
-        bv,
-        Epilogue::default(),
-    )
-    .is_ok()
+    let out = Out::F32(&mut c, n, 1);
+    let (a, b) = (Lhs::F32(av), Rhs::F32(bv));
+    gemm_on(kernel, (m, n, k), out, a, b, Epilogue::default()).is_ok()
         && c.iter()
             .zip(reference((m, n, k), av, bv))
             .all(|(&got, want)| close(f64::from(got), want))
 }
 
-/// `C`'s values as a pointer the row tiles share: each writes rows of its own.
+/// `C` as a pointer the row tiles share (each writes rows of its own):
+/// `f32` values at strides `(rs, cs)`, or bf16 rows `stride` pairs apart.
 #[derive(Clone, Copy)]
-struct Dst(*mut f32);
+enum Dst {
+    F32(*mut f32, usize, usize),
+    Bf16(*mut u32, usize),
+}
 // SAFETY: the tiles running in parallel write disjoint elements (checked
-// layout, disjoint row ranges), and `gemm` keeps `C` borrowed until they end.
+// layout, disjoint row ranges), and `gemm_on` keeps `C` borrowed until they
+// end.
 unsafe impl Send for Dst {}
 unsafe impl Sync for Dst {}
-
-impl Dst {
-    /// The element `at` values in (a method, so that closures capture the
-    /// whole `Dst`, not its raw pointer).
-    ///
-    /// # Safety
-    /// `at` is within the destination.
-    unsafe fn at(&self, at: usize) -> *mut f32 {
-        unsafe { self.0.add(at) }
-    }
-}
 
 /// Where a tile goes in `C`: its first row and column, and how many of its
 /// rows and columns are inside `C`.
@@ -299,36 +436,71 @@ struct Place {
     cols: usize,
 }
 
-/// How one block's tile reaches `C`.
-#[derive(Clone, Copy)]
-struct Step<'a> {
-    /// Add into `C` (a block after the first, or an accumulating product).
-    add: bool,
-    /// The bias to add with the tile (the first block only).
-    bias: Option<&'a [f32]>,
-    /// Applied to the finished values (the last block only).
-    finish: Option<Finish<'a>>,
-}
-
-/// A tile written to (or, with `add`, added into) `C` at strides `(rs, cs)`,
-/// with the step's bias and then its finishing function.
+/// A tile written to (or, with `accumulate`, added into) `C`, with the
+/// epilogue's bias and then its finishing function. Written, the bias and
+/// the function act on the tile itself (the function once on all of it),
+/// which is then copied out; added, on `C`'s values.
 ///
 /// # Safety
 /// Every element of the placed tile is within `C`, and no other thread
 /// writes those elements meanwhile.
-unsafe fn write_tile(tile: &[f32], at: Place, (out, rs, cs): (Dst, usize, usize), step: Step) {
+unsafe fn write_tile(tile: &mut [f32], at: Place, dst: Dst, step: Epilogue) {
     let bias = step.bias.map(|b| &b[at.col..at.col + at.cols]);
+    let (out, rs, cs) = match dst {
+        Dst::F32(out, rs, cs) => (out, rs, cs),
+        Dst::Bf16(out, stride) => {
+            finish_in_place(tile, at, bias, step.finish);
+            if at.cols % 2 == 1 {
+                // The last pair's second value is past `C`'s edge: zero.
+                for row in tile.chunks_exact_mut(NR) {
+                    row[at.cols] = 0.0;
+                }
+            }
+            // The whole tile rounded in one pass, then its rows copied out.
+            let mut pairs = [0u32; MAX_MR * NR / 2];
+            let pairs = &mut pairs[..at.rows * NR / 2];
+            rows::round_row(&tile[..at.rows * NR], pairs);
+            let width = at.cols.div_ceil(2);
+            for (r, row) in pairs.chunks_exact(NR / 2).enumerate() {
+                // SAFETY: the pairs of this row's columns `col..col + cols`
+                // (`col` even) are within the row (the caller's promise).
+                unsafe {
+                    let first = (at.row + r) * stride + at.col / 2;
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(first), width);
+                }
+            }
+            return;
+        }
+    };
+    if !step.accumulate {
+        finish_in_place(tile, at, bias, step.finish);
+        for (r, values) in placed_rows(tile, at).enumerate() {
+            let first = (at.row + r) * rs + at.col * cs;
+            if cs == 1 {
+                // SAFETY: `first..first + cols` is this row's part of the
+                // tile's place in `C` (the caller's promise).
+                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), out.add(first), at.cols) };
+                continue;
+            }
+            for (c, &v) in values.iter().enumerate() {
+                // SAFETY: within the tile's place in `C` (the caller's promise).
+                unsafe { *out.add(first + c * cs) = v };
+            }
+        }
+        return;
+    }
     let value = |r: usize, c: usize| tile[r * NR + c] + bias.map_or(0.0, |b| b[c]);
-    let put = |d: &mut f32, v: f32| *d = if step.add { *d + v } else { v };
     if rs == 1 {
         // A transposed C: each column's rows are contiguous.
         for c in 0..at.cols {
-            let first = at.row + (at.col + c) * cs;
             // SAFETY: `first..first + rows` is this column's part of the
             // tile's place in `C` (the caller's promise).
-            let column = unsafe { std::slice::from_raw_parts_mut(out.at(first), at.rows) };
+            let column = unsafe {
+                let first = at.row + (at.col + c) * cs;
+                std::slice::from_raw_parts_mut(out.add(first), at.rows)
+            };
             for (r, d) in column.iter_mut().enumerate() {
-                put(d, value(r, c));
+                *d += value(r, c);
             }
             if let Some(finish) = step.finish {
                 finish(column);
@@ -336,40 +508,48 @@ unsafe fn write_tile(tile: &[f32], at: Place, (out, rs, cs): (Dst, usize, usize)
         }
         return;
     }
-    for (r, values) in tile.chunks_exact(NR).take(at.rows).enumerate() {
+    for r in 0..at.rows {
         let first = (at.row + r) * rs + at.col * cs;
-        if cs == 1 {
-            // SAFETY: `first..first + cols` is this row's part of the tile's
-            // place in `C` (the caller's promise).
-            let row = unsafe { std::slice::from_raw_parts_mut(out.at(first), at.cols) };
-            let values = &values[..at.cols];
-            match (step.add, bias) {
-                (false, None) => row.copy_from_slice(values),
-                (true, None) => row.iter_mut().zip(values).for_each(|(d, v)| *d += v),
-                (false, Some(b)) => {
-                    for ((d, v), b) in row.iter_mut().zip(values).zip(b) {
-                        *d = v + b;
-                    }
-                }
-                (true, Some(b)) => {
-                    for ((d, v), b) in row.iter_mut().zip(values).zip(b) {
-                        *d += v + b;
-                    }
-                }
-            }
-            if let Some(finish) = step.finish {
-                finish(row);
-            }
-            continue;
-        }
         for c in 0..at.cols {
             // SAFETY: within the tile's place in `C` (the caller's promise).
-            let cell = unsafe { &mut *out.at(first + c * cs) };
-            put(cell, value(r, c));
-            if let Some(finish) = step.finish {
-                finish(std::slice::from_mut(cell));
+            let cell = unsafe { &mut *out.add(first + c * cs) };
+            *cell += value(r, c);
+        }
+        if let Some(finish) = step.finish {
+            if cs == 1 {
+                // SAFETY: `first..first + cols` is this row's part of the
+                // tile's place in `C` (the caller's promise).
+                finish(unsafe { std::slice::from_raw_parts_mut(out.add(first), at.cols) });
+            } else {
+                for c in 0..at.cols {
+                    // SAFETY: as above.
+                    finish(std::slice::from_mut(unsafe {
+                        &mut *out.add(first + c * cs)
+                    }));
+                }
             }
         }
+    }
+}
+
+/// The rows of a tile that go into `C`, each cut to its placed columns.
+fn placed_rows(tile: &[f32], at: Place) -> impl Iterator<Item = &[f32]> {
+    tile.chunks_exact(NR)
+        .take(at.rows)
+        .map(move |row| &row[..at.cols])
+}
+
+/// The bias added to the placed part of a tile, then the finishing function
+/// run once over its rows (the columns past the place too: each value is
+/// finished on its own, and those are not copied out).
+fn finish_in_place(tile: &mut [f32], at: Place, bias: Option<&[f32]>, finish: Option<Finish>) {
+    if let Some(bias) = bias {
+        for row in tile.chunks_exact_mut(NR).take(at.rows) {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+        }
+    }
+    if let Some(finish) = finish {
+        finish(&mut tile[..at.rows * NR]);
     }
 }
 

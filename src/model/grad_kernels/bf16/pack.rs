@@ -123,7 +123,7 @@ fn pairs_of_strided(at: impl Fn(usize) -> f32, k: usize, out: &mut [u32], stride
 
 /// The pairs of a contiguous run of `k` values (`run[2p]`, `run[2p + 1]`),
 /// pair `p` written to `out[p * stride]`.
-fn pairs_of_run(run: &[f32], out: &mut [u32], stride: usize) {
+pub(super) fn pairs_of_run(run: &[f32], out: &mut [u32], stride: usize) {
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if vector() {

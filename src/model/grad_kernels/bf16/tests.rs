@@ -20,6 +20,28 @@ fn rounding_matches_half() {
     assert!(half::bf16::from_bits(pack::to_bf16(f32::NAN) as u16).is_nan());
 }
 
+/// Σ |a·b| over each entry's products (bf16-rounded operands): how far
+/// apart two orders of `f32` sums of those products can honestly land.
+fn magnitudes((m, n, k): (usize, usize, usize), a: View, b: View) -> Vec<f64> {
+    let round = |x: f32| f64::from(half::bf16::from_f32(x).to_f32()).abs();
+    let mut c = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k)
+                .map(|kk| round(a.0[i * a.1 + kk * a.2]) * round(b.0[kk * b.1 + j * b.2]))
+                .sum();
+        }
+    }
+    c
+}
+
+/// [`close`], or within the rounding of long `f32` sums: a few units of
+/// `f32`'s precision on the products' magnitudes (2.4e-7 · Σ|a·b|; an
+/// operand read from a wrong place is off by about the values themselves).
+fn close_for(got: f64, want: f64, magnitude: f64) -> bool {
+    close(got, want) || (got - want).abs() <= 2.4e-7 * magnitude
+}
+
 /// `kernel`'s products against [`reference`] for every layout of `A`, `B`
 /// and `C` the linear layers use, written and accumulated, at shapes with
 /// edges on every side: `m`, `n` not whole tiles, `k` odd and even, none,
@@ -32,7 +54,7 @@ pub(super) fn check_every_layout<K: TileProduct>(kernel: &K, label: &str) {
         (25, 70, 64),
         (12, 32, 65),
         (40, 17, 130),
-        (33, 31, 2 * 2 * KC + 3),
+        (33, 31, 2 * 2 * K::KC + 3),
     ] {
         let (a, b) = (values(m * k, 1), values(k * n, 2));
         // Row-major, transposed, and every other value of a longer buffer.
@@ -42,6 +64,7 @@ pub(super) fn check_every_layout<K: TileProduct>(kernel: &K, label: &str) {
         for (ai, &av) in a_layouts.iter().enumerate() {
             for (bi, &bv) in b_layouts.iter().enumerate() {
                 let want = reference((m, n, k), av, bv);
+                let size = magnitudes((m, n, k), av, bv);
                 // Row-major and transposed destinations, accumulated plainly
                 // and with a bias and a finishing function.
                 let bias = values(n, 4);
@@ -55,7 +78,9 @@ pub(super) fn check_every_layout<K: TileProduct>(kernel: &K, label: &str) {
                             finish: with_epilogue.then_some(&finish as Finish),
                         };
                         let mut c = vec![1f32; m * n];
-                        gemm_on(kernel, (m, n, k), (&mut c, rs, cs), av, bv, epilogue).unwrap();
+                        let out = Out::F32(&mut c, rs, cs);
+                        gemm_on(kernel, (m, n, k), out, Lhs::F32(av), Rhs::F32(bv), epilogue)
+                            .unwrap();
                         for i in 0..m {
                             for j in 0..n {
                                 let got = f64::from(c[i * rs + j * cs]);
@@ -66,7 +91,7 @@ pub(super) fn check_every_layout<K: TileProduct>(kernel: &K, label: &str) {
                                     sum
                                 };
                                 assert!(
-                                    close(got, w),
+                                    close_for(got, w, size[i * n + j]),
                                     "{label} {m}x{n}x{k} a{ai} b{bi} t{transposed} e{with_epilogue} [{i},{j}]: {got} vs {w}"
                                 );
                             }
@@ -76,6 +101,117 @@ pub(super) fn check_every_layout<K: TileProduct>(kernel: &K, label: &str) {
             }
         }
     }
+    check_rounded_operands(kernel, label);
+}
+
+/// `kernel`'s products with `A` already in bf16 rows, `B` packed once, and
+/// `C` written as bf16 rows (with a bias and a finishing function), against
+/// [`reference`]: the same sums, and a bf16 `C` holds the rounding of the
+/// `f32` one, with the pairs past an odd `n` zero for the next product.
+fn check_rounded_operands<K: TileProduct>(kernel: &K, label: &str) {
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (13, 33, 7),
+        (40, 17, 130),
+        (97, 64, 96),
+        (33, 31, 2 * 2 * K::KC + 3),
+    ] {
+        let (a, b) = (values(m * k, 5), values(k * n, 6));
+        let (av, bv): (View, View) = ((&a, k, 1), (&b, 1, k));
+        let want = reference((m, n, k), av, bv);
+        let size = magnitudes((m, n, k), av, bv);
+        let mut rows = Bf16Rows::default();
+        rows.fill(&a, m, k);
+        let packed = PackedB::pack::<K>(bv, k, n);
+        let bias = values(n, 7);
+        let finish = |run: &mut [f32]| run.iter_mut().for_each(|v| *v = v.abs() + 0.5);
+        let epilogue = Epilogue {
+            accumulate: false,
+            bias: Some(&bias),
+            finish: Some(&finish),
+        };
+        let expected = |i: usize, j: usize| (want[i * n + j] + f64::from(bias[j])).abs() + 0.5;
+        for (lhs, rhs) in [
+            (Lhs::Bf16(&rows), Rhs::Packed(&packed)),
+            (Lhs::Bf16(&rows), Rhs::F32(bv)),
+            (Lhs::F32(av), Rhs::Packed(&packed)),
+        ] {
+            let mut c = vec![0f32; m * n];
+            gemm_on(
+                kernel,
+                (m, n, k),
+                Out::F32(&mut c, n, 1),
+                lhs,
+                rhs,
+                epilogue,
+            )
+            .unwrap();
+            let mut c16 = Bf16Rows::default();
+            gemm_on(kernel, (m, n, k), Out::Bf16(&mut c16), lhs, rhs, epilogue).unwrap();
+            assert_eq!(c16.shape(), (m, n));
+            for i in 0..m {
+                for j in 0..n {
+                    let got = f64::from(c[i * n + j]);
+                    assert!(
+                        close_for(got, expected(i, j), size[i * n + j]),
+                        "{label} {m}x{n}x{k} [{i},{j}]: {got}"
+                    );
+                    let rounded = half::bf16::from_f32(c[i * n + j]).to_f32();
+                    assert_eq!(c16.get(i, j), rounded, "{label} {m}x{n}x{k} bf16 [{i},{j}]");
+                }
+                let row = &c16.data()[i * c16.stride()..(i + 1) * c16.stride()];
+                if n % 2 == 1 {
+                    assert_eq!(
+                        row[n / 2] >> 16,
+                        0,
+                        "{label}: the value past an odd n is zero"
+                    );
+                }
+                assert!(
+                    row[n.div_ceil(2)..].iter().all(|&p| p == 0),
+                    "{label}: padding"
+                );
+            }
+        }
+    }
+    // Shapes that disagree with the operands are refused.
+    let (a, b) = (values(6, 1), values(6, 2));
+    let mut rows = Bf16Rows::default();
+    rows.fill(&a, 2, 3);
+    let packed = PackedB::pack::<K>((&b, 2, 1), 3, 2);
+    let mut c = vec![0f32; 4];
+    let wrong_k = gemm_on(
+        kernel,
+        (2, 2, 2),
+        Out::F32(&mut c, 2, 1),
+        Lhs::Bf16(&rows),
+        Rhs::F32((&b, 2, 1)),
+        Epilogue::default(),
+    );
+    assert!(wrong_k.is_err(), "{label}: rows of 3 values for k = 2");
+    let wrong_n = gemm_on(
+        kernel,
+        (2, 1, 3),
+        Out::F32(&mut c, 1, 1),
+        Lhs::Bf16(&rows),
+        Rhs::Packed(&packed),
+        Epilogue::default(),
+    );
+    assert!(wrong_n.is_err(), "{label}: weights of 2 columns for n = 1");
+    let mut c16 = Bf16Rows::default();
+    let added = Epilogue {
+        accumulate: true,
+        ..Epilogue::default()
+    };
+    let into_bf16 = gemm_on(
+        kernel,
+        (2, 2, 3),
+        Out::Bf16(&mut c16),
+        Lhs::Bf16(&rows),
+        Rhs::Packed(&packed),
+        added,
+    );
+    assert!(into_bf16.is_err(), "{label}: added into bf16 rows");
 }
 
 #[test]

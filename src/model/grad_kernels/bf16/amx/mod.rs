@@ -17,10 +17,12 @@
 
 use std::sync::OnceLock;
 
-use super::{pack, TileProduct, View, NR};
+use super::{TileProduct, NR};
 
 /// Rows of `C` per kernel call: two tiles of 16 rows.
 const MR: usize = 32;
+// A tile fits the bf16 destination's buffer, and bf16 rows hold whole tiles.
+const _: () = assert!(MR <= super::MAX_MR && super::rows::ROW_TILES.is_multiple_of(MR));
 /// Rows of a tile.
 const TILE_ROWS: usize = 16;
 /// Pairs of `k` in a tile row of `A` (64 bytes), and rows of a `B` tile.
@@ -143,32 +145,38 @@ impl<U: Tiles> TileProduct for Amx<U> {
     const MR: usize = MR;
     /// Four blocks of 32 rows share each panel of B.
     const GROUP: usize = 4;
+    /// A panel of B (`KC` × [`NR`] pairs, 32 KiB) fits L1.
+    const KC: usize = 256;
     type Task = U;
 
     fn padded(pairs: usize) -> usize {
         pairs.next_multiple_of(TILE_PAIRS)
     }
 
-    fn pack_a(a: View, m: usize, k: usize, pairs: usize) -> Vec<u32> {
-        pack::pack_a_rows(a, m, k, MR, pairs)
-    }
-
     fn task(&self) -> U {
         U::configured()
     }
 
-    /// `out` (32 × [`NR`]) = the block of `A` (32 rows of `pairs`) times the
-    /// panel of `B` (`pairs` rows of [`NR`] columns), a tile of 16 pairs at
-    /// a time.
-    fn tile(&self, tiles: &mut U, a: &[u32], b: &[u32], pairs: usize, out: &mut [f32]) {
+    /// `out` (32 × [`NR`]) = the block of `A` (32 rows of `pairs`,
+    /// `a_stride` pairs apart) times the panel of `B` (`pairs` rows of
+    /// [`NR`] columns), a tile of 16 pairs at a time.
+    fn tile(
+        &self,
+        tiles: &mut U,
+        (a, a_pairs): (&[u32], usize),
+        b: &[u32],
+        pairs: usize,
+        out: &mut [f32],
+    ) {
         assert!(
             pairs.is_multiple_of(TILE_PAIRS)
-                && a.len() >= MR * pairs
+                && a_pairs >= pairs
+                && a.len() >= (MR - 1) * a_pairs + pairs
                 && b.len() >= pairs * NR
                 && out.len() >= MR * NR,
             "AMX tile: operands shorter than {pairs} pairs"
         );
-        let (a_stride, b_stride) = (pairs * 4, NR * 4);
+        let (a_stride, b_stride) = (a_pairs * 4, NR * 4);
         // SAFETY: every block read lies within `a` (rows `r < 32`, pairs
         // `q * 16 + 16 <= pairs`) or `b` (rows `q * 16 + 15 < pairs`, 32
         // columns), and each block written within `out` (32 × 32), as
@@ -179,7 +187,7 @@ impl<U: Tiles> TileProduct for Amx<U> {
                 let a0 = a.as_ptr().add(q * TILE_PAIRS);
                 let b0 = b.as_ptr().add(q * TILE_PAIRS * NR);
                 tiles.load(
-                    [a0, a0.add(TILE_ROWS * pairs)],
+                    [a0, a0.add(TILE_ROWS * a_pairs)],
                     a_stride,
                     [b0, b0.add(16)],
                     b_stride,
