@@ -489,7 +489,9 @@ unsafe fn write_tile(tile: &mut [f32], at: Place, dst: Dst, step: Epilogue) {
         }
         return;
     }
-    let value = |r: usize, c: usize| tile[r * NR + c] + bias.map_or(0.0, |b| b[c]);
+    // Added: the bias joins the tile, the tile is added into `C`, and the
+    // function finishes `C`'s values.
+    finish_in_place(tile, at, bias, None);
     if rs == 1 {
         // A transposed C: each column's rows are contiguous.
         for c in 0..at.cols {
@@ -500,7 +502,7 @@ unsafe fn write_tile(tile: &mut [f32], at: Place, dst: Dst, step: Epilogue) {
                 std::slice::from_raw_parts_mut(out.add(first), at.rows)
             };
             for (r, d) in column.iter_mut().enumerate() {
-                *d += value(r, c);
+                *d += tile[r * NR + c];
             }
             if let Some(finish) = step.finish {
                 finish(column);
@@ -508,25 +510,24 @@ unsafe fn write_tile(tile: &mut [f32], at: Place, dst: Dst, step: Epilogue) {
         }
         return;
     }
-    for r in 0..at.rows {
+    for (r, values) in placed_rows(tile, at).enumerate() {
         let first = (at.row + r) * rs + at.col * cs;
-        for c in 0..at.cols {
+        if cs == 1 {
+            // SAFETY: `first..first + cols` is this row's part of the tile's
+            // place in `C` (the caller's promise).
+            let row = unsafe { std::slice::from_raw_parts_mut(out.add(first), at.cols) };
+            row.iter_mut().zip(values).for_each(|(d, v)| *d += v);
+            if let Some(finish) = step.finish {
+                finish(row);
+            }
+            continue;
+        }
+        for (c, v) in values.iter().enumerate() {
             // SAFETY: within the tile's place in `C` (the caller's promise).
             let cell = unsafe { &mut *out.add(first + c * cs) };
-            *cell += value(r, c);
-        }
-        if let Some(finish) = step.finish {
-            if cs == 1 {
-                // SAFETY: `first..first + cols` is this row's part of the
-                // tile's place in `C` (the caller's promise).
-                finish(unsafe { std::slice::from_raw_parts_mut(out.add(first), at.cols) });
-            } else {
-                for c in 0..at.cols {
-                    // SAFETY: as above.
-                    finish(std::slice::from_mut(unsafe {
-                        &mut *out.add(first + c * cs)
-                    }));
-                }
+            *cell += v;
+            if let Some(finish) = step.finish {
+                finish(std::slice::from_mut(cell));
             }
         }
     }
