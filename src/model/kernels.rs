@@ -129,12 +129,13 @@ pub fn gelu_erf(x: f32) -> f32 {
 }
 
 /// `erf`'s rational approximation `x·P(x²)/Q(x²)` (degrees 5 and 5 in
-/// `x²`): its coefficients were fitted to minimise the largest error on
-/// [0, 4] (2e-8 in exact arithmetic; within 3.4e-7 of the truth in `f32`,
-/// where PyTorch's own vectorised `erf` is within 5e-7). Past |x| = 4 erf is
-/// ±1 in `f32`. Multiplies, adds and one division, so 16 lanes run it.
+/// `x²`): its coefficients were fitted by `scripts/fit-erf.py` to minimise
+/// the largest error on [0, 4] (2e-8 in exact arithmetic; within 3.4e-7 of
+/// the truth in `f32`, where PyTorch's own vectorised `erf` is within 5e-7).
+/// Past |x| = 4 erf is ±1 in `f32`. Multiplies, adds and one division, so
+/// 16 lanes run it.
 pub(crate) const ERF_P: [f32; 6] = [
-    // 2/√π: erf's slope at 0.
+    // 2/√π, erf's slope at 0 (the fit's value to within one f32 step).
     std::f32::consts::FRAC_2_SQRT_PI,
     0.196_249_26,
     0.053_467_51,

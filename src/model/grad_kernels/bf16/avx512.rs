@@ -6,7 +6,7 @@
 //! [`MR`]×[`NR`] tile of `C` is summed over the block's `k` in registers,
 //! then written once.
 
-use super::{TileProduct, NR};
+use super::{pack, ALayout, PackedA, TileProduct, View, NR};
 
 /// Rows of `C` per tile: 12 rows × 2 registers = 24 accumulators, with two
 /// `B` registers and a broadcast, within AVX-512's 32.
@@ -50,9 +50,25 @@ impl TileProduct for Avx512 {
         pairs
     }
 
+    /// Row by row, except a transposed `A` (the weight gradient's `xᵀ`):
+    /// pair by pair, each pair's [`MR`] rows side by side, as its lines of
+    /// `k` convert straight into them.
+    fn pack_a(a: View, m: usize, k: usize, pairs: usize) -> PackedA {
+        if a.1 == 1 && a.2 != 1 {
+            return PackedA {
+                data: pack::pack_a_pairs(a, m, k, MR, pairs),
+                layout: ALayout { row: 1, pair: MR },
+            };
+        }
+        PackedA {
+            data: pack::pack_a_rows(a, m, k, MR, pairs),
+            layout: ALayout::rows(pairs),
+        }
+    }
+
     fn task(&self) {}
 
-    fn tile(&self, _: &mut (), a: (&[u32], usize), b: &[u32], pairs: usize, out: &mut [f32]) {
+    fn tile(&self, _: &mut (), a: (&[u32], ALayout), b: &[u32], pairs: usize, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Avx512` exists only where the CPU has the features.
         unsafe {
@@ -64,18 +80,17 @@ impl TileProduct for Avx512 {
 }
 
 /// One tile: `out[r][c] = Σ_p a[r][p] · b[p][c]` over `pairs` pairs, with
-/// `a` [`MR`] rows of `pairs` (row `r` from `r * a_stride`) and `b` `pairs`
-/// rows of [`NR`].
+/// `a` [`MR`] rows of `pairs` (pair `p` of row `r` at `r * row + p * pair`)
+/// and `b` `pairs` rows of [`NR`].
 ///
 /// # Safety
 /// The CPU has AVX-512F and AVX-512-BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn tile_kernel((a, a_stride): (&[u32], usize), b: &[u32], pairs: usize, out: &mut [f32]) {
+unsafe fn tile_kernel((a, at): (&[u32], ALayout), b: &[u32], pairs: usize, out: &mut [f32]) {
     use std::arch::x86_64::*;
     assert!(
-        a_stride >= pairs
-            && a.len() >= (MR - 1) * a_stride + pairs
+        (pairs == 0 || a.len() > (MR - 1) * at.row + (pairs - 1) * at.pair)
             && b.len() >= NR * pairs
             && out.len() >= MR * NR,
         "bf16 tile: operands shorter than {pairs} pairs"
@@ -98,7 +113,7 @@ unsafe fn tile_kernel((a, a_stride): (&[u32], usize), b: &[u32], pairs: usize, o
             )
         };
         for r in 0..MR {
-            let pair = _mm512_set1_epi32(a[r * a_stride + p] as i32);
+            let pair = _mm512_set1_epi32(a[r * at.row + p * at.pair] as i32);
             let pair = unsafe { std::mem::transmute::<__m512i, __m512bh>(pair) };
             acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], pair, b0);
             acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], pair, b1);

@@ -78,18 +78,49 @@ trait TileProduct: Sync {
     type Task;
     /// The pairs a packed block holds for `pairs` pairs of `k` (AMX: whole tiles).
     fn padded(pairs: usize) -> usize;
+    /// `A`'s `m` rows of `k` (`pairs` pairs a row, padded), packed in row
+    /// tiles of [`Self::MR`] rows as this kernel reads them; row-major
+    /// unless the kernel says otherwise.
+    fn pack_a(a: View, m: usize, k: usize, pairs: usize) -> PackedA {
+        PackedA {
+            data: pack::pack_a_rows(a, m, k, Self::MR, pairs),
+            layout: ALayout::rows(pairs),
+        }
+    }
     fn task(&self) -> Self::Task;
-    /// `out` ([`Self::MR`] × [`NR`]) = a row tile of `A` (row `r`, pair `p`
-    /// at `a[r * a_stride + p]`) times a packed panel of `B`, over `pairs`
-    /// pairs.
+    /// `out` ([`Self::MR`] × [`NR`]) = a row tile of `A` times a packed
+    /// panel of `B`, over `pairs` pairs.
     fn tile(
         &self,
         task: &mut Self::Task,
-        a: (&[u32], usize),
+        a: (&[u32], ALayout),
         b: &[u32],
         pairs: usize,
         out: &mut [f32],
     );
+}
+
+/// Where pair `p` of row `r` of a tile of `A` lies: at `r * row + p * pair`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ALayout {
+    pub(super) row: usize,
+    pub(super) pair: usize,
+}
+
+impl ALayout {
+    /// Row by row, rows `stride` pairs apart.
+    pub(super) fn rows(stride: usize) -> Self {
+        ALayout {
+            row: stride,
+            pair: 1,
+        }
+    }
+}
+
+/// A block of `A` packed in row tiles, each `MR · pairs` long.
+pub(super) struct PackedA {
+    data: Vec<u32>,
+    layout: ALayout,
 }
 
 /// The left operand of a product: `f32` values at strides (rounded as they
@@ -314,27 +345,28 @@ fn gemm_on<K: TileProduct>(
         let group_rows = (group.len() * K::MR).min(m - first_row);
         // The group's rows of A, block by block: packed here from `f32`, or
         // read where they lie.
-        let packed_a: Vec<Vec<u32>> = match a {
+        let packed_a: Vec<PackedA> = match a {
             Lhs::F32((data, rs, cs)) => blocks
                 .iter()
                 .map(|&(k0, pairs)| {
                     let kc = (2 * K::KC).min(k - k0);
                     let view = (&data[first_row * rs + k0 * cs..], rs, cs);
-                    pack::pack_a_rows(view, group_rows, kc, K::MR, pairs)
+                    K::pack_a(view, group_rows, kc, pairs)
                 })
                 .collect(),
             Lhs::Bf16(_) => Vec::new(),
         };
-        let a_tile = |t: usize, block: usize| -> (&[u32], usize) {
+        let a_tile = |t: usize, block: usize| -> (&[u32], ALayout) {
             match a {
                 Lhs::F32(_) => {
                     let pairs = blocks[block].1;
                     let local = (t - first_tile) * K::MR * pairs;
-                    (&packed_a[block][local..], pairs)
+                    let packed = &packed_a[block];
+                    (&packed.data[local..], packed.layout)
                 }
                 Lhs::Bf16(rows) => {
                     let at = t * K::MR * rows.stride() + block * K::KC;
-                    (&rows.data()[at..], rows.stride())
+                    (&rows.data()[at..], ALayout::rows(rows.stride()))
                 }
             }
         };

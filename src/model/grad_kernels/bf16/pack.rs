@@ -6,12 +6,14 @@ use rayon::prelude::*;
 
 use super::View;
 
-/// Whether the packing loops can use AVX-512-BF16's conversions.
+/// Whether the packing loops can use AVX-512-BF16's conversions (and
+/// AVX-512BW's permutation, which every CPU with them has).
 fn vector() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512bf16")
             && std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -68,6 +70,28 @@ pub(super) fn pack_a_rows(a: View, m: usize, k: usize, mr: usize, pairs: usize) 
                     pairs_of_strided(at, k, &mut block[r * pairs..], 1);
                 }
             }
+        });
+    out
+}
+
+/// A transposed `A[m, k]` (rows one apart, `k` lines `cs` apart) pair by
+/// pair, rows in blocks of `mr` (the last padded): pair `p` of row `r` at
+/// `p * mr + r` of its block (the lines of `k` convert straight into it).
+pub(super) fn pack_a_pairs(a: View, m: usize, k: usize, mr: usize, pairs: usize) -> Vec<u32> {
+    let blocks = m.div_ceil(mr);
+    let mut out = vec![0u32; blocks * mr * pairs];
+    out.par_chunks_mut((mr * pairs).max(1))
+        .enumerate()
+        .for_each(|(t, block)| {
+            let (data, _, cs) = a;
+            let lines = Lines {
+                data,
+                stride: cs,
+                start: t * mr,
+                len: mr.min(m - t * mr),
+                k,
+            };
+            pairs_of_lines(lines, block, mr);
         });
     out
 }
@@ -211,11 +235,18 @@ mod simd {
         blocks * 16
     }
 
-    /// Every pair of lines, 16 values at a time (the last block masked).
-    #[target_feature(enable = "avx512f,avx512bf16")]
+    /// Every pair of lines, 16 values at a time (the last block masked):
+    /// both lines' 16 values rounded by one conversion, then interleaved
+    /// into pairs by one permutation.
+    #[target_feature(enable = "avx512f,avx512bf16,avx512bw")]
     pub(super) fn pairs_of_lines(lines: super::Lines, out: &mut [u32], width: usize) {
         let n = lines.len;
         assert!(n <= width, "bf16 packing: lines wider than their slots");
+        // Lane 2i takes the first line's value i (lane i of the conversion),
+        // lane 2i + 1 the second line's (lane 16 + i).
+        let order: [u16; 32] = std::array::from_fn(|l| (l / 2 + 16 * (l % 2)) as u16);
+        // SAFETY: `order` holds 32 u16 (64 bytes).
+        let order = unsafe { _mm512_loadu_si512(order.as_ptr().cast()) };
         for (p, dst) in out.chunks_exact_mut(width).enumerate() {
             let (Some(first), second) = (lines.line(2 * p), lines.line(2 * p + 1)) else {
                 break;
@@ -229,19 +260,14 @@ mod simd {
                 // SAFETY: each line holds `n` values and `dst` at least `n`
                 // (`n <= width`); the mask lets through only those below `n`.
                 unsafe {
-                    let widen = |values: __m512| {
-                        let half =
-                            std::mem::transmute::<__m256bh, __m256i>(_mm512_cvtneps_pbh(values));
-                        _mm512_cvtepu16_epi32(half)
+                    let lo = _mm512_maskz_loadu_ps(mask, first.as_ptr().add(at));
+                    let hi = match second {
+                        Some(s) => _mm512_maskz_loadu_ps(mask, s.as_ptr().add(at)),
+                        None => _mm512_setzero_ps(),
                     };
-                    let lo = widen(_mm512_maskz_loadu_ps(mask, first.as_ptr().add(at)));
-                    let pair = match second {
-                        Some(s) => {
-                            let hi = widen(_mm512_maskz_loadu_ps(mask, s.as_ptr().add(at)));
-                            _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi))
-                        }
-                        None => lo,
-                    };
+                    let both =
+                        std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+                    let pair = _mm512_permutexvar_epi16(order, both);
                     _mm512_mask_storeu_epi32(dst.as_mut_ptr().add(at).cast(), mask, pair);
                 }
             }

@@ -17,7 +17,7 @@
 
 use std::sync::OnceLock;
 
-use super::{TileProduct, NR};
+use super::{ALayout, TileProduct, NR};
 
 /// Rows of `C` per kernel call: two tiles of 16 rows.
 const MR: usize = 32;
@@ -163,13 +163,15 @@ impl<U: Tiles> TileProduct for Amx<U> {
     fn tile(
         &self,
         tiles: &mut U,
-        (a, a_pairs): (&[u32], usize),
+        (a, layout): (&[u32], ALayout),
         b: &[u32],
         pairs: usize,
         out: &mut [f32],
     ) {
+        let a_pairs = layout.row;
         assert!(
             pairs.is_multiple_of(TILE_PAIRS)
+                && layout.pair == 1
                 && a_pairs >= pairs
                 && a.len() >= (MR - 1) * a_pairs + pairs
                 && b.len() >= pairs * NR
