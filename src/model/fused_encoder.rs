@@ -330,9 +330,32 @@ struct Scratch {
 /// The buffers a forward leaves for the next one: a dataset pass runs
 /// batch after batch of one shape, and fresh buffers would be zeroed (and
 /// their pages faulted in) every time. A forward that finds none (another
-/// is running) starts with empty ones. A clone of the encoder starts empty.
+/// is running) starts with empty ones. A clone of the encoder starts empty,
+/// and buffers past [`KEPT_BYTES`] are let go rather than held for as long
+/// as the model is loaded.
 #[derive(Default)]
 struct KeptScratch(std::sync::Mutex<Option<Box<Scratch>>>);
+
+/// The most a model keeps between forwards (a batch of 64 × 128 tokens of
+/// MiniLM uses about 110 MB, of BERT-base twice that).
+const KEPT_BYTES: usize = 512 << 20;
+
+impl Scratch {
+    /// Bytes held by the buffers.
+    fn bytes(&self) -> usize {
+        let values = [
+            &self.qkv,
+            &self.context,
+            &self.attended,
+            &self.inner,
+            &self.out,
+        ];
+        let r = &self.rounded;
+        let rows = [&r.hidden, &r.context, &r.attended, &r.inner];
+        values.iter().map(|v| v.capacity() * 4).sum::<usize>()
+            + rows.iter().map(|rows| rows.bytes()).sum::<usize>()
+    }
+}
 
 impl KeptScratch {
     fn take(&self) -> Scratch {
@@ -344,6 +367,9 @@ impl KeptScratch {
     }
 
     fn put(&self, scratch: Scratch) {
+        if scratch.bytes() > KEPT_BYTES {
+            return;
+        }
         if let Ok(mut kept) = self.0.try_lock() {
             *kept = Some(Box::new(scratch));
         }

@@ -31,6 +31,11 @@ impl Bf16Rows {
         (self.rows, self.cols)
     }
 
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.capacity() * std::mem::size_of::<u32>()
+    }
+
     /// Pairs from one row to the next.
     pub(super) fn stride(&self) -> usize {
         self.stride
