@@ -4,9 +4,12 @@
 //! instructions; the sums and the result stay `f32`. Two kernels, the first
 //! this CPU runs is used: AMX tiles ([`amx`], Intel Sapphire Rapids and
 //! later), then AVX-512-BF16 ([`avx512`], Intel Cooper Lake, AMD Zen 4 and
-//! later). Both take the same driver: `k` in blocks, each block of `A` and
-//! `B` packed as bf16 pairs ([`pack`]), row tiles of `C` in parallel, each
-//! summed over the block in the kernel and then written (or added) once.
+//! later). Both take the same driver: `B` packed as bf16 pairs in panels,
+//! block of `k` by block ([`pack`]; a layer's weights once, [`PackedB`]),
+//! groups of row tiles of `C` in parallel, each group's rows of `A` packed
+//! by its task (or read as they lie when they are already bf16 rows,
+//! [`Bf16Rows`]), each tile summed over every block of `k` and then written
+//! (or added) once, as `f32` values or as bf16 rows for the next product.
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
