@@ -407,8 +407,19 @@ fn gemm_on<K: TileProduct>(
 
 /// `half`'s rounding, products and sums in `f64`, for a row-major `C`: what
 /// a kernel must give up to the order of its `f32` sums.
-fn reference((m, n, k): (usize, usize, usize), a: View, b: View) -> Vec<f64> {
-    let round = |x: f32| f64::from(half::bf16::from_f32(x).to_f32());
+fn reference(dims: (usize, usize, usize), a: View, b: View) -> Vec<f64> {
+    bf16_sums(dims, a, b, |x| x)
+}
+
+/// `Σ_k f(a_ik) · f(b_kj)` in `f64` for a row-major `C`, each operand
+/// first rounded to bf16 by `half`.
+fn bf16_sums(
+    (m, n, k): (usize, usize, usize),
+    a: View,
+    b: View,
+    f: impl Fn(f64) -> f64,
+) -> Vec<f64> {
+    let round = |x: f32| f(f64::from(half::bf16::from_f32(x).to_f32()));
     let mut c = vec![0f64; m * n];
     for i in 0..m {
         for j in 0..n {

@@ -22,17 +22,8 @@ fn rounding_matches_half() {
 
 /// Σ |a·b| over each entry's products (bf16-rounded operands): how far
 /// apart two orders of `f32` sums of those products can honestly land.
-fn magnitudes((m, n, k): (usize, usize, usize), a: View, b: View) -> Vec<f64> {
-    let round = |x: f32| f64::from(half::bf16::from_f32(x).to_f32()).abs();
-    let mut c = vec![0f64; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            c[i * n + j] = (0..k)
-                .map(|kk| round(a.0[i * a.1 + kk * a.2]) * round(b.0[kk * b.1 + j * b.2]))
-                .sum();
-        }
-    }
-    c
+fn magnitudes(dims: (usize, usize, usize), a: View, b: View) -> Vec<f64> {
+    bf16_sums(dims, a, b, f64::abs)
 }
 
 /// [`close`], or within the rounding of long `f32` sums: a few units of
