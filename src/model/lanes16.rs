@@ -326,8 +326,19 @@ enum Keys<'a> {
 /// The lanes of a block that count: `m` less the keys flagged out.
 #[cfg(target_arch = "x86_64")]
 #[inline]
+#[target_feature(enable = "avx512f")]
 fn kept(keys: Keys, at: usize, m: __mmask16) -> __mmask16 {
     match keys {
+        Keys::Flags(flags) if m == 0xffff => {
+            let block = &flags[at..at + 16];
+            // SAFETY: `block` holds 16 bools, each byte 0 or 1; AVX-512F
+            // widens them to 16 lanes and tests each for non-zero.
+            unsafe {
+                let bytes = _mm_loadu_si128(block.as_ptr().cast());
+                let wide = _mm512_cvtepu8_epi32(bytes);
+                _mm512_test_epi32_mask(wide, wide)
+            }
+        }
         Keys::Flags(flags) => {
             let mut bits = 0u16;
             for (i, &keep) in flags[at..].iter().take(16).enumerate() {

@@ -113,7 +113,9 @@ unsafe fn tile_kernel((a, at): (&[u32], ALayout), b: &[u32], pairs: usize, out: 
             )
         };
         for r in 0..MR {
-            let pair = _mm512_set1_epi32(a[r * at.row + p * at.pair] as i32);
+            // SAFETY: `r * at.row + p * at.pair < a.len()` (asserted above).
+            let pair = unsafe { *a.get_unchecked(r * at.row + p * at.pair) };
+            let pair = _mm512_set1_epi32(pair as i32);
             let pair = unsafe { std::mem::transmute::<__m512i, __m512bh>(pair) };
             acc[2 * r] = _mm512_dpbf16_ps(acc[2 * r], pair, b0);
             acc[2 * r + 1] = _mm512_dpbf16_ps(acc[2 * r + 1], pair, b1);

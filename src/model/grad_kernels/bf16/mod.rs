@@ -16,6 +16,7 @@ mod amx;
 mod avx512;
 mod pack;
 mod rows;
+mod write;
 
 use std::sync::OnceLock;
 
@@ -24,6 +25,7 @@ use rayon::prelude::*;
 
 use super::View;
 pub use rows::{round_row, Bf16Rows};
+use write::{write_tile, Dst, Place};
 
 /// Columns of `C` per tile: two 16-lane registers, or two AMX tiles.
 const NR: usize = 32;
@@ -457,147 +459,6 @@ fn agrees<K: TileProduct>(kernel: &K, (m, n, k): (usize, usize, usize)) -> bool 
         && c.iter()
             .zip(reference((m, n, k), av, bv))
             .all(|(&got, want)| close(f64::from(got), want))
-}
-
-/// `C` as a pointer the row tiles share (each writes rows of its own):
-/// `f32` values at strides `(rs, cs)`, or bf16 rows `stride` pairs apart.
-#[derive(Clone, Copy)]
-enum Dst {
-    F32(*mut f32, usize, usize),
-    Bf16(*mut u32, usize),
-}
-// SAFETY: the tiles running in parallel write disjoint elements (checked
-// layout, disjoint row ranges), and `gemm_on` keeps `C` borrowed until they
-// end.
-unsafe impl Send for Dst {}
-unsafe impl Sync for Dst {}
-
-/// Where a tile goes in `C`: its first row and column, and how many of its
-/// rows and columns are inside `C`.
-#[derive(Clone, Copy)]
-struct Place {
-    row: usize,
-    col: usize,
-    rows: usize,
-    cols: usize,
-}
-
-/// A tile written to (or, with `accumulate`, added into) `C`, with the
-/// epilogue's bias and then its finishing function. Written, the bias and
-/// the function act on the tile itself (the function once on all of it),
-/// which is then copied out; added, on `C`'s values.
-///
-/// # Safety
-/// Every element of the placed tile is within `C`, and no other thread
-/// writes those elements meanwhile.
-unsafe fn write_tile(tile: &mut [f32], at: Place, dst: Dst, step: Epilogue) {
-    let bias = step.bias.map(|b| &b[at.col..at.col + at.cols]);
-    let (out, rs, cs) = match dst {
-        Dst::F32(out, rs, cs) => (out, rs, cs),
-        Dst::Bf16(out, stride) => {
-            finish_in_place(tile, at, bias, step.finish);
-            if at.cols % 2 == 1 {
-                // The last pair's second value is past `C`'s edge: zero.
-                for row in tile.chunks_exact_mut(NR) {
-                    row[at.cols] = 0.0;
-                }
-            }
-            // The whole tile rounded in one pass, then its rows copied out.
-            let mut pairs = [0u32; MAX_MR * NR / 2];
-            let pairs = &mut pairs[..at.rows * NR / 2];
-            rows::round_row(&tile[..at.rows * NR], pairs);
-            let width = at.cols.div_ceil(2);
-            for (r, row) in pairs.chunks_exact(NR / 2).enumerate() {
-                // SAFETY: the pairs of this row's columns `col..col + cols`
-                // (`col` even) are within the row (the caller's promise).
-                unsafe {
-                    let first = (at.row + r) * stride + at.col / 2;
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), out.add(first), width);
-                }
-            }
-            return;
-        }
-    };
-    if !step.accumulate {
-        finish_in_place(tile, at, bias, step.finish);
-        for (r, values) in placed_rows(tile, at).enumerate() {
-            let first = (at.row + r) * rs + at.col * cs;
-            if cs == 1 {
-                // SAFETY: `first..first + cols` is this row's part of the
-                // tile's place in `C` (the caller's promise).
-                unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), out.add(first), at.cols) };
-                continue;
-            }
-            for (c, &v) in values.iter().enumerate() {
-                // SAFETY: within the tile's place in `C` (the caller's promise).
-                unsafe { *out.add(first + c * cs) = v };
-            }
-        }
-        return;
-    }
-    // Added: the bias joins the tile, the tile is added into `C`, and the
-    // function finishes `C`'s values.
-    finish_in_place(tile, at, bias, None);
-    if rs == 1 {
-        // A transposed C: each column's rows are contiguous.
-        for c in 0..at.cols {
-            // SAFETY: `first..first + rows` is this column's part of the
-            // tile's place in `C` (the caller's promise).
-            let column = unsafe {
-                let first = at.row + (at.col + c) * cs;
-                std::slice::from_raw_parts_mut(out.add(first), at.rows)
-            };
-            for (r, d) in column.iter_mut().enumerate() {
-                *d += tile[r * NR + c];
-            }
-            if let Some(finish) = step.finish {
-                finish(column);
-            }
-        }
-        return;
-    }
-    for (r, values) in placed_rows(tile, at).enumerate() {
-        let first = (at.row + r) * rs + at.col * cs;
-        if cs == 1 {
-            // SAFETY: `first..first + cols` is this row's part of the tile's
-            // place in `C` (the caller's promise).
-            let row = unsafe { std::slice::from_raw_parts_mut(out.add(first), at.cols) };
-            row.iter_mut().zip(values).for_each(|(d, v)| *d += v);
-            if let Some(finish) = step.finish {
-                finish(row);
-            }
-            continue;
-        }
-        for (c, v) in values.iter().enumerate() {
-            // SAFETY: within the tile's place in `C` (the caller's promise).
-            let cell = unsafe { &mut *out.add(first + c * cs) };
-            *cell += v;
-            if let Some(finish) = step.finish {
-                finish(std::slice::from_mut(cell));
-            }
-        }
-    }
-}
-
-/// The rows of a tile that go into `C`, each cut to its placed columns.
-fn placed_rows(tile: &[f32], at: Place) -> impl Iterator<Item = &[f32]> {
-    tile.chunks_exact(NR)
-        .take(at.rows)
-        .map(move |row| &row[..at.cols])
-}
-
-/// The bias added to the placed part of a tile, then the finishing function
-/// run once over its rows (the columns past the place too: each value is
-/// finished on its own, and those are not copied out).
-fn finish_in_place(tile: &mut [f32], at: Place, bias: Option<&[f32]>, finish: Option<Finish>) {
-    if let Some(bias) = bias {
-        for row in tile.chunks_exact_mut(NR).take(at.rows) {
-            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-        }
-    }
-    if let Some(finish) = finish {
-        finish(&mut tile[..at.rows * NR]);
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use super::View;
 
 /// Whether the packing loops can use AVX-512-BF16's conversions (and
 /// AVX-512BW's permutation, which every CPU with them has).
-fn vector() -> bool {
+pub(super) fn vector() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512bf16")

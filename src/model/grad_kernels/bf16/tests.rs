@@ -258,3 +258,93 @@ fn the_kernel_taken_is_the_best_this_cpu_runs() {
     let expected = avx512::usable().then_some(Kernel::Avx512);
     assert_eq!(kernel(), expected);
 }
+
+/// The 16-lane tile writes give the portable loops' bits: `f32` rows
+/// (whole and cut tiles, strided columns), bf16 rows (an odd last column
+/// pairing with zero), with and without bias and finishing function, and
+/// nothing written outside the tile's place.
+#[test]
+fn the_vector_tile_writes_equal_the_portable_ones() {
+    use write::{simd, write_tile_on, Dst, Place};
+    if !simd::available() {
+        eprintln!("skipped: this CPU lacks AVX-512-BF16, so only the portable writes run");
+        return;
+    }
+    let double_plus_one: &(dyn Fn(&mut [f32]) + Sync) =
+        &|v| v.iter_mut().for_each(|x| *x = 2.0 * *x + 1.0);
+    let bias_all = values(64, 3);
+    let (m, n) = (40, 64);
+    for (rows, cols) in [(12, 32), (12, 17), (3, 16), (5, 5), (1, 1), (7, 31)] {
+        for (bias, finish) in [(false, false), (true, false), (false, true), (true, true)] {
+            let at = Place {
+                row: 9,
+                col: 30,
+                rows,
+                cols,
+            };
+            let step = Epilogue {
+                accumulate: false,
+                bias: bias.then_some(&bias_all[..]),
+                finish: finish.then_some(double_plus_one),
+            };
+            let label = format!("{rows}×{cols}, bias {bias}, finish {finish}");
+            let tile = values(MAX_MR * NR, rows + cols);
+            let write = |vector: bool, dst: Dst| {
+                let mut tile = tile.clone();
+                // SAFETY: the place (rows 9.., columns 30..) is within C.
+                unsafe { write_tile_on(&mut tile, at, dst, step, vector) };
+            };
+            for cs in [1, 3] {
+                let (rs, len) = if cs == 1 {
+                    (n, m * n)
+                } else {
+                    (n * cs, m * n * cs)
+                };
+                let (mut fast, mut plain) = (vec![-7.0f32; len], vec![-7.0f32; len]);
+                write(true, Dst::F32(fast.as_mut_ptr(), rs, cs));
+                write(false, Dst::F32(plain.as_mut_ptr(), rs, cs));
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let differs = first_difference(&bits(&fast), &bits(&plain));
+                assert_eq!(
+                    differs, None,
+                    "f32 C, cs {cs}, {label}: first differing element"
+                );
+                let touched = plain.iter().filter(|&&x| x != -7.0).count();
+                assert_eq!(
+                    touched,
+                    rows * cols,
+                    "f32 C, cs {cs}, {label}: only the place"
+                );
+            }
+            let stride = n / 2 + 16;
+            let (mut fast, mut plain) = (vec![u32::MAX; m * stride], vec![u32::MAX; m * stride]);
+            write(true, Dst::Bf16(fast.as_mut_ptr(), stride));
+            write(false, Dst::Bf16(plain.as_mut_ptr(), stride));
+            let differs = first_difference(&fast, &plain);
+            assert_eq!(differs, None, "bf16 C, {label}: first differing pair");
+            let touched = plain.iter().filter(|&&x| x != u32::MAX).count();
+            assert_eq!(
+                touched,
+                rows * cols.div_ceil(2),
+                "bf16 C, {label}: only the place"
+            );
+            if cols % 2 == 1 {
+                let last = plain[9 * stride + 15 + cols / 2];
+                assert_eq!(
+                    last >> 16,
+                    0,
+                    "bf16 C, {label}: the value past the edge is zero"
+                );
+            }
+        }
+    }
+}
+
+/// Where two equally long buffers first differ, with both values there.
+fn first_difference(a: &[u32], b: &[u32]) -> Option<(usize, u32, u32)> {
+    a.iter()
+        .zip(b)
+        .enumerate()
+        .find(|(_, (x, y))| x != y)
+        .map(|(i, (&x, &y))| (i, x, y))
+}
