@@ -5,6 +5,11 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::lanes16::{
+    self,
+    attention::{Dest, Head},
+};
 use crate::config::Activation;
 
 /// √(2/π), of the tanh approximation of GELU (`gelu_new`).
@@ -325,13 +330,51 @@ pub fn attention(
             round,
         } => ContextPtr::Rounded(pairs.as_mut_ptr(), stride, round),
     };
-    let one_head = |task: usize, p: &mut [f32], own: &mut Vec<f32>| {
+    let one_head = |task: usize, p: Option<&mut [f32]>, own: &mut Own| {
         let (b, h) = (task / heads, task % heads);
         let base = b * seq * row;
         let q = &qkv[base + h * head_dim..];
         let k = &qkv[base + hidden + h * head_dim..];
         let v = &qkv[base + 2 * hidden + h * head_dim..];
         let mask = &key_mask[b * seq..(b + 1) * seq];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let dest = match ctx_ptr {
+                // SAFETY: this task alone writes columns h·d..(h+1)·d of batch b's rows.
+                ContextPtr::F32(values) => Dest::F32 {
+                    at: unsafe { values.add(b * seq * hidden + h * head_dim) },
+                    stride: hidden,
+                },
+                // SAFETY: this task alone writes pairs h·d/2..(h+1)·d/2 of batch b's rows.
+                ContextPtr::Rounded(pairs, stride, _) => Dest::Pairs {
+                    at: unsafe { pairs.add(b * seq * stride + h * head_dim / 2) },
+                    stride,
+                },
+            };
+            if lanes16::attention::available(&dest) {
+                let head = Head {
+                    q,
+                    k,
+                    v,
+                    row,
+                    seq,
+                    dim: head_dim,
+                    keys: mask,
+                    scale,
+                };
+                // SAFETY: available; `dest` is this task's rows and columns
+                // of the context (`check_buffers` bounds them).
+                unsafe { lanes16::attention::run(head, dest, p, &mut own.fused) };
+                return;
+            }
+        }
+        let p = match p {
+            Some(p) => p,
+            None => {
+                own.scores.resize(seq * seq, 0.0);
+                &mut own.scores[..]
+            }
+        };
         // SAFETY: `check_buffers` bounds every index; strides describe
         // row-major views of `qkv` and `p`.
         unsafe {
@@ -368,8 +411,8 @@ pub fn attention(
                 (values.add(b * seq * hidden + h * head_dim), hidden)
             },
             ContextPtr::Rounded(..) => {
-                own.resize(seq * head_dim, 0.0);
-                (own.as_mut_ptr(), head_dim)
+                own.context.resize(seq * head_dim, 0.0);
+                (own.context.as_mut_ptr(), head_dim)
             }
         };
         // SAFETY: `dst` holds `seq` rows of `head_dim` values `dst_rs` apart.
@@ -397,7 +440,7 @@ pub fn attention(
             );
         }
         if let ContextPtr::Rounded(pairs, stride, round) = ctx_ptr {
-            for (i, values) in own.chunks_exact(head_dim.max(1)).enumerate() {
+            for (i, values) in own.context.chunks_exact(head_dim.max(1)).enumerate() {
                 // SAFETY: this task alone writes pairs h·d/2..(h+1)·d/2 of
                 // batch b's rows, within the buffer (`check_buffers`).
                 let dst = unsafe {
@@ -413,12 +456,23 @@ pub fn attention(
         Some(probs) => probs
             .par_chunks_mut(seq * seq)
             .enumerate()
-            .for_each_init(Vec::new, |own, (task, p)| one_head(task, p, own)),
-        None => (0..tasks).into_par_iter().for_each_init(
-            || (vec![0f32; seq * seq], Vec::new()),
-            |(p, own), task| one_head(task, p, own),
-        ),
+            .for_each_init(Own::default, |own, (task, p)| one_head(task, Some(p), own)),
+        None => (0..tasks)
+            .into_par_iter()
+            .for_each_init(Own::default, |own, task| one_head(task, None, own)),
     }
+}
+
+/// A task's buffers in [`attention`], kept from head to head.
+#[derive(Default)]
+struct Own {
+    /// The fused head's (16 lanes).
+    #[cfg(target_arch = "x86_64")]
+    fused: lanes16::attention::Scratch,
+    /// A head's scores when the maps are not kept (general products).
+    scores: Vec<f32>,
+    /// A head's context before it is rounded into pairs.
+    context: Vec<f32>,
 }
 
 /// Softmax of one row of scores; masked keys get exactly zero.

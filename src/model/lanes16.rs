@@ -12,6 +12,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+pub mod attention;
+
 /// Whether this CPU runs the 16-lane loops.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
