@@ -64,7 +64,7 @@ pub fn softmax_masked(scores: &mut [f32], mask: &[bool]) -> bool {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX-512F (checked above).
     unsafe {
-        softmax_row(scores, Keys::Flags(mask), 1.0, None)
+        softmax_row(scores, Flags(mask), 1.0, None)
     };
     true
 }
@@ -82,8 +82,10 @@ pub fn softmax_scaled(s: &[f32], mask: Option<&[f32]>, scale: f32, y: &mut [f32]
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has AVX-512F (checked above).
     unsafe {
-        let keys = mask.map_or(Keys::All, Keys::Added);
-        softmax_row(y, keys, scale, Some(s))
+        match mask {
+            Some(mask) => softmax_row(y, Added(mask), scale, Some(s)),
+            None => softmax_row(y, AllKeys, scale, Some(s)),
+        }
     };
     true
 }
@@ -315,52 +317,111 @@ unsafe fn gelu_grad_rows(z: &mut [f32], y: &mut [f32]) {
     }
 }
 
-/// Which keys of a softmax row count, and how.
-#[derive(Clone, Copy)]
-enum Keys<'a> {
-    All,
-    /// False keys get exactly zero.
-    Flags(&'a [bool]),
-    /// Added to the scaled scores (0, or a large negative).
-    Added(&'a [f32]),
-}
-
-/// The lanes of a block that count: `m` less the keys flagged out.
+/// Which keys of a softmax row count, and how: every key
+/// ([`AllKeys`]), those flagged ([`Flags`]), or every key with a value
+/// added to its scaled score ([`Added`]). Each kind compiles its own loops.
 #[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f")]
-fn kept(keys: Keys, at: usize, m: __mmask16) -> __mmask16 {
-    match keys {
-        Keys::Flags(flags) if m == 0xffff => {
-            let block = &flags[at..at + 16];
-            // SAFETY: `block` holds 16 bools, each byte 0 or 1; AVX-512F
-            // widens them to 16 lanes and tests each for non-zero.
-            unsafe {
-                let bytes = _mm_loadu_si128(block.as_ptr().cast());
-                let wide = _mm512_cvtepu8_epi32(bytes);
-                _mm512_test_epi32_mask(wide, wide)
-            }
-        }
-        Keys::Flags(flags) => {
-            let mut bits = 0u16;
-            for (i, &keep) in flags[at..].iter().take(16).enumerate() {
-                bits |= u16::from(keep) << i;
-            }
-            m & bits
-        }
-        Keys::All | Keys::Added(_) => m,
+trait KeySet: Copy {
+    /// Whether an exponent below −87 gives zero (with flags, the keys out
+    /// are zeroed by their flags and every other exponent is kept).
+    const FLOOR: bool;
+    /// The lanes of the block at `at` that count: `m` less the keys out.
+    fn kept(self, at: usize, m: __mmask16) -> __mmask16;
+    /// The scaled scores `v` of the block at `at` (lanes `m`), with what
+    /// this kind adds.
+    ///
+    /// # Safety
+    /// The lanes `m` from `at` are within the row.
+    unsafe fn added(self, _at: usize, _m: __mmask16, v: __m512) -> __m512 {
+        v
     }
 }
 
-/// One softmax row into `y`: from `source` (scaled by `scale`, with
-/// `Keys::Added` added) or, without one, from `y` itself.
+/// Every key counts.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct AllKeys;
+
+/// Keys flagged false get exactly zero.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Flags<'a>(&'a [bool]);
+
+/// Added to the scaled scores (0, or a large negative).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Added<'a>(&'a [f32]);
+
+#[cfg(target_arch = "x86_64")]
+impl KeySet for AllKeys {
+    const FLOOR: bool = true;
+    fn kept(self, _at: usize, m: __mmask16) -> __mmask16 {
+        m
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl KeySet for Flags<'_> {
+    const FLOOR: bool = false;
+    #[inline(always)]
+    fn kept(self, at: usize, m: __mmask16) -> __mmask16 {
+        if m == 0xffff {
+            let block = &self.0[at..at + 16];
+            // SAFETY: a bool is one byte, 0 or 1, and `block` holds 16.
+            let (low, high) = unsafe {
+                let bytes = block.as_ptr().cast::<u64>();
+                (bytes.read_unaligned(), bytes.add(1).read_unaligned())
+            };
+            // Byte i's low bit to bit 56 + i of the product.
+            let gather = |x: u64| (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u16;
+            return gather(low) | gather(high) << 8;
+        }
+        let mut bits = 0u16;
+        for (i, &keep) in self.0[at..].iter().take(16).enumerate() {
+            bits |= u16::from(keep) << i;
+        }
+        m & bits
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl KeySet for Added<'_> {
+    const FLOOR: bool = true;
+    fn kept(self, _at: usize, m: __mmask16) -> __mmask16 {
+        m
+    }
+    #[inline(always)]
+    unsafe fn added(self, at: usize, m: __mmask16, v: __m512) -> __m512 {
+        // SAFETY: the caller's promise (`added` is as long as the row), and
+        // the callers run on AVX-512F.
+        unsafe { _mm512_add_ps(v, load(m, self.0.as_ptr().add(at))) }
+    }
+}
+
+/// `block(at, lanes)` for each block of 16 values of a row of `len`: the
+/// whole ones with every lane, then the last with its lanes below `len`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn blocks(len: usize, mut block: impl FnMut(usize, __mmask16)) {
+    let whole = len - len % 16;
+    for at in (0..whole).step_by(16) {
+        block(at, 0xffff);
+    }
+    if whole < len {
+        block(whole, lanes(whole, len));
+    }
+}
+
+/// One softmax row into `y`: from `source` (scaled by `scale`, with what
+/// the keys add) or, without one, from `y` itself.
 ///
 /// # Safety
 /// The CPU has AVX-512F; `source` and the keys (when given) are as long as
 /// `y`.
 #[cfg(target_arch = "x86_64")]
+#[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn softmax_row(y: &mut [f32], keys: Keys, scale: f32, source: Option<&[f32]>) {
+unsafe fn softmax_row<K: KeySet>(y: &mut [f32], keys: K, scale: f32, source: Option<&[f32]>) {
     let len = y.len();
     let out = y.as_mut_ptr();
     let from = source.map_or(out.cast_const(), <[f32]>::as_ptr);
@@ -368,50 +429,39 @@ unsafe fn softmax_row(y: &mut [f32], keys: Keys, scale: f32, source: Option<&[f3
     let floor = _mm512_set1_ps(-87.0);
     // Pass 1: the scaled scores into y, and their maximum over kept keys.
     let mut max = _mm512_set1_ps(f32::NEG_INFINITY);
-    for at in (0..len).step_by(16) {
-        let m = lanes(at, len);
-        let k = kept(keys, at, m);
+    blocks(len, |at, m| {
         // SAFETY: masked to the lanes below `len` of rows of `len`.
         unsafe {
-            let mut v = _mm512_mul_ps(load(m, from.add(at)), scale);
-            if let Keys::Added(added) = keys {
-                v = _mm512_add_ps(v, load(m, added.as_ptr().add(at)));
-            }
+            let v = keys.added(at, m, _mm512_mul_ps(load(m, from.add(at)), scale));
             store(out.add(at), m, v);
-            max = _mm512_mask_max_ps(max, k, max, v);
+            max = _mm512_mask_max_ps(max, keys.kept(at, m), max, v);
         }
-    }
+    });
     let max = _mm512_set1_ps(_mm512_reduce_max_ps(max));
     // Pass 2: the exponentials (zero for keys out, and below e⁻⁸⁷), summed.
     let mut sum = _mm512_setzero_ps();
-    for at in (0..len).step_by(16) {
-        let m = lanes(at, len);
-        let k = kept(keys, at, m);
+    blocks(len, |at, m| {
         // SAFETY: as above.
         unsafe {
             let d = _mm512_sub_ps(load(m, out.add(at)), max);
-            let live = match keys {
-                Keys::Flags(_) => k,
-                _ => k & _mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, floor),
-            };
+            let mut live = keys.kept(at, m);
+            if K::FLOOR {
+                live &= _mm512_cmp_ps_mask::<_CMP_GT_OQ>(d, floor);
+            }
             let e = _mm512_maskz_mov_ps(live, exp16(d));
             store(out.add(at), m, e);
             sum = _mm512_add_ps(sum, e);
         }
-    }
+    });
     let sum = _mm512_reduce_add_ps(sum);
     if sum <= 0.0 {
         return;
     }
     let inv = _mm512_set1_ps(1.0 / sum);
-    for at in (0..len).step_by(16) {
-        let m = lanes(at, len);
+    blocks(len, |at, m| {
         // SAFETY: as above.
-        unsafe {
-            let e = load(m, out.add(at));
-            store(out.add(at), m, _mm512_mul_ps(e, inv));
-        }
-    }
+        unsafe { store(out.add(at), m, _mm512_mul_ps(load(m, out.add(at)), inv)) };
+    });
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ pub fn available(dest: &Dest) -> bool {
 /// [`available`] for `dest`; `dest` holds `seq` rows of the head's values
 /// (or pairs) that no other thread touches meanwhile.
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
 pub unsafe fn run(head: Head, dest: Dest, mut probs: Option<&mut [f32]>, scratch: &mut Scratch) {
     let Head { seq, dim, row, .. } = head;
     let reach = |len: usize| seq == 0 || len >= (seq - 1) * row + dim;
@@ -138,7 +139,7 @@ pub unsafe fn run(head: Head, dest: Dest, mut probs: Option<&mut [f32]>, scratch
         for r in 0..rows {
             let line = &mut scores[r * padded..r * padded + seq];
             // SAFETY: AVX-512F; the flags are as long as the line.
-            unsafe { super::softmax_row(line, super::Keys::Flags(head.keys), head.scale, None) };
+            unsafe { super::softmax_row(line, super::Flags(head.keys), head.scale, None) };
             if let Some(probs) = probs.as_deref_mut() {
                 probs[(first + r) * seq..(first + r + 1) * seq].copy_from_slice(line);
             }
