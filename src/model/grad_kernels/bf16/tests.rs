@@ -260,9 +260,9 @@ fn the_kernel_taken_is_the_best_this_cpu_runs() {
 }
 
 /// The 16-lane tile writes give the portable loops' bits: `f32` rows
-/// (whole and cut tiles, strided columns), bf16 rows (an odd last column
-/// pairing with zero), with and without bias and finishing function, and
-/// nothing written outside the tile's place.
+/// (whole and cut tiles, strided columns; written and added), bf16 rows
+/// (an odd last column pairing with zero), with and without bias and
+/// finishing function, and nothing written outside the tile's place.
 #[test]
 fn the_vector_tile_writes_equal_the_portable_ones() {
     use write::{simd, write_tile_on, Dst, Place};
@@ -314,6 +314,25 @@ fn the_vector_tile_writes_equal_the_portable_ones() {
                     touched,
                     rows * cols,
                     "f32 C, cs {cs}, {label}: only the place"
+                );
+                // Added into C's values (then finished there).
+                let start = values(len, 5);
+                let (mut fast, mut plain) = (start.clone(), start);
+                let added = Epilogue {
+                    accumulate: true,
+                    ..step
+                };
+                let add = |vector: bool, dst: Dst| {
+                    let mut tile = tile.clone();
+                    // SAFETY: as above.
+                    unsafe { write_tile_on(&mut tile, at, dst, added, vector) };
+                };
+                add(true, Dst::F32(fast.as_mut_ptr(), rs, cs));
+                add(false, Dst::F32(plain.as_mut_ptr(), rs, cs));
+                let differs = first_difference(&bits(&fast), &bits(&plain));
+                assert_eq!(
+                    differs, None,
+                    "f32 C added, cs {cs}, {label}: first differing element"
                 );
             }
             let stride = n / 2 + 16;

@@ -63,13 +63,6 @@ pub(super) unsafe fn write_tile_on(
         "a tile holds its placed rows and columns"
     );
     let bias = step.bias.map(|b| &b[at.col..at.col + at.cols]);
-    if step.accumulate {
-        if let Dst::F32(out, rs, cs) = dst {
-            // SAFETY: the caller's promise.
-            unsafe { add_tile(tile, at, (out, rs, cs), bias, step.finish) };
-            return;
-        }
-    }
     if let Some(bias) = bias {
         #[cfg(target_arch = "x86_64")]
         if vector {
@@ -80,6 +73,13 @@ pub(super) unsafe fn write_tile_on(
             for row in tile.chunks_exact_mut(NR).take(at.rows) {
                 row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
             }
+        }
+    }
+    if step.accumulate {
+        if let Dst::F32(out, rs, cs) = dst {
+            // SAFETY: the caller's promise.
+            unsafe { add_tile(tile, at, (out, rs, cs), step.finish, vector) };
+            return;
         }
     }
     if let Some(finish) = step.finish {
@@ -122,23 +122,33 @@ pub(super) unsafe fn write_tile_on(
     }
 }
 
-/// Added: the bias joins the tile, the tile is added into `C`, and the
-/// function finishes `C`'s values.
+/// Added: the tile (its bias joined) is added into `C`, and the function
+/// finishes `C`'s values.
 ///
 /// # Safety
-/// As [`write_tile`].
+/// As [`write_tile_on`].
 unsafe fn add_tile(
-    tile: &mut [f32],
+    tile: &[f32],
     at: Place,
     (out, rs, cs): (*mut f32, usize, usize),
-    bias: Option<&[f32]>,
     finish: Option<super::Finish>,
+    vector: bool,
 ) {
-    if let Some(bias) = bias {
-        for row in tile.chunks_exact_mut(NR).take(at.rows) {
-            row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    #[cfg(target_arch = "x86_64")]
+    if vector && cs == 1 {
+        // SAFETY: AVX-512F (`vector`); the caller's promise.
+        unsafe { simd::add_rows(tile, at, out, rs) };
+        if let Some(finish) = finish {
+            for r in 0..at.rows {
+                // SAFETY: this row's part of the tile's place in `C`.
+                finish(unsafe {
+                    std::slice::from_raw_parts_mut(out.add((at.row + r) * rs + at.col), at.cols)
+                });
+            }
         }
+        return;
     }
+    let _ = vector;
     if rs == 1 {
         // A transposed C: each column's rows are contiguous.
         for c in 0..at.cols {
@@ -270,6 +280,31 @@ pub(super) mod simd {
                 _mm512_mask_storeu_ps(dst, lo, v0);
                 if hi != 0 {
                     _mm512_mask_storeu_ps(dst.add(16), hi, v1);
+                }
+            }
+        }
+    }
+
+    /// The placed rows and columns of `tile` added into row-major `f32`
+    /// rows `rs` apart.
+    ///
+    /// # Safety
+    /// The tile's place is within `out` (see `write_tile`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn add_rows(tile: &[f32], at: Place, out: *mut f32, rs: usize) {
+        let (lo, hi) = halves(at.cols);
+        for (r, row) in tile.as_chunks::<NR>().0.iter().take(at.rows).enumerate() {
+            let (v0, v1) = load_row(row);
+            // SAFETY: the masks keep the loads and stores within the
+            // place's columns of this row (the caller's promise).
+            unsafe {
+                let dst = out.add((at.row + r) * rs + at.col);
+                let c0 = _mm512_maskz_loadu_ps(lo, dst);
+                _mm512_mask_storeu_ps(dst, lo, _mm512_add_ps(c0, v0));
+                if hi != 0 {
+                    let c1 = _mm512_maskz_loadu_ps(hi, dst.add(16));
+                    _mm512_mask_storeu_ps(dst.add(16), hi, _mm512_add_ps(c1, v1));
                 }
             }
         }
