@@ -68,26 +68,40 @@ impl TileProduct for Avx512 {
 
     fn task(&self) {}
 
-    fn tile(&self, _: &mut (), a: (&[u32], ALayout), b: &[u32], pairs: usize, out: &mut [f32]) {
+    fn tile(
+        &self,
+        _: &mut (),
+        a: (&[u32], ALayout),
+        b: &[u32],
+        pairs: usize,
+        out: &mut [f32],
+        onto: bool,
+    ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Avx512` exists only where the CPU has the features.
         unsafe {
-            tile_kernel(a, b, pairs, out)
+            tile_kernel(a, b, pairs, out, onto)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (a, b, pairs, out);
+        let _ = (a, b, pairs, out, onto);
     }
 }
 
 /// One tile: `out[r][c] = Σ_p a[r][p] · b[p][c]` over `pairs` pairs, with
 /// `a` [`MR`] rows of `pairs` (pair `p` of row `r` at `r * row + p * pair`)
-/// and `b` `pairs` rows of [`NR`].
+/// and `b` `pairs` rows of [`NR`]; with `onto`, the sums start from `out`'s.
 ///
 /// # Safety
 /// The CPU has AVX-512F and AVX-512-BF16.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bf16")]
-unsafe fn tile_kernel((a, at): (&[u32], ALayout), b: &[u32], pairs: usize, out: &mut [f32]) {
+unsafe fn tile_kernel(
+    (a, at): (&[u32], ALayout),
+    b: &[u32],
+    pairs: usize,
+    out: &mut [f32],
+    onto: bool,
+) {
     use std::arch::x86_64::*;
     assert!(
         (pairs == 0 || a.len() > (MR - 1) * at.row + (pairs - 1) * at.pair)
@@ -95,7 +109,14 @@ unsafe fn tile_kernel((a, at): (&[u32], ALayout), b: &[u32], pairs: usize, out: 
             && out.len() >= MR * NR,
         "bf16 tile: operands shorter than {pairs} pairs"
     );
-    let mut acc = [_mm512_setzero_ps(); 2 * MR];
+    // SAFETY: `out` holds MR rows of NR = 32 values (asserted above).
+    let mut acc: [__m512; 2 * MR] = std::array::from_fn(|i| {
+        if onto {
+            unsafe { _mm512_loadu_ps(out.as_ptr().add(i * 16)) }
+        } else {
+            _mm512_setzero_ps()
+        }
+    });
     for p in 0..pairs {
         // SAFETY: `p * NR + 32 <= pairs * NR <= b.len()` (asserted above).
         let (b0, b1) = unsafe {

@@ -94,7 +94,8 @@ trait TileProduct: Sync {
     }
     fn task(&self) -> Self::Task;
     /// `out` ([`Self::MR`] × [`NR`]) = a row tile of `A` times a packed
-    /// panel of `B`, over `pairs` pairs.
+    /// panel of `B`, over `pairs` pairs; with `onto`, added to the sums
+    /// `out` holds (the blocks of `k` after the first).
     fn tile(
         &self,
         task: &mut Self::Task,
@@ -102,6 +103,7 @@ trait TileProduct: Sync {
         b: &[u32],
         pairs: usize,
         out: &mut [f32],
+        onto: bool,
     );
 }
 
@@ -342,9 +344,18 @@ fn gemm_on<K: TileProduct>(
     };
     // Groups of row tiles: each panel of B is read once per group and meets
     // all of its tiles while it is in the caches; each tile runs through
-    // every block of `k` in turn and reaches `C` once.
+    // every block of `k` in turn and reaches `C` once. Where the groups are
+    // fewer than twice the threads (few rows, many cores), each group's
+    // panels are also split into chunks, a task each (its rows of A packed
+    // again per chunk).
     let groups: Vec<usize> = (0..tiles).step_by(K::GROUP).collect();
-    groups.into_par_iter().for_each(|first_tile| {
+    let threads = rayon::current_num_threads().max(1);
+    let chunks = (2 * threads).div_ceil(groups.len()).clamp(1, panels);
+    let panels_of = |chunk: usize| chunk * panels / chunks..(chunk + 1) * panels / chunks;
+    let work: Vec<(usize, usize)> = (groups.iter())
+        .flat_map(|&first| (0..chunks).map(move |chunk| (first, chunk)))
+        .collect();
+    work.into_par_iter().for_each(|(first_tile, chunk)| {
         let group = first_tile..tiles.min(first_tile + K::GROUP);
         let first_row = first_tile * K::MR;
         let group_rows = (group.len() * K::MR).min(m - first_row);
@@ -376,8 +387,8 @@ fn gemm_on<K: TileProduct>(
             }
         };
         let mut task = kernel.task();
-        let (mut tile, mut part) = (vec![0f32; K::MR * NR], vec![0f32; K::MR * NR]);
-        for j in 0..panels {
+        let mut tile = vec![0f32; K::MR * NR];
+        for j in panels_of(chunk) {
             for t in group.clone() {
                 if blocks.is_empty() {
                     // `k = 0`: the sums are zero (the first block's kernel
@@ -386,11 +397,8 @@ fn gemm_on<K: TileProduct>(
                 }
                 for (block, &(_, pairs)) in blocks.iter().enumerate() {
                     let b_panel = &packed_b[block][j * pairs * NR..(j + 1) * pairs * NR];
-                    let sums = if block == 0 { &mut tile } else { &mut part };
-                    kernel.tile(&mut task, a_tile(t, block), b_panel, pairs, sums);
-                    if block > 0 {
-                        tile.iter_mut().zip(&part).for_each(|(s, p)| *s += p);
-                    }
+                    let a_block = a_tile(t, block);
+                    kernel.tile(&mut task, a_block, b_panel, pairs, &mut tile, block > 0);
                 }
                 let place = Place {
                     row: t * K::MR,
@@ -398,8 +406,8 @@ fn gemm_on<K: TileProduct>(
                     rows: K::MR.min(m - t * K::MR),
                     cols: NR.min(n - j * NR),
                 };
-                // SAFETY: the reach and layout checks above; this group
-                // alone writes the rows of tile `t`.
+                // SAFETY: the reach and layout checks above; this task
+                // alone writes tile `t`'s rows in panel `j`'s columns.
                 unsafe { write_tile(&mut tile, place, dst, epilogue) };
             }
         }

@@ -32,18 +32,20 @@ const TILE_ROW_BYTES: usize = 64;
 
 /// Why the AMX kernel is not used here; `None` where it is usable.
 pub(super) fn unusable_because() -> Option<&'static str> {
-    *UNUSABLE.get_or_init(|| {
-        if !cpu_has_amx() {
-            Some("this CPU has no AMX-BF16")
-        } else if !tile_permission() {
-            Some("the operating system did not grant this process the AMX tile state")
-        } else {
-            None
-        }
-    })
+    UNUSABLE
+        .get_or_init(|| {
+            if !cpu_has_amx() {
+                Some("this CPU has no AMX-BF16".to_string())
+            } else {
+                tile_permission().err().map(|why| {
+                    format!("the operating system did not grant this process the AMX tile state ({why})")
+                })
+            }
+        })
+        .as_deref()
 }
 
-static UNUSABLE: OnceLock<Option<&'static str>> = OnceLock::new();
+static UNUSABLE: OnceLock<Option<String>> = OnceLock::new();
 
 /// CPUID leaf 7: AMX-BF16 (EDX bit 22) and AMX-TILE (EDX bit 24).
 fn cpu_has_amx() -> bool {
@@ -61,33 +63,41 @@ fn cpu_has_amx() -> bool {
 }
 
 /// Asks Linux for the tile data state (once per process: the grant holds
-/// for all its threads) and reads back whether it was granted.
-fn tile_permission() -> bool {
+/// for all its threads) and reads back whether it was granted; the reason
+/// where it was not (an old kernel answers EINVAL; ENOSPC where a thread's
+/// signal stack is too small for the tile state).
+fn tile_permission() -> Result<(), String> {
     #[cfg(target_os = "linux")]
     {
         const ARCH_GET_XCOMP_PERM: libc::c_long = 0x1022;
         const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
         const XFEATURE_XTILEDATA: libc::c_long = 18;
         let mut granted: u64 = 0;
+        let failed = |call: &str| format!("{call}: {}", std::io::Error::last_os_error());
         // SAFETY: `arch_prctl` with these codes takes a feature number, or a
         // pointer to a u64 it writes the granted features to.
         unsafe {
-            libc::syscall(
+            if libc::syscall(
                 libc::SYS_arch_prctl,
                 ARCH_REQ_XCOMP_PERM,
                 XFEATURE_XTILEDATA,
-            ) == 0
-                && libc::syscall(
-                    libc::SYS_arch_prctl,
-                    ARCH_GET_XCOMP_PERM,
-                    &mut granted as *mut u64,
-                ) == 0
-                && granted & (1 << XFEATURE_XTILEDATA) != 0
+            ) != 0
+            {
+                return Err(failed("ARCH_REQ_XCOMP_PERM"));
+            }
+            let read = &mut granted as *mut u64;
+            if libc::syscall(libc::SYS_arch_prctl, ARCH_GET_XCOMP_PERM, read) != 0 {
+                return Err(failed("ARCH_GET_XCOMP_PERM"));
+            }
         }
+        if granted & (1 << XFEATURE_XTILEDATA) == 0 {
+            return Err("granted features lack XTILEDATA".to_string());
+        }
+        Ok(())
     }
     #[cfg(not(target_os = "linux"))]
     {
-        false
+        Err("tile permission is asked of Linux only".to_string())
     }
 }
 
@@ -103,6 +113,12 @@ pub(super) trait Tiles {
     /// # Safety
     /// `self` is configured (it always is).
     unsafe fn zero_c(&mut self);
+    /// `C`'s blocks `[0][0]`, `[0][1]`, `[1][0]`, `[1][1]` from `c[0..4]`,
+    /// rows `stride` bytes apart.
+    ///
+    /// # Safety
+    /// Each block's 16 rows of 64 bytes are readable.
+    unsafe fn load_c(&mut self, c: [*const f32; 4], stride: usize);
     /// `A`'s blocks from `a[0]`, `a[1]` (rows `a_stride` bytes apart) and
     /// `B`'s from `b[0]`, `b[1]` (rows `b_stride` bytes apart).
     ///
@@ -159,7 +175,8 @@ impl<U: Tiles> TileProduct for Amx<U> {
 
     /// `out` (32 × [`NR`]) = the block of `A` (32 rows of `pairs`,
     /// `a_stride` pairs apart) times the panel of `B` (`pairs` rows of
-    /// [`NR`] columns), a tile of 16 pairs at a time.
+    /// [`NR`] columns), a tile of 16 pairs at a time; with `onto`, the tiles
+    /// start from `out`'s sums.
     fn tile(
         &self,
         tiles: &mut U,
@@ -167,6 +184,7 @@ impl<U: Tiles> TileProduct for Amx<U> {
         b: &[u32],
         pairs: usize,
         out: &mut [f32],
+        onto: bool,
     ) {
         let a_pairs = layout.row;
         assert!(
@@ -184,7 +202,14 @@ impl<U: Tiles> TileProduct for Amx<U> {
         // columns), and each block written within `out` (32 × 32), as
         // asserted above; the tiles were configured when the task began.
         unsafe {
-            tiles.zero_c();
+            let c = out.as_mut_ptr();
+            let lower = c.add(TILE_ROWS * NR);
+            let blocks = [c, c.add(16), lower, lower.add(16)];
+            if onto {
+                tiles.load_c(blocks.map(<*mut f32>::cast_const), NR * 4);
+            } else {
+                tiles.zero_c();
+            }
             for q in 0..pairs / TILE_PAIRS {
                 let a0 = a.as_ptr().add(q * TILE_PAIRS);
                 let b0 = b.as_ptr().add(q * TILE_PAIRS * NR);
@@ -196,9 +221,7 @@ impl<U: Tiles> TileProduct for Amx<U> {
                 );
                 tiles.dot();
             }
-            let c = out.as_mut_ptr();
-            let lower = c.add(TILE_ROWS * NR);
-            tiles.store_c([c, c.add(16), lower, lower.add(16)], NR * 4);
+            tiles.store_c(blocks, NR * 4);
         }
     }
 }
@@ -230,19 +253,35 @@ impl TileConfig {
 }
 
 /// This CPU's tiles, configured on the thread that holds the value and
-/// released when it is dropped. Made only through [`Amx::new`] (so only
-/// where [`unusable_because`] is `None`).
-pub(super) struct Hardware(());
+/// released when the thread's last one is dropped. It stays on its thread
+/// (not `Send`): another thread's tiles were never configured.
+///
+/// A thread's tasks can nest: a task waiting inside a parallel loop (a
+/// tile's finishing function that used rayon) may run another group's task
+/// on the same thread. The configuration is the same for all, so the count
+/// of live values per thread decides when the tiles are released, never
+/// under a task that still uses them.
+pub(super) struct Hardware(std::marker::PhantomData<*const ()>);
+
+thread_local! {
+    /// `Hardware` values alive on this thread.
+    static CONFIGURED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
 
 impl Tiles for Hardware {
     fn configured() -> Self {
+        assert!(
+            unusable_because().is_none(),
+            "AMX tiles configured where they are unusable"
+        );
         let config = TileConfig::full();
-        // SAFETY: a `Hardware` exists only where the CPU has AMX and Linux
-        // granted the tile state; `config` is a valid palette-1 configuration.
+        // SAFETY: the CPU has AMX and Linux granted the tile state (asserted
+        // above); `config` is a valid palette-1 configuration.
         unsafe {
             std::arch::asm!("ldtilecfg [{}]", in(reg) &config, options(nostack));
         }
-        Hardware(())
+        CONFIGURED.with(|n| n.set(n.get() + 1));
+        Hardware(std::marker::PhantomData)
     }
 
     unsafe fn zero_c(&mut self) {
@@ -253,6 +292,23 @@ impl Tiles for Hardware {
                 "tilezero tmm2",
                 "tilezero tmm3",
                 options(nostack, nomem)
+            );
+        }
+    }
+
+    unsafe fn load_c(&mut self, c: [*const f32; 4], stride: usize) {
+        unsafe {
+            std::arch::asm!(
+                "tileloadd tmm0, [{c0} + {s} * 1]",
+                "tileloadd tmm1, [{c1} + {s} * 1]",
+                "tileloadd tmm2, [{c2} + {s} * 1]",
+                "tileloadd tmm3, [{c3} + {s} * 1]",
+                c0 = in(reg) c[0],
+                c1 = in(reg) c[1],
+                c2 = in(reg) c[2],
+                c3 = in(reg) c[3],
+                s = in(reg) stride,
+                options(nostack, readonly)
             );
         }
     }
@@ -313,8 +369,14 @@ impl Tiles for Hardware {
 
 impl Drop for Hardware {
     fn drop(&mut self) {
-        // SAFETY: the tiles were configured by this value's `configured`.
-        unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
+        let last = CONFIGURED.with(|n| {
+            n.set(n.get() - 1);
+            n.get() == 0
+        });
+        if last {
+            // SAFETY: the tiles were configured by this value's `configured`.
+            unsafe { std::arch::asm!("tilerelease", options(nostack, nomem)) };
+        }
     }
 }
 
@@ -325,13 +387,16 @@ pub(super) fn agrees_with_reference() -> bool {
     let Some(kernel) = Amx::new() else {
         return false;
     };
-    // On a pool of its own: the check runs while the kernel is being chosen
-    // (inside a `OnceLock`), where a thread of the shared pool waiting on a
-    // parallel loop could otherwise pick up work that asks for the kernel.
-    match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+    // On a plain thread of its own with a pool of its own: the check runs
+    // while the kernel is being chosen (inside a `OnceLock`), where a thread
+    // of the shared pool waiting on a parallel loop (even one installing
+    // work into another pool) could pick up work that asks for the kernel
+    // and wait on itself. A plain thread only blocks.
+    let check = || match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
         Ok(pool) => pool.install(|| super::agrees(&kernel, (45, 70, 100))),
         Err(_) => false,
-    }
+    };
+    std::thread::scope(|s| s.spawn(check).join().unwrap_or(false))
 }
 
 #[cfg(test)]

@@ -75,6 +75,12 @@ impl Tiles for Emulated {
         }
     }
 
+    unsafe fn load_c(&mut self, c: [*const f32; 4], stride: usize) {
+        for (t, &at) in c.iter().enumerate() {
+            unsafe { self.load_tile(t, at.cast(), stride) };
+        }
+    }
+
     unsafe fn load(
         &mut self,
         a: [*const u32; 2],
