@@ -136,19 +136,35 @@ pub unsafe fn run(head: Head, dest: Dest, mut probs: Option<&mut [f32]>, scratch
                 }
             }
         }
+        // The probabilities go where they are kept (the maps, else the
+        // scores' own lines); the context reads them there.
+        let mut lines = [std::ptr::null(); ROWS];
         for r in 0..rows {
             let line = &mut scores[r * padded..r * padded + seq];
-            // SAFETY: AVX-512F; the flags are as long as the line.
-            unsafe { super::softmax_row(line, super::Flags(head.keys), head.scale, None) };
-            if let Some(probs) = probs.as_deref_mut() {
-                probs[(first + r) * seq..(first + r + 1) * seq].copy_from_slice(line);
-            }
+            let keys = super::Flags(head.keys);
+            // SAFETY: AVX-512F; the flags and the source are as long as the line.
+            lines[r] = unsafe {
+                match probs.as_deref_mut() {
+                    Some(probs) => {
+                        let out = &mut probs[(first + r) * seq..(first + r + 1) * seq];
+                        super::softmax_row(out, keys, head.scale, Some(line));
+                        out.as_ptr()
+                    }
+                    None => {
+                        super::softmax_row(line, keys, head.scale, None);
+                        line.as_ptr()
+                    }
+                }
+            };
+        }
+        // A block past the last query repeats it (its sums are not kept).
+        for r in rows..ROWS {
+            lines[r] = lines[rows - 1];
         }
         for start in (0..dim).step_by(WIDE) {
             let width = (dim - start).min(WIDE);
             let block = Block {
-                probs: scores.as_ptr(),
-                padded,
+                probs: lines,
                 seq,
                 values: head.v[start..].as_ptr(),
                 row,
@@ -287,13 +303,12 @@ unsafe fn scores_block<const L: usize>(
     }
 }
 
-/// A block of the context: `rows` queries' probabilities (lines `padded`
-/// apart, `seq` keys), the keys' values from `values` (rows `row` apart,
-/// `width` of them from here).
+/// A block of the context: `rows` queries' probabilities (a line of `seq`
+/// keys each), the keys' values from `values` (rows `row` apart, `width` of
+/// them from here).
 #[derive(Clone, Copy)]
 struct Block {
-    probs: *const f32,
-    padded: usize,
+    probs: [*const f32; ROWS],
     seq: usize,
     values: *const f32,
     row: usize,
@@ -336,8 +351,8 @@ unsafe fn context_sums<const L: usize>(b: Block) -> [[__m512; L]; ROWS] {
             }
         });
         for (r, line) in sums.iter_mut().enumerate() {
-            // SAFETY: the probabilities hold ROWS lines of `padded`.
-            let p = _mm512_set1_ps(unsafe { *b.probs.add(r * b.padded + j) });
+            // SAFETY: each line of probabilities holds `seq` values.
+            let p = _mm512_set1_ps(unsafe { *b.probs[r].add(j) });
             for (sum, &value) in line.iter_mut().zip(&values) {
                 *sum = _mm512_fmadd_ps(p, value, *sum);
             }
