@@ -226,11 +226,17 @@ fn gelu16(x: __m512) -> (__m512, __m512) {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn lanes(at: usize, len: usize) -> __mmask16 {
-    let left = len - at;
-    if left >= 16 {
+    below(len - at)
+}
+
+/// The lanes of a 16-lane register below `n` (all of them from 16 on).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(crate) fn below(n: usize) -> __mmask16 {
+    if n >= 16 {
         0xffff
     } else {
-        (1u16 << left) - 1
+        (1u16 << n) - 1
     }
 }
 

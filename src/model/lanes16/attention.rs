@@ -218,7 +218,7 @@ unsafe fn transpose_block(
     to: *mut f32,
     line: usize,
 ) {
-    let kept = lanes::<1>(values)[0];
+    let kept = super::below(values);
     // SAFETY: the caller's promise; lanes past `values` are not read.
     let rows: [__m512; 16] = std::array::from_fn(|j| {
         if j < keys {
@@ -319,14 +319,7 @@ struct Block {
 /// The lanes of each of `L` registers below `width` values.
 #[cfg(target_arch = "x86_64")]
 fn lanes<const L: usize>(width: usize) -> [__mmask16; L] {
-    std::array::from_fn(|l| {
-        let left = width.saturating_sub(16 * l);
-        if left >= 16 {
-            0xffff
-        } else {
-            (1u16 << left) - 1
-        }
-    })
+    std::array::from_fn(|l| super::below(width.saturating_sub(16 * l)))
 }
 
 /// `Σ_j p[r][j] · v[j][c]` for the block's ROWS queries and `width` (at
@@ -398,7 +391,7 @@ unsafe fn context_pairs<const L: usize>(b: Block, at: *mut u32, stride: usize) {
             // Lanes 0–15 round two[0]'s values, 16–31 high's: as u32, pair
             // i is values 2i and 2i + 1.
             let pairs = _mm512_cvtne2ps_pbh(high, two[0]);
-            let keep = lanes::<1>(b.width.saturating_sub(32 * l).div_ceil(2))[0];
+            let keep = super::below(b.width.saturating_sub(32 * l).div_ceil(2));
             // SAFETY: within row r's `width / 2` pairs (the caller's promise).
             unsafe {
                 let pairs = std::mem::transmute::<__m512bh, __m512i>(pairs);

@@ -204,6 +204,8 @@ pub(super) mod simd {
 
     #[cfg(target_arch = "x86_64")]
     use super::{Place, NR};
+    #[cfg(target_arch = "x86_64")]
+    use crate::model::lanes16::below;
 
     /// Whether this CPU has what the loops below run on.
     pub(in super::super) fn available() -> bool {
@@ -216,7 +218,6 @@ pub(super) mod simd {
     /// The lanes of a row's two registers below `cols`.
     #[cfg(target_arch = "x86_64")]
     fn halves(cols: usize) -> (__mmask16, __mmask16) {
-        let below = |n: usize| if n >= 16 { 0xffff } else { (1u16 << n) - 1 };
         (below(cols), below(cols.saturating_sub(16)))
     }
 
@@ -322,11 +323,7 @@ pub(super) mod simd {
     pub(super) unsafe fn round_rows(tile: &[f32], at: Place, out: *mut u32, stride: usize) {
         let (lo, hi) = halves(at.cols);
         let width = at.cols.div_ceil(2);
-        let pairs_kept: __mmask16 = if width >= 16 {
-            0xffff
-        } else {
-            (1u16 << width) - 1
-        };
+        let pairs_kept = below(width);
         for (r, row) in tile.as_chunks::<NR>().0.iter().take(at.rows).enumerate() {
             let (v0, v1) = load_row(row);
             let (v0, v1) = (_mm512_maskz_mov_ps(lo, v0), _mm512_maskz_mov_ps(hi, v1));
