@@ -344,8 +344,13 @@ impl LoadedModel {
             return Ok(vec![]);
         }
         let input = ModelInput::batch(rows, self.tokenizer.pad_id());
-        let out = self.model.encode_inspect(&input, inspect)?;
-        self.scores(&self.model.classify_logits(&out, &input.mask)?)
+        let logits = if inspect.is_plain() {
+            self.model.classify_input(&input)?
+        } else {
+            let out = self.model.encode_inspect(&input, inspect)?;
+            self.model.classify_logits(&out, &input.mask)?
+        };
+        self.scores(&logits)
     }
 
     /// Logits `[batch, labels]` → probabilities (sigmoid for multi-label models).

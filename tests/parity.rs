@@ -157,6 +157,54 @@ fn fill_mask_matches_transformers() {
     assert!(checked >= 4, "too few masks compared: {checked}");
 }
 
+/// The batched classification `predict` runs (every case in one padded
+/// batch, through the forward that keeps no attention map) against
+/// `transformers`' one-at-a-time probabilities, and against the forward
+/// that keeps the maps.
+#[test]
+fn batched_classification_matches_transformers() {
+    let model = load("classifier");
+    let cases = expected("classifier")["cases"].as_array().unwrap().clone();
+    let rows: Vec<_> = cases
+        .iter()
+        .map(|c| {
+            model
+                .encode(c["text_a"].as_str().unwrap(), text_b(c))
+                .unwrap()
+        })
+        .collect();
+    let lengths: Vec<usize> = rows.iter().map(|r| r.input_ids.len()).collect();
+    assert!(
+        lengths.iter().min() < lengths.iter().max(),
+        "the batch is padded: {lengths:?}"
+    );
+    let scores = model
+        .classify_batch(&rows, &bertscope::Inspect::default())
+        .unwrap();
+    let labels = &model.config().labels;
+    for (case, row) in cases.iter().zip(&scores) {
+        let a = case["text_a"].as_str().unwrap();
+        for w in case["predictions"].as_array().unwrap() {
+            let label = w["label"].as_str().unwrap();
+            let at = labels.iter().position(|l| l == label).unwrap();
+            let diff = (row[at] - w["score"].as_f64().unwrap() as f32).abs();
+            assert!(diff < SCORE_TOL, "{a}: {label}: diff {diff}");
+        }
+    }
+    let input = ModelInput::batch(&rows, model.tokenizer.pad_id());
+    let with_maps = model.model.encode(&input).unwrap();
+    let kept = model
+        .model
+        .classify_logits(&with_maps, &input.mask)
+        .unwrap();
+    let plain = model.model.classify_input(&input).unwrap();
+    assert_eq!(
+        plain.to_vec2::<f32>().unwrap(),
+        kept.to_vec2::<f32>().unwrap(),
+        "the same sums whether or not the maps are kept"
+    );
+}
+
 #[test]
 fn classify_matches_transformers() {
     let model = load("classifier");

@@ -293,3 +293,81 @@ fn finetune_in_bf16_records_its_precision() {
     ]);
     assert!(!bad.status.success(), "only fp32 and bf16 exist");
 }
+
+/// `predict --precision bf16` classifies a file with bf16 products: the
+/// labels of the fp32 run, the scores within bf16's rounding, and a line
+/// that says whether bf16 pays on this CPU; where the CPU has no bf16
+/// products it refuses, naming the flag, and writes nothing.
+#[test]
+fn predict_in_bf16_gives_the_fp32_labels() {
+    let scratch = tempfile::tempdir().unwrap();
+    let input = tiny_tsv(scratch.path(), "test.tsv", &ROWS);
+    let model = fixture_model("classifier").display().to_string();
+    let input = input.display().to_string();
+    let run = |precision: &str| {
+        let csv = scratch.path().join(format!("{precision}.csv"));
+        let out = bertscope(&[
+            "predict",
+            "--model",
+            &model,
+            "--input",
+            &input,
+            "--output",
+            &csv.display().to_string(),
+            "--batch-size",
+            "4",
+            "--precision",
+            precision,
+        ]);
+        (out, csv)
+    };
+    let (fp32, fp32_csv) = run("fp32");
+    assert!(
+        fp32.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fp32.stderr)
+    );
+    let (bf16, bf16_csv) = run("bf16");
+    let stderr = String::from_utf8_lossy(&bf16.stderr);
+    if !bertscope::model::grad_kernels::bf16_available() {
+        assert!(!bf16.status.success());
+        assert!(
+            stderr.contains("--precision bf16") && stderr.contains("AVX-512-BF16"),
+            "{stderr}"
+        );
+        assert!(!bf16_csv.exists());
+        return;
+    }
+    assert!(bf16.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--precision bf16: "),
+        "the verdict: {stderr}"
+    );
+    let rows = |path: &std::path::Path| -> Vec<(String, String, f32)> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                (
+                    fields[0].into(),
+                    fields[1].into(),
+                    fields[2].parse().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (want, got) = (rows(&fp32_csv), rows(&bf16_csv));
+    assert_eq!(want.len(), ROWS.len());
+    for ((id, label, score), (bid, blabel, bscore)) in want.iter().zip(&got) {
+        assert_eq!((id, label), (bid, blabel));
+        let diff = (score - bscore).abs();
+        assert!(diff < 1e-2, "{id}: fp32 {score}, bf16 {bscore}");
+    }
+    let differs = want.iter().zip(&got).any(|(a, b)| a.2 != b.2);
+    assert!(
+        differs,
+        "bf16 products change the scores in their last bits"
+    );
+}

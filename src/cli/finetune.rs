@@ -253,15 +253,7 @@ pub fn finetune(args: FinetuneArgs) -> Result<()> {
     check_output(&plan.output, &protected, plan.overwrite)?;
     let device = super::select_device(args.device)?;
     let precision = plan.config.precision;
-    precision
-        .check(&device)
-        .map_err(|e| anyhow::anyhow!("--precision {}: {e}", precision.name()))?;
-    if precision == Precision::Bf16 {
-        if let Some(speed) = bertscope::model::bf16_speed::measure() {
-            let mark = if speed.pays() { "note" } else { "warning" };
-            eprintln!("{mark}: --precision bf16: {}", speed.verdict());
-        }
-    }
+    super::check_precision(precision, &device)?;
     if !resuming {
         start_run(&plan, &run, &protected, args.overwrite)?;
     }

@@ -18,6 +18,7 @@ use clap::{Args, Parser, Subcommand};
 
 use bertscope::device::{self, DeviceChoice};
 use bertscope::model::head_mask::{parse_pair, HeadSet};
+use bertscope::model::precision::Precision;
 use bertscope::{Inspect, LoadedModel};
 
 #[derive(Parser)]
@@ -230,6 +231,22 @@ pub(crate) fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
 /// The device, with the flag named when it is not available.
 pub(crate) fn select_device(choice: DeviceChoice) -> Result<candle_core::Device> {
     device::select(choice).map_err(|e| anyhow::anyhow!("--device: {e}"))
+}
+
+/// Refuses a `--precision` this device cannot run; for bf16, says whether
+/// it pays on this CPU (measured, not assumed): a note where it does, a
+/// warning where fp32 is as fast or faster.
+pub(crate) fn check_precision(precision: Precision, device: &candle_core::Device) -> Result<()> {
+    precision
+        .check(device)
+        .map_err(|e| anyhow::anyhow!("--precision {}: {e}", precision.name()))?;
+    if precision == Precision::Bf16 {
+        if let Some(speed) = bertscope::model::bf16_speed::measure() {
+            let mark = if speed.pays() { "note" } else { "warning" };
+            eprintln!("{mark}: --precision bf16: {}", speed.verdict());
+        }
+    }
+    Ok(())
 }
 
 impl ModelArgs {

@@ -1,5 +1,8 @@
 //! The forward that keeps hidden states instead of attention: what the
-//! embedding index and the projection of a data file read.
+//! embedding index and the projection of a data file read, and what
+//! `predict` classifies from.
+
+use candle_core::Tensor;
 
 use super::{BertModel, Encoder, ModelInput};
 use crate::error::{BertError, Result};
@@ -38,5 +41,30 @@ impl BertModel {
                 Ok(())
             }
         }
+    }
+
+    /// Classifier logits `[batch, labels]` from a forward that keeps no
+    /// attention map: on the host, only the last layer's `[CLS]` rows are
+    /// copied out (a batch of 32 × 128 tokens through BERT-base would
+    /// otherwise fill ~300 MB of maps nobody reads). The differentiable
+    /// encoder (a GPU) runs its usual forward.
+    pub fn classify_input(&self, input: &ModelInput) -> Result<Tensor> {
+        let Encoder::Fused(_) = &self.encoder else {
+            let out = self.encode(input)?;
+            return self.classify_logits(&out, &input.mask);
+        };
+        let (layers, width) = (self.config.num_layers(), self.config.hidden_size());
+        let (batch, seq) = (input.mask.batch, input.mask.seq);
+        let mut cls: Vec<f32> = Vec::with_capacity(batch * width);
+        self.hidden_states(input, layers, &mut |index, states| {
+            if index == layers {
+                for row in states.chunks((seq * width).max(1)).take(batch) {
+                    cls.extend(row.iter().take(width));
+                }
+            }
+            Ok(())
+        })?;
+        let cls = Tensor::from_vec(cls, (batch, width), &self.device)?;
+        self.classify_cls(&cls, None)
     }
 }
