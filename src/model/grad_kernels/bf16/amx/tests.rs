@@ -163,3 +163,41 @@ fn amx_and_avx512_kernels_equal_the_same_reference() {
     }
     assert!(agrees_with_reference(), "the start-up check agrees");
 }
+
+/// The emulated run again, under valgrind's memcheck: every tile load and
+/// store the kernel issues (16 rows of 64 bytes at its strides, as the
+/// tiles move them) stays inside the buffers it was given, at every layout,
+/// so the real tiles read no byte past an edge either. Memcheck hides
+/// AVX-512 from the code it runs, which then takes its portable paths.
+/// Where valgrind is not installed the test says so (CI installs it).
+#[test]
+fn the_amx_kernel_touches_only_its_buffers() {
+    let exact = concat!(
+        "model::grad_kernels::bf16::amx::tests::",
+        "the_amx_kernel_on_emulated_tiles_equals_the_reference_for_every_layout"
+    );
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let run = std::process::Command::new("valgrind")
+        .args(["--error-exitcode=9", "-q", "--redzone-size=4096"])
+        .arg(exe)
+        .args(["--exact", exact, "--test-threads", "1"])
+        .output();
+    let out = match run {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "skipped: valgrind is not installed, so the tiles' memory reach is unchecked"
+            );
+            return;
+        }
+        other => other.expect("run valgrind"),
+    };
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "memcheck: {stderr}\n{stdout}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the emulated run ran: {stdout}"
+    );
+}
