@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use super::grad_kernels::{self, Bf16Kernel};
+use super::grad_kernels::{self, Bf16Kernel, Bf16KernelTimes};
 use super::kernels;
 
 /// The two kernels' times for one product, in milliseconds (the best of
@@ -19,6 +19,9 @@ pub struct Bf16Speed {
     pub bf16_ms: f64,
     /// The instructions the bf16 product ran on.
     pub kernel: Bf16Kernel,
+    /// Where the CPU has both AMX and AVX-512-BF16: their times, which
+    /// chose `kernel`.
+    pub kernels: Option<Bf16KernelTimes>,
 }
 
 impl Bf16Speed {
@@ -35,13 +38,22 @@ impl Bf16Speed {
     /// The one line the training form and `--precision` show.
     pub fn verdict(&self) -> String {
         if self.pays() {
-            format!(
+            let mut line = format!(
                 "bf16 products ({}) are {:.1}× as fast as fp32 on this CPU (measured: {:.1} ms vs {:.1} ms)",
                 self.kernel.name(),
                 self.speedup(),
                 self.bf16_ms,
                 self.fp32_ms
-            )
+            );
+            if let Some(t) = self.kernels {
+                line.push_str(&format!(
+                    "; AMX tiles {:.2} ms vs AVX-512-BF16 {:.2} ms on one core chose {}",
+                    t.amx_ms,
+                    t.avx512_ms,
+                    t.chosen().name()
+                ));
+            }
+            line
         } else {
             format!(
                 "bf16 is not faster than fp32 on this CPU (measured: {:.1} ms for bf16 products on {} vs {:.1} ms for fp32): choose fp32 for speed",
@@ -98,6 +110,7 @@ fn time_both(kernel: Bf16Kernel) -> Option<Bf16Speed> {
         fp32_ms,
         bf16_ms,
         kernel,
+        kernels: grad_kernels::bf16_kernel_times(),
     })
 }
 
@@ -111,12 +124,25 @@ mod tests {
             fp32_ms: 20.0,
             bf16_ms: 10.0,
             kernel: Bf16Kernel::Amx,
+            kernels: None,
         };
         assert!(fast.pays() && fast.verdict().contains("(AMX tiles) are 2.0× as fast"));
+        let compared = Bf16Speed {
+            kernel: Bf16Kernel::Avx512,
+            kernels: Some(Bf16KernelTimes {
+                amx_ms: 3.0,
+                avx512_ms: 2.5,
+            }),
+            ..fast
+        };
+        assert!(compared
+            .verdict()
+            .ends_with("AMX tiles 3.00 ms vs AVX-512-BF16 2.50 ms on one core chose AVX-512-BF16"));
         let slow = Bf16Speed {
             fp32_ms: 10.0,
             bf16_ms: 15.0,
             kernel: Bf16Kernel::Avx512,
+            kernels: None,
         };
         assert!(!slow.pays() && slow.verdict().contains("not faster"));
         // Measured on this machine: a value either way, never a panic.

@@ -14,6 +14,7 @@
 #[cfg(target_arch = "x86_64")]
 mod amx;
 mod avx512;
+mod choice;
 mod pack;
 mod rows;
 mod write;
@@ -24,6 +25,7 @@ use candle_core::bail;
 use rayon::prelude::*;
 
 use super::View;
+pub use choice::{kernel_times, KernelTimes};
 pub use rows::{round_row, Bf16Rows};
 use write::{write_tile, Dst, Place};
 
@@ -52,13 +54,15 @@ impl Kernel {
 
 static CHOSEN: OnceLock<Option<Kernel>> = OnceLock::new();
 
-/// The kernel bf16 products take on this CPU (chosen once per process),
-/// `None` where it has neither.
+/// The kernel bf16 products take on this CPU (chosen once per process:
+/// AMX where its tiles give the right products and, where the CPU has
+/// AVX-512-BF16 too, multiply faster; see [`choice`]), `None` where it has
+/// neither.
 pub fn kernel() -> Option<Kernel> {
     *CHOSEN.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         if amx::agrees_with_reference() {
-            return Some(Kernel::Amx);
+            return Some(choice::amx_or_avx512());
         }
         avx512::usable().then_some(Kernel::Avx512)
     })

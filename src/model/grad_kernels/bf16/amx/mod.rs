@@ -387,16 +387,8 @@ pub(super) fn agrees_with_reference() -> bool {
     let Some(kernel) = Amx::new() else {
         return false;
     };
-    // On a plain thread of its own with a pool of its own: the check runs
-    // while the kernel is being chosen (inside a `OnceLock`), where a thread
-    // of the shared pool waiting on a parallel loop (even one installing
-    // work into another pool) could pick up work that asks for the kernel
-    // and wait on itself. A plain thread only blocks.
-    let check = || match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
-        Ok(pool) => pool.install(|| super::agrees(&kernel, (45, 70, 100))),
-        Err(_) => false,
-    };
-    std::thread::scope(|s| s.spawn(check).join().unwrap_or(false))
+    // Apart from the shared pool: see `choice::apart`.
+    super::choice::apart(|| super::agrees(&kernel, (45, 70, 100))).unwrap_or(false)
 }
 
 #[cfg(test)]

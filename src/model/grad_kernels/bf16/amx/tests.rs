@@ -145,6 +145,40 @@ fn the_amx_kernel_on_emulated_tiles_equals_the_reference_for_every_layout() {
     check_every_layout(&kernel, "AMX (emulated tiles)");
 }
 
+/// The choice between AMX and AVX-512-BF16 is measured: the emulated tiles
+/// (scalar code) time slower than AVX-512-BF16 on the same product, and
+/// the slower kernel is not taken; a tie keeps AVX-512-BF16.
+#[test]
+fn the_slower_kernel_is_not_taken() {
+    use super::super::avx512::Avx512;
+    use super::super::choice::{time_ms, KernelTimes};
+    let Some(avx512) = Avx512::new() else {
+        eprintln!("skipped: this CPU lacks AVX-512-BF16, so there is no second kernel to time");
+        return;
+    };
+    let emulated: Amx<Emulated> = Amx(std::marker::PhantomData);
+    let dims = (64, 64, 64);
+    let times = KernelTimes {
+        amx_ms: time_ms(&emulated, dims, 1),
+        avx512_ms: time_ms(&avx512, dims, 1),
+    };
+    assert!(
+        times.amx_ms.is_finite() && times.avx512_ms > 0.0,
+        "{times:?}"
+    );
+    assert_eq!(times.chosen(), super::super::Kernel::Avx512, "{times:?}");
+    let faster = KernelTimes {
+        amx_ms: 1.0,
+        avx512_ms: 2.0,
+    };
+    assert_eq!(faster.chosen(), super::super::Kernel::Amx);
+    let tie = KernelTimes {
+        amx_ms: 2.0,
+        avx512_ms: 2.0,
+    };
+    assert_eq!(tie.chosen(), super::super::Kernel::Avx512);
+}
+
 /// The AMX kernel on this CPU's tiles, and the AVX-512-BF16 kernel beside
 /// it, against the same reference.
 #[test]
