@@ -371,3 +371,94 @@ fn predict_in_bf16_gives_the_fp32_labels() {
         "bf16 products change the scores in their last bits"
     );
 }
+
+/// The dataset passes that only read the model (`heads`, `coref`,
+/// `project`) take `--precision bf16`: near their fp32 results (the same
+/// rows, statistics within bf16's rounding), not equal to them, with the
+/// verdict line; refused, naming the flag, where the CPU has no bf16
+/// products.
+#[test]
+fn dataset_passes_in_bf16_stay_near_fp32() {
+    let classifier = fixture_model("classifier").display().to_string();
+    let mlm = fixture_model("mlm-safetensors").display().to_string();
+    let rows = fixtures().join("explain_rows.tsv").display().to_string();
+    let marked = fixtures().join("coref_tiny.tsv").display().to_string();
+    // (name, arguments, keys compared, whether bf16 moves them: coref's
+    // accuracies count whole rows, which bf16's rounding may leave as they are)
+    let passes: [(&str, Vec<&str>, &[&str], bool); 3] = [
+        (
+            "heads",
+            vec!["heads", "--model", &classifier, "--data", &rows],
+            &["cls", "sep", "punct", "self", "prev", "next", "entropy"],
+            true,
+        ),
+        (
+            "coref",
+            vec!["coref", "--model", &mlm, "--data", &marked],
+            &["accuracy"],
+            false,
+        ),
+        (
+            "project",
+            vec![
+                "project",
+                "--model",
+                &classifier,
+                "--data",
+                &rows,
+                "--layer",
+                "2",
+                "--pool",
+                "cls",
+            ],
+            &["explained_variance_ratio"],
+            true,
+        ),
+    ];
+    for (name, args, keys, moves) in passes {
+        let with = |precision: &str| {
+            let mut all = args.clone();
+            all.extend(["--json", "--precision", precision]);
+            bertscope(&all)
+        };
+        let fp32 = with("fp32");
+        assert!(
+            fp32.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&fp32.stderr)
+        );
+        let bf16 = with("bf16");
+        let stderr = String::from_utf8_lossy(&bf16.stderr);
+        if !bertscope::model::grad_kernels::bf16_available() {
+            assert!(!bf16.status.success(), "{name}");
+            assert!(
+                stderr.contains("--precision bf16") && stderr.contains("AVX-512-BF16"),
+                "{name}: {stderr}"
+            );
+            continue;
+        }
+        assert!(bf16.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains("--precision bf16: "),
+            "{name}: the verdict: {stderr}"
+        );
+        let json = |out: &std::process::Output| -> serde_json::Value {
+            serde_json::from_slice(&out.stdout).unwrap()
+        };
+        let (want, got) = (json(&fp32), json(&bf16));
+        assert_eq!(want["rows"], got["rows"], "{name}: the same rows");
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for key in keys {
+            flatten_numbers(&want[key], &mut a);
+            flatten_numbers(&got[key], &mut b);
+        }
+        assert!(!a.is_empty(), "{name}: {keys:?} present");
+        let diff = max_abs_diff(&a, &b);
+        eprintln!("{name}: max |bf16 − fp32| over {keys:?}: {diff}");
+        assert!(
+            diff > 0.0 || !moves,
+            "{name}: bf16 products change the results"
+        );
+        assert!(diff < 0.05, "{name}: max |diff| {diff}");
+    }
+}

@@ -11,7 +11,7 @@ use bertscope::dataset::pooled::Pool;
 use bertscope::project::{self, ProjectOptions};
 
 use super::data_args::DataArgs;
-use super::heads::{with_rows_bar, LimitArgs, RunArgs};
+use super::heads::{LimitArgs, PrecisionArg, RunArgs};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PoolArg {
@@ -49,6 +49,8 @@ pub struct ProjectArgs {
     method: Method,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    precision: PrecisionArg,
 }
 
 pub fn project(args: ProjectArgs) -> Result<()> {
@@ -72,7 +74,7 @@ pub fn project(args: ProjectArgs) -> Result<()> {
         },
         limits: args.limits.limits(),
     };
-    let result = with_rows_bar(|progress, never| {
+    let result = args.precision.rows_pass(&model, |progress, never| {
         project::project(
             &model,
             args.tuned.as_deref(),
@@ -82,7 +84,7 @@ pub fn project(args: ProjectArgs) -> Result<()> {
             progress,
             never,
         )
-    })?;
+    })??;
     if args.run.json {
         return super::print_json(&result);
     }
