@@ -12,7 +12,6 @@ use indicatif::ProgressBar;
 use bertscope::data;
 use bertscope::dataset::{self, MarkedRow, PassLimits, DEFAULT_MAX_LENGTH};
 use bertscope::device::DeviceChoice;
-use bertscope::model::precision::{self, Precision};
 
 use super::data_args::DataArgs;
 
@@ -28,7 +27,7 @@ pub struct HeadsArgs {
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
-    precision: PrecisionArg,
+    precision: super::PrecisionArg,
 }
 
 /// The model a pass runs, where, and how it prints.
@@ -71,32 +70,7 @@ pub struct CorefArgs {
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
-    precision: PrecisionArg,
-}
-
-/// The products' precision of a pass that only reads the model (no index
-/// is written, so nothing has to match a later run).
-#[derive(Args)]
-pub(super) struct PrecisionArg {
-    /// The linear layers' products: fp32 (the default; the numbers
-    /// `transformers` computes) or bf16 operands with f32 sums, as
-    /// `finetune --precision bf16` (CPUs with AVX-512-BF16 or AMX-BF16;
-    /// the command says whether it pays on this one).
-    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
-    precision: Precision,
-}
-
-impl PrecisionArg {
-    /// [`with_rows_bar`] at this precision, refused (before any row is read)
-    /// where `model`'s device cannot run it.
-    pub(super) fn rows_pass<R>(
-        &self,
-        model: &bertscope::LoadedModel,
-        pass: impl FnOnce(&mut dyn FnMut(usize, usize), &AtomicBool) -> R,
-    ) -> Result<R> {
-        super::check_precision(self.precision, model.model.device())?;
-        Ok(precision::scoped(self.precision, || with_rows_bar(pass)))
-    }
+    precision: super::PrecisionArg,
 }
 
 #[derive(Args)]
@@ -147,8 +121,10 @@ fn bar() -> ProgressBar {
 pub fn heads(args: HeadsArgs) -> Result<()> {
     let model = args.run.load()?;
     let data = args.columns.read(&args.data, false)?;
-    let stats = args.precision.rows_pass(&model, |progress, never| {
-        dataset::head_stats(&model, &data, args.limits.limits(), 0, progress, never)
+    let stats = args.precision.run(model.model.device(), || {
+        with_rows_bar(|progress, never| {
+            dataset::head_stats(&model, &data, args.limits.limits(), 0, progress, never)
+        })
     })??;
     if args.run.json {
         return super::print_json(&stats);
@@ -181,16 +157,18 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
 pub fn coref(args: CorefArgs) -> Result<()> {
     let model = args.run.load()?;
     let (rows, mut skipped_lines) = read_marked(&args)?;
-    let (result, probe_skipped) = args.precision.rows_pass(&model, |progress, never| {
-        dataset::coref_probe(
-            &model,
-            &args.data,
-            &rows,
-            args.limits.limits(),
-            args.skip_bad_rows,
-            progress,
-            never,
-        )
+    let (result, probe_skipped) = args.precision.run(model.model.device(), || {
+        with_rows_bar(|progress, never| {
+            dataset::coref_probe(
+                &model,
+                &args.data,
+                &rows,
+                args.limits.limits(),
+                args.skip_bad_rows,
+                progress,
+                never,
+            )
+        })
     })??;
     skipped_lines.extend(probe_skipped);
     skipped_lines.sort_by_key(|s| s.line);

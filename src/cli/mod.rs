@@ -233,6 +233,27 @@ pub(crate) fn select_device(choice: DeviceChoice) -> Result<candle_core::Device>
     device::select(choice).map_err(|e| anyhow::anyhow!("--device: {e}"))
 }
 
+/// `--precision` of a command that runs the model forward only (the
+/// dataset passes, `predict`).
+#[derive(Args)]
+pub(crate) struct PrecisionArg {
+    /// The linear layers' products: fp32 (the default; the numbers
+    /// `transformers` computes) or bf16 operands with f32 sums, as
+    /// `finetune --precision bf16` (CPUs with AVX-512-BF16 or AMX-BF16;
+    /// the command says whether it pays on this one).
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    precision: Precision,
+}
+
+impl PrecisionArg {
+    /// `f` with this precision in scope on this thread; refused, before
+    /// `f` runs, where `device` cannot run it.
+    pub(crate) fn run<R>(&self, device: &candle_core::Device, f: impl FnOnce() -> R) -> Result<R> {
+        check_precision(self.precision, device)?;
+        Ok(bertscope::model::precision::scoped(self.precision, f))
+    }
+}
+
 /// Refuses a `--precision` this device cannot run; for bf16, says whether
 /// it pays on this CPU (measured, not assumed): a note where it does, a
 /// warning where fp32 is as fast or faster.

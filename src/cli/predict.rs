@@ -8,7 +8,6 @@ use clap::Args;
 use indicatif::ProgressBar;
 
 use bertscope::device::DeviceChoice;
-use bertscope::model::precision::{self, Precision};
 use bertscope::predict::CsvLayout;
 use bertscope::write_guard::{self, Protected};
 
@@ -39,12 +38,8 @@ pub struct PredictArgs {
     batch_size: usize,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
-    /// The linear layers' products: fp32 (the default; the numbers
-    /// `transformers` computes) or bf16 operands with f32 sums, as
-    /// `finetune --precision bf16` (CPUs with AVX-512-BF16 or AMX-BF16;
-    /// the command says whether it pays on this one).
-    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
-    precision: Precision,
+    #[command(flatten)]
+    precision: super::PrecisionArg,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -56,7 +51,6 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         .with("the model", &model_dir);
     write_guard::check_output_file(&args.output, &protected)?;
     let device = super::select_device(args.device)?;
-    super::check_precision(args.precision, &device)?;
     let model = bertscope::LoadedModel::load(&args.model, &device)?;
     if model.model.classifier.is_none() {
         bail!(
@@ -66,11 +60,11 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     }
     let data = args.data.read(&args.input, false)?;
     let bar = ProgressBar::new(data.examples.len() as u64);
-    let predictions = precision::scoped(args.precision, || {
+    let predictions = args.precision.run(&device, || {
         bertscope::predict::predict(&model, &data, args.batch_size, &mut |done, _| {
             bar.set_position(done as u64)
         })
-    })?;
+    })??;
     bar.finish_and_clear();
     // Checked again: the input may have been moved into place meanwhile.
     write_guard::check_output_file(&args.output, &protected)?;

@@ -11,7 +11,7 @@ use bertscope::dataset::pooled::Pool;
 use bertscope::project::{self, ProjectOptions};
 
 use super::data_args::DataArgs;
-use super::heads::{LimitArgs, PrecisionArg, RunArgs};
+use super::heads::{with_rows_bar, LimitArgs, RunArgs};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum PoolArg {
@@ -50,7 +50,7 @@ pub struct ProjectArgs {
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
-    precision: PrecisionArg,
+    precision: super::PrecisionArg,
 }
 
 pub fn project(args: ProjectArgs) -> Result<()> {
@@ -74,16 +74,18 @@ pub fn project(args: ProjectArgs) -> Result<()> {
         },
         limits: args.limits.limits(),
     };
-    let result = args.precision.rows_pass(&model, |progress, never| {
-        project::project(
-            &model,
-            args.tuned.as_deref(),
-            &data,
-            options,
-            &device,
-            progress,
-            never,
-        )
+    let result = args.precision.run(&device, || {
+        with_rows_bar(|progress, never| {
+            project::project(
+                &model,
+                args.tuned.as_deref(),
+                &data,
+                options,
+                &device,
+                progress,
+                never,
+            )
+        })
     })??;
     if args.run.json {
         return super::print_json(&result);
