@@ -317,6 +317,7 @@ fn options(data: &data::Dataset, chunk_rows: usize, overwrite: bool) -> BuildOpt
         overwrite,
         chunk_rows: Some(chunk_rows),
         model_fingerprint: None,
+        precision: Default::default(),
     }
 }
 

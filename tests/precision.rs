@@ -464,3 +464,130 @@ fn dataset_passes_in_bf16_stay_near_fp32() {
         assert!(diff < 0.05, "{name}: max |diff| {diff}");
     }
 }
+
+/// `index --precision bf16`: the index records it, its vectors stay near an
+/// fp32 index's without equalling them, a build over it in another
+/// precision is refused and changes nothing, and `search` computes its
+/// query with the index's precision: each stored token finds itself at a
+/// cosine an fp32 query would not reach. Refused, writing nothing, where
+/// the CPU has no bf16 products.
+#[test]
+fn an_index_keeps_its_precision_for_resumes_and_searches() {
+    let scratch = tempfile::tempdir().unwrap();
+    let model = fixture_model("classifier").display().to_string();
+    let rows = fixtures().join("explain_rows.tsv");
+    let rows_arg = rows.display().to_string();
+    let build = |name: &str, precision: &str| {
+        let out = scratch.path().join(name);
+        let run = bertscope(&[
+            "index",
+            "--model",
+            &model,
+            "--data",
+            &rows_arg,
+            "--output",
+            &out.display().to_string(),
+            "--layers",
+            "2",
+            "--precision",
+            precision,
+            "--json",
+        ]);
+        (out, run)
+    };
+    let (fp32_dir, fp32) = build("fp32", "fp32");
+    assert!(
+        fp32.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fp32.stderr)
+    );
+    let (bf16_dir, bf16) = build("bf16", "bf16");
+    if refused_for_want_of_bf16(&bf16) {
+        assert!(!bf16_dir.exists(), "a refused build writes nothing");
+        return;
+    }
+    let stderr = String::from_utf8_lossy(&bf16.stderr);
+    assert!(bf16.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--precision bf16: "),
+        "the verdict: {stderr}"
+    );
+    let manifest = |dir: &std::path::Path| read_json(&dir.join("index.json"));
+    assert_eq!(manifest(&fp32_dir)["precision"], "fp32");
+    assert_eq!(manifest(&bf16_dir)["precision"], "bf16");
+
+    let vectors = |dir: &std::path::Path| -> Vec<f32> {
+        std::fs::read(dir.join("layer-2.f16"))
+            .unwrap()
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect()
+    };
+    let (a, b) = (vectors(&fp32_dir), vectors(&bf16_dir));
+    assert_eq!(a.len(), b.len(), "the same tokens");
+    let scale = a.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let diff = max_abs_diff(&a, &b);
+    assert!(diff > 0.0, "bf16 products change the vectors");
+    assert!(diff < 0.05 * scale, "max |diff| {diff} of {scale}");
+
+    // Resuming in the other precision: refused, naming the flag, and the
+    // index is left byte for byte as it was.
+    let before: Vec<Vec<u8>> = ["index.json", "layer-2.f16", "tokens.bin", "rows.jsonl"]
+        .iter()
+        .map(|f| std::fs::read(bf16_dir.join(f)).unwrap())
+        .collect();
+    let (_, again) = build("bf16", "fp32");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("--precision bf16 there, fp32 now"),
+        "{stderr}"
+    );
+    for (f, old) in ["index.json", "layer-2.f16", "tokens.bin", "rows.jsonl"]
+        .iter()
+        .zip(&before)
+    {
+        assert_eq!(&std::fs::read(bf16_dir.join(f)).unwrap(), old, "{f} kept");
+    }
+
+    // Each index's first stored token of row 0 finds itself: with the
+    // query in the index's precision the cosine is 1 up to the f16
+    // storage (~2e-7 here); an fp32 query against bf16 vectors loses ~1e-5.
+    let text = std::fs::read_to_string(&rows).unwrap();
+    let first = text.lines().nth(1).unwrap();
+    let (text_a, text_b) = first.split_once('\t').unwrap();
+    let text_b = text_b.split('\t').next().unwrap();
+    for (dir, want) in [(&fp32_dir, "fp32"), (&bf16_dir, "bf16")] {
+        let run = bertscope(&[
+            "search",
+            "--index",
+            &dir.display().to_string(),
+            "--text-a",
+            text_a,
+            "--text-b",
+            text_b,
+            "--token",
+            "1",
+            "--layer",
+            "2",
+            "--json",
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let got: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        assert_eq!(got["query"]["precision"], want);
+        let top = &got["hits"][0];
+        assert_eq!(
+            (top["row"].as_u64(), top["token_index"].as_u64()),
+            (Some(0), Some(1))
+        );
+        let score = top["score"].as_f64().unwrap();
+        assert!(
+            score > 1.0 - 3e-6,
+            "{want}: the token finds itself at {score}"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use indicatif::ProgressBar;
 use bertscope::data;
 use bertscope::dataset::{self, MarkedRow, PassLimits, DEFAULT_MAX_LENGTH};
 use bertscope::device::DeviceChoice;
+use bertscope::model::precision::{self, Precision};
 
 use super::data_args::DataArgs;
 
@@ -47,6 +48,20 @@ impl RunArgs {
     pub(super) fn load(&self) -> Result<bertscope::LoadedModel> {
         let device = super::select_device(self.device)?;
         Ok(bertscope::LoadedModel::load(&self.model, &device)?)
+    }
+
+    /// The model, after `precision` was checked on its device (a refusal
+    /// comes before the model is read).
+    pub(super) fn load_checked(
+        &self,
+        precision: &super::PrecisionArg,
+    ) -> Result<(bertscope::LoadedModel, Precision)> {
+        let device = super::select_device(self.device)?;
+        let precision = precision.checked(&device)?;
+        Ok((
+            bertscope::LoadedModel::load(&self.model, &device)?,
+            precision,
+        ))
     }
 }
 
@@ -119,13 +134,13 @@ fn bar() -> ProgressBar {
 }
 
 pub fn heads(args: HeadsArgs) -> Result<()> {
-    let model = args.run.load()?;
+    let (model, precision) = args.run.load_checked(&args.precision)?;
     let data = args.columns.read(&args.data, false)?;
-    let stats = args.precision.run(model.model.device(), || {
+    let stats = precision::scoped(precision, || {
         with_rows_bar(|progress, never| {
             dataset::head_stats(&model, &data, args.limits.limits(), 0, progress, never)
         })
-    })??;
+    })?;
     if args.run.json {
         return super::print_json(&stats);
     }
@@ -155,9 +170,9 @@ pub fn heads(args: HeadsArgs) -> Result<()> {
 }
 
 pub fn coref(args: CorefArgs) -> Result<()> {
-    let model = args.run.load()?;
+    let (model, precision) = args.run.load_checked(&args.precision)?;
     let (rows, mut skipped_lines) = read_marked(&args)?;
-    let (result, probe_skipped) = args.precision.run(model.model.device(), || {
+    let (result, probe_skipped) = precision::scoped(precision, || {
         with_rows_bar(|progress, never| {
             dataset::coref_probe(
                 &model,
@@ -169,7 +184,7 @@ pub fn coref(args: CorefArgs) -> Result<()> {
                 never,
             )
         })
-    })??;
+    })?;
     skipped_lines.extend(probe_skipped);
     skipped_lines.sort_by_key(|s| s.line);
     super::data_args::report_skipped(&args.data, &skipped_lines);

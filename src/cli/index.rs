@@ -8,6 +8,7 @@ use clap::Args;
 
 use bertscope::device::DeviceChoice;
 use bertscope::index::{self, BuildOptions, Index};
+use bertscope::model::precision::Precision;
 use bertscope::write_guard::Protected;
 use bertscope::BertError;
 
@@ -35,6 +36,10 @@ pub struct IndexArgs {
     /// Replace an existing index (only an index is ever replaced).
     #[arg(long)]
     overwrite: bool,
+    // Recorded in the index: a resumed build must use the same, and
+    // searches compute their query with it.
+    #[command(flatten)]
+    precision: super::PrecisionArg,
 }
 
 #[derive(Args)]
@@ -83,7 +88,7 @@ fn parse_layers(text: &str) -> Result<Option<Vec<usize>>> {
 
 pub fn index(args: IndexArgs) -> Result<()> {
     let layers = parse_layers(&args.layers)?;
-    let model = args.run.load()?;
+    let (model, precision) = args.run.load_checked(&args.precision)?;
     let data = args.columns.read(&args.data, false)?;
     let mut protected = Protected::new();
     protected.add("the data file", &args.data);
@@ -95,6 +100,7 @@ pub fn index(args: IndexArgs) -> Result<()> {
         overwrite: args.overwrite,
         chunk_rows: None,
         model_fingerprint: None,
+        precision,
     };
     let built = with_rows_bar(|progress, never| {
         index::build(
@@ -122,13 +128,14 @@ pub fn index(args: IndexArgs) -> Result<()> {
     }
     let size = m.tokens * m.bytes_per_token();
     println!(
-        "{}: {} rows, {} tokens, layers {:?}, {:.1} MB of vectors ({} bytes a token)",
+        "{}: {} rows, {} tokens, layers {:?}, {:.1} MB of vectors ({} bytes a token), {} products",
         args.output.display(),
         m.rows,
         m.tokens,
         m.layers,
         size as f64 / 1e6,
-        m.bytes_per_token()
+        m.bytes_per_token(),
+        m.precision.name()
     );
     Ok(())
 }
@@ -145,13 +152,25 @@ pub fn search(args: SearchArgs) -> Result<()> {
         args.token,
         args.layer,
     )?;
+    if query.precision != index.manifest.precision {
+        eprintln!(
+            "warning: the index was computed with --precision {} and this CPU cannot run it; \
+             the query is computed in {}, so its scores differ slightly from the index's own",
+            index.manifest.precision.name(),
+            query.precision.name()
+        );
+    }
     let vectors = index.load_layer(args.layer)?;
     let result = index.search(&vectors, &query, args.top, &model.tokenizer)?;
     if args.json {
         return super::print_json(&result);
     }
+    let products = match query.precision {
+        Precision::Fp32 => "",
+        Precision::Bf16 => " (bf16 products)",
+    };
     println!(
-        "`{}` (token {}) at layer {}: {} tokens searched in {:.1} ms",
+        "`{}` (token {}) at layer {}{products}: {} tokens searched in {:.1} ms",
         result.query.token,
         result.query.index,
         result.layer,

@@ -246,11 +246,11 @@ pub(crate) struct PrecisionArg {
 }
 
 impl PrecisionArg {
-    /// `f` with this precision in scope on this thread; refused, before
-    /// `f` runs, where `device` cannot run it.
-    pub(crate) fn run<R>(&self, device: &candle_core::Device, f: impl FnOnce() -> R) -> Result<R> {
+    /// The precision asked for, refused where `device` cannot run it: the
+    /// commands check it before they read a model or data.
+    pub(crate) fn checked(&self, device: &candle_core::Device) -> Result<Precision> {
         check_precision(self.precision, device)?;
-        Ok(bertscope::model::precision::scoped(self.precision, f))
+        Ok(self.precision)
     }
 }
 

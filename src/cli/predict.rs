@@ -51,6 +51,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         .with("the model", &model_dir);
     write_guard::check_output_file(&args.output, &protected)?;
     let device = super::select_device(args.device)?;
+    let precision = args.precision.checked(&device)?;
     let model = bertscope::LoadedModel::load(&args.model, &device)?;
     if model.model.classifier.is_none() {
         bail!(
@@ -60,11 +61,11 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     }
     let data = args.data.read(&args.input, false)?;
     let bar = ProgressBar::new(data.examples.len() as u64);
-    let predictions = args.precision.run(&device, || {
+    let predictions = bertscope::model::precision::scoped(precision, || {
         bertscope::predict::predict(&model, &data, args.batch_size, &mut |done, _| {
             bar.set_position(done as u64)
         })
-    })??;
+    })?;
     bar.finish_and_clear();
     // Checked again: the input may have been moved into place meanwhile.
     write_guard::check_output_file(&args.output, &protected)?;

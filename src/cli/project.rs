@@ -56,6 +56,7 @@ pub struct ProjectArgs {
 pub fn project(args: ProjectArgs) -> Result<()> {
     let Method::Pca = args.method;
     let device = super::select_device(args.run.device)?;
+    let precision = args.precision.checked(&device)?;
     let model = args.run.load()?;
     let data = args.columns.read(&args.data, false)?;
     if let Some(tuned) = &args.tuned {
@@ -74,7 +75,7 @@ pub fn project(args: ProjectArgs) -> Result<()> {
         },
         limits: args.limits.limits(),
     };
-    let result = args.precision.run(&device, || {
+    let result = bertscope::model::precision::scoped(precision, || {
         with_rows_bar(|progress, never| {
             project::project(
                 &model,
@@ -86,7 +87,7 @@ pub fn project(args: ProjectArgs) -> Result<()> {
                 never,
             )
         })
-    })??;
+    })?;
     if args.run.json {
         return super::print_json(&result);
     }

@@ -16,6 +16,7 @@ use crate::dataset::pass::{hidden_pass, BatchHidden};
 use crate::dataset::PassLimits;
 use crate::engine::LoadedModel;
 use crate::error::{BertError, Op, Result};
+use crate::model::precision::{self, Precision};
 use crate::tokenize::Located;
 use crate::write_guard::{self, Protected};
 
@@ -40,6 +41,8 @@ pub struct BuildOptions {
     /// The model's fingerprint when the caller has computed it already
     /// (hashing its weights once is enough); `None`: computed here.
     pub model_fingerprint: Option<String>,
+    /// The model's products: fp32, or bf16 operands with f32 sums.
+    pub precision: Precision,
 }
 
 /// How a build went.
@@ -62,6 +65,7 @@ pub fn build(
     progress: &mut dyn FnMut(usize, usize),
     cancel: &AtomicBool,
 ) -> Result<Built> {
+    options.precision.check(model.model.device())?;
     let wanted = wanted_layers(options.layers.as_deref(), model.config().num_layers())?;
     let max_length = options.limits.length_for(model)?;
     let rows = options.limits.rows(data);
@@ -85,6 +89,7 @@ pub fn build(
         layers: wanted,
         max_length,
         dtype: "f16".into(),
+        precision: options.precision,
         rows_total: rows.len(),
         rows: 0,
         tokens: 0,
@@ -109,7 +114,9 @@ pub fn build(
             .map(|e| (e.text_a.as_str(), e.text_b.as_deref()))
             .collect();
         let located = model.tokenizer.encode_batch_located(&inputs, max_length)?;
-        let vectors = run_chunk(model, &manifest, &located, start, progress, cancel)?;
+        let vectors = precision::scoped(manifest.precision, || {
+            run_chunk(model, &manifest, &located, start, progress, cancel)
+        })?;
         let records: Vec<RowRecord> = chunk
             .iter()
             .enumerate()
@@ -224,6 +231,13 @@ fn differences(old: &Manifest, new: &Manifest) -> String {
         out.push(format!(
             "layers {:?} there, {:?} now",
             old.layers, new.layers
+        ));
+    }
+    if old.precision != new.precision {
+        out.push(format!(
+            "--precision {} there, {} now",
+            old.precision.name(),
+            new.precision.name()
         ));
     }
     if old.max_length != new.max_length {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{BertError, Op, Result};
+use crate::model::precision::Precision;
 
 /// The value of `format` in `index.json`.
 pub const FORMAT: &str = "bertscope-index";
@@ -62,6 +63,11 @@ pub struct Manifest {
     pub max_length: usize,
     /// Always `"f16"`: IEEE half precision, little-endian, `[token][hidden]`.
     pub dtype: String,
+    /// The precision of the model's products that computed the vectors
+    /// (`index --precision`); searches compute their query the same way.
+    /// Indexes written before the field existed are fp32.
+    #[serde(default)]
+    pub precision: Precision,
     /// Rows of the data the build covers (after `--max-rows`).
     pub rows_total: usize,
     /// Rows written so far, in file order.
@@ -261,5 +267,28 @@ mod tests {
             chars: (3, 123_456),
         };
         assert_eq!(TokenRecord::from_bytes(&r.to_bytes()), r);
+    }
+
+    /// An index written before `precision` was recorded (every such build
+    /// ran fp32) still opens, as fp32; a bf16 one reads back as bf16.
+    #[test]
+    fn manifests_without_a_precision_are_fp32() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = r#"{"format": "bertscope-index", "version": 1,
+            "model": {"name": "m", "dir": "/m", "fingerprint": "sha256:1", "hidden": 4, "num_layers": 1},
+            "data": {"path": "/d.tsv", "digest": "sha256:2", "text_a": "text_a", "text_b": null, "label": null},
+            "layers": [0], "max_length": 128, "dtype": "f16", "rows_total": 1, "rows": 1,
+            "tokens": 1, "rows_bytes": 0, "complete": true}"#;
+        std::fs::write(dir.path().join(MANIFEST), old).unwrap();
+        let mut manifest = Manifest::read(dir.path()).unwrap();
+        assert_eq!(manifest.precision, Precision::Fp32);
+        manifest.precision = Precision::Bf16;
+        manifest.write(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(MANIFEST)).unwrap();
+        assert!(text.contains(r#""precision": "bf16""#), "{text}");
+        assert_eq!(
+            Manifest::read(dir.path()).unwrap().precision,
+            Precision::Bf16
+        );
     }
 }

@@ -15,6 +15,7 @@ use super::format::{self, Manifest, RowRecord, TokenRecord};
 use crate::engine::LoadedModel;
 use crate::error::{BertError, Result};
 use crate::explain::words;
+use crate::model::precision::{self, Precision};
 use crate::model::ModelInput;
 use crate::tokenize::BertTokenizer;
 
@@ -80,6 +81,9 @@ pub struct Query {
     pub index: usize,
     pub layer: usize,
     pub vector: Vec<f32>,
+    /// The products it was computed with: the index's, unless this CPU
+    /// cannot run them (a bf16 index searched where there is no bf16).
+    pub precision: Precision,
 }
 
 /// What the query was, as printed.
@@ -87,6 +91,7 @@ pub struct Query {
 pub struct QueryInfo {
     pub token: String,
     pub index: usize,
+    pub precision: Precision,
 }
 
 /// One match: the stored token, the whole word it belongs to and its row.
@@ -213,17 +218,24 @@ impl Index {
         let hidden = model.config().hidden_size();
         let mut vector = Vec::new();
         let input = ModelInput::single(&encoded);
-        model.model.hidden_states(&input, layer, &mut |l, states| {
-            if l == layer {
-                vector = states[index * hidden..(index + 1) * hidden].to_vec();
-            }
-            Ok(())
+        let precision = match self.manifest.precision.check(model.model.device()) {
+            Ok(()) => self.manifest.precision,
+            Err(_) => Precision::Fp32,
+        };
+        precision::scoped(precision, || {
+            model.model.hidden_states(&input, layer, &mut |l, states| {
+                if l == layer {
+                    vector = states[index * hidden..(index + 1) * hidden].to_vec();
+                }
+                Ok(())
+            })
         })?;
         Ok(Query {
             token,
             index,
             layer,
             vector,
+            precision,
         })
     }
 
@@ -254,6 +266,7 @@ impl Index {
             query: QueryInfo {
                 token: query.token.clone(),
                 index: query.index,
+                precision: query.precision,
             },
             layer: query.layer,
             hits,

@@ -185,6 +185,7 @@ mod tests {
             layers: vec![0],
             max_length: 128,
             dtype: "f16".into(),
+            precision: Default::default(),
             rows_total: 1,
             rows: 1,
             tokens: 1,

@@ -15,6 +15,7 @@ use crate::dataset::pooled::Pool;
 use crate::dataset::{PassLimits, DEFAULT_MAX_LENGTH};
 use crate::engine::LoadedModel;
 use crate::index::{self, store, BuildOptions, DataSource, Index, LayerVectors, SearchResult};
+use crate::model::precision::Precision;
 use crate::project::{self, ProjectOptions, Projection};
 use crate::ui::support::job::Job;
 use crate::write_guard::{self, Protected};
@@ -313,6 +314,7 @@ pub fn build_indexes(
                 overwrite: false,
                 chunk_rows: None,
                 model_fingerprint: Some(fingerprint.clone()),
+                precision: Precision::Fp32,
             };
             let mut report = |d: usize, _: usize| progress(i * rows + d, wanted.len() * rows);
             index::build(
