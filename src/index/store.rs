@@ -9,16 +9,19 @@ use sha2::{Digest, Sha256};
 
 use super::format::{self, DataSource};
 use crate::error::{BertError, Op, Result};
+use crate::model::precision::Precision;
 
 /// The folder for the index of `source` (first `max_rows` rows, cut to
-/// `max_length` tokens) by the model with `fingerprint`, under `root`.
+/// `max_length` tokens) by the model with `fingerprint` in `precision`,
+/// under `root`. fp32 indexes keep the folders they had before bf16 ones
+/// existed.
 pub fn folder_for(
     root: &Path,
     model_name: &str,
     fingerprint: &str,
     source: &DataSource,
-    max_rows: Option<usize>,
-    max_length: usize,
+    (max_rows, max_length): (Option<usize>, usize),
+    precision: Precision,
 ) -> PathBuf {
     let mut hasher = Sha256::new();
     hasher.update(fingerprint.as_bytes());
@@ -29,6 +32,9 @@ pub fn folder_for(
         source.text_a, source.text_b, source.label
     ));
     hasher.update(format!("{max_rows:?}/{max_length}"));
+    if precision != Precision::Fp32 {
+        hasher.update(precision.name());
+    }
     let digest = hasher.finalize();
     let short: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let stem = |p: &Path| {
@@ -126,8 +132,8 @@ mod tests {
             "models/bert",
             "sha256:1",
             &source("/d/train.tsv"),
-            Some(100),
-            128,
+            (Some(100), 128),
+            Precision::Fp32,
         );
         assert!(a.starts_with(root));
         assert!(a
@@ -142,8 +148,8 @@ mod tests {
                 "models/bert/",
                 "sha256:1",
                 &source("/d/train.tsv"),
-                Some(100),
-                128
+                (Some(100), 128),
+                Precision::Fp32
             )
         );
         assert_ne!(
@@ -153,8 +159,8 @@ mod tests {
                 "models/bert",
                 "sha256:2",
                 &source("/d/train.tsv"),
-                Some(100),
-                128
+                (Some(100), 128),
+                Precision::Fp32
             )
         );
         assert_ne!(
@@ -164,9 +170,21 @@ mod tests {
                 "models/bert",
                 "sha256:1",
                 &source("/d/train.tsv"),
-                Some(200),
-                128
+                (Some(200), 128),
+                Precision::Fp32
             )
+        );
+        assert_ne!(
+            a,
+            folder_for(
+                root,
+                "models/bert",
+                "sha256:1",
+                &source("/d/train.tsv"),
+                (Some(100), 128),
+                Precision::Bf16
+            ),
+            "a bf16 index is kept apart from the fp32 one"
         );
     }
 

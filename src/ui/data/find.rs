@@ -12,6 +12,7 @@ use egui::{Color32, RichText};
 use super::jobs::{self, Cache, Found};
 use super::{FindState, Running};
 use crate::index::{Hit, SearchResult};
+use crate::model::precision::Precision;
 
 /// What the panel asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,10 +139,14 @@ fn results(ui: &mut egui::Ui, found: &Found) -> Vec<FindAction> {
         for (ui, (name, result)) in columns.iter_mut().zip(&sides) {
             ui.label(
                 RichText::new(format!(
-                    "{name}: top {} at layer {} ({:.1} ms)",
+                    "{name}: top {} at layer {} ({:.1} ms{})",
                     result.hits.len(),
                     result.layer,
-                    result.search_ms
+                    result.search_ms,
+                    match result.query.precision {
+                        Precision::Fp32 => "",
+                        Precision::Bf16 => ", bf16 products",
+                    }
                 ))
                 .strong(),
             );

@@ -15,7 +15,7 @@ use crate::dataset::pooled::Pool;
 use crate::dataset::{PassLimits, DEFAULT_MAX_LENGTH};
 use crate::engine::LoadedModel;
 use crate::index::{self, store, BuildOptions, DataSource, Index, LayerVectors, SearchResult};
-use crate::model::precision::Precision;
+use crate::model::precision::{self, Precision};
 use crate::project::{self, ProjectOptions, Projection};
 use crate::ui::support::job::Job;
 use crate::write_guard::{self, Protected};
@@ -179,6 +179,8 @@ pub struct Source {
     pub path: PathBuf,
     pub columns: Columns,
     pub max_rows: usize,
+    /// The products the passes over them take.
+    pub precision: Precision,
 }
 
 impl Source {
@@ -209,6 +211,8 @@ impl Source {
 pub struct Projected {
     pub projection: Projection,
     pub rows: Vec<(String, Option<String>)>,
+    /// The products the hidden states were computed with.
+    pub precision: Precision,
 }
 
 /// Lay out the rows with the base model (and a tuned run's stages).
@@ -223,21 +227,27 @@ pub fn project(
 ) -> Result<Projected, String> {
     let data = source.read()?;
     let model = cache.model(base)?;
+    source
+        .precision
+        .check(model.model.device())
+        .map_err(|e| e.to_string())?;
     let options = ProjectOptions {
         layer,
         pool,
         limits: source.limits(),
     };
     let mut report = |d: usize, t: usize| progress(d, t);
-    let projection = project::project(
-        &model,
-        tuned,
-        &data,
-        options,
-        &Device::Cpu,
-        &mut report,
-        cancel,
-    )
+    let projection = precision::scoped(source.precision, || {
+        project::project(
+            &model,
+            tuned,
+            &data,
+            options,
+            &Device::Cpu,
+            &mut report,
+            cancel,
+        )
+    })
     .map_err(|e| e.to_string())?;
     let rows = source
         .limits()
@@ -245,7 +255,11 @@ pub fn project(
         .iter()
         .map(|e| (e.text_a.clone(), e.text_b.clone()))
         .collect();
-    Ok(Projected { projection, rows })
+    Ok(Projected {
+        projection,
+        rows,
+        precision: source.precision,
+    })
 }
 
 /// The indexes a search reads: the base model's and the tuned one's.
@@ -297,8 +311,8 @@ pub fn build_indexes(
             &model.name,
             &fingerprint,
             &data_source,
-            limits.max_rows,
-            limits.max_length,
+            (limits.max_rows, limits.max_length),
+            source.precision,
         );
         let done = index::Manifest::read(&folder).is_ok_and(|m| m.complete);
         if !done {
@@ -314,7 +328,7 @@ pub fn build_indexes(
                 overwrite: false,
                 chunk_rows: None,
                 model_fingerprint: Some(fingerprint.clone()),
-                precision: Precision::Fp32,
+                precision: source.precision,
             };
             let mut report = |d: usize, _: usize| progress(i * rows + d, wanted.len() * rows);
             index::build(

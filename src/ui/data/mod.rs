@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::dataset::pooled::Pool;
+use crate::model::precision::Precision;
 use crate::ui::support::job::Job;
 use crate::ui::training::form::TrainForm;
 use jobs::{Cache, FindQuery, Found, Indexes, Projected, Running, Source};
@@ -82,6 +83,8 @@ pub struct DataState {
     pub layer: usize,
     pub pool: Pool,
     pub max_rows: usize,
+    /// The products the projection and the indexes take.
+    pub precision: Precision,
     pub colour: ColourBy,
     /// The stage shown: 0 the base … last the tuned; fractions blend two.
     pub stage: f32,
@@ -111,6 +114,7 @@ impl DataState {
             layer: 6,
             pool: Pool::Cls,
             max_rows: 2000,
+            precision: Precision::Fp32,
             colour: ColourBy::Gold,
             stage: 0.0,
             playing: false,
@@ -162,6 +166,7 @@ impl DataState {
             path,
             columns,
             max_rows: self.max_rows.max(1),
+            precision: self.precision,
         })
     }
 

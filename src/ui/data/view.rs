@@ -8,6 +8,7 @@ use super::find::FindAction;
 use super::scatter;
 use super::{ColourBy, DataChoice, DataState};
 use crate::dataset::pooled::Pool;
+use crate::model::precision::Precision;
 use crate::project::{Point, Projection};
 use crate::ui::support::palette;
 
@@ -107,6 +108,8 @@ fn settings(
                 .range(2..=100_000)
                 .speed(50),
         );
+        ui.label("Precision");
+        crate::ui::support::precision::combo(ui, "Data precision", &mut state.precision);
         match &state.running {
             Some(running) => {
                 ui.spinner();
@@ -212,8 +215,12 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
     }
     let shown = &stages[state.stage.round() as usize];
     let [a, b] = shown.2;
+    let products = match projected.precision {
+        Precision::Fp32 => "",
+        Precision::Bf16 => ", bf16 products",
+    };
     ui.label(format!(
-        "{} rows at layer {} ({}); {}: its own PCA axes hold {:.1}% and {:.1}% of the variance{}.",
+        "{} rows at layer {} ({}{products}); {}: its own PCA axes hold {:.1}% and {:.1}% of the variance{}.",
         p.points.len(),
         p.layer,
         pool_label(p.pool),

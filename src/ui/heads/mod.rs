@@ -10,6 +10,7 @@ mod view;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 
+use crate::model::precision::Precision;
 use crate::ui::support::job::Job;
 use crate::ui::training::form::TrainForm;
 use crate::ui::worker::{
@@ -99,6 +100,8 @@ pub struct HeadsState {
     pub path: String,
     pub measure: Measure,
     pub max_rows: usize,
+    /// The products the run takes (fp32 by default; bf16 where the CPU has it).
+    pub precision: Precision,
     running: Option<Running>,
     /// The last run: what it measured, over which file, and its answer.
     pub result: Option<(Measure, String, Result<HeadsAnswer, String>)>,
@@ -116,6 +119,7 @@ impl Default for HeadsState {
             path: String::new(),
             measure: Measure::Coreference,
             max_rows: 1000,
+            precision: Precision::Fp32,
             running: None,
             result: None,
             selected: None,
@@ -270,6 +274,7 @@ impl HeadsState {
                 max_rows: Some(self.max_rows.max(1)),
                 max_length: crate::dataset::DEFAULT_MAX_LENGTH,
             },
+            precision: self.precision,
             cancel: CancelFlag::default(),
         })
     }

@@ -4,6 +4,7 @@
 use egui::RichText;
 
 use super::{DataChoice, HeadsAction, HeadsState, Measure};
+use crate::model::precision::Precision;
 use crate::ui::support::head_map::{self, HeadMap};
 use crate::ui::support::progress;
 use crate::ui::worker::{HeadsAnswer, HeadsOutcome};
@@ -74,6 +75,8 @@ fn controls(ui: &mut egui::Ui, state: &mut HeadsState, actions: &mut Vec<HeadsAc
         ui.label(name);
         let rows = ui.add(egui::DragValue::new(&mut state.max_rows).range(1..=1_000_000));
         rows.widget_info(|| egui::WidgetInfo::labeled(egui::Role::SpinButton, true, name));
+        ui.label("Precision");
+        crate::ui::support::precision::combo(ui, "Heads precision", &mut state.precision);
         match &state.running {
             None => {
                 if ui.button("Run over the rows").clicked() {
@@ -135,8 +138,12 @@ fn results(
     } else {
         String::new()
     };
+    let products = match answer.precision {
+        Precision::Fp32 => "",
+        Precision::Bf16 => ", bf16 products",
+    };
     ui.label(format!(
-        "{} over {rows} rows of {source}{skipped}. Click a head to list its rows.",
+        "{} over {rows} rows of {source}{skipped}{products}. Click a head to list its rows.",
         measure.label()
     ));
     if let HeadsOutcome::Coreference(c) = &answer.base {

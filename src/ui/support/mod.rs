@@ -1,6 +1,7 @@
 //! Helpers the views share: line meshes, line contrast, links walked fast,
 //! thumbnails as textures, colours, the layers × heads map,
-//! fonts, screenshots, progress over data rows, and one-off background jobs.
+//! fonts, screenshots, progress over data rows, one-off background jobs, and
+//! the Precision choice.
 
 pub mod contrast;
 pub mod figure;
@@ -10,6 +11,7 @@ pub mod head_map;
 pub mod job;
 pub mod lines;
 pub mod palette;
+pub mod precision;
 pub mod progress;
 pub mod screenshot;
 pub mod thumbnails;

@@ -233,50 +233,10 @@ impl TrainForm {
                 field(ui, "Dev fraction", &mut self.dev_fraction, 0.01, 0.0..=0.9);
                 ui.end_row();
                 ui.label("Precision");
-                let bf16 = crate::model::grad_kernels::bf16_available();
-                let speed = crate::model::bf16_speed::measured().flatten();
-                combo(
-                    ui,
-                    "Precision",
-                    &precision_label(self.precision, speed),
-                    |ui| {
-                        for p in [Precision::Fp32, Precision::Bf16] {
-                            let item = ui
-                                .add_enabled_ui(bf16 || p == Precision::Fp32, |ui| {
-                                    ui.selectable_value(
-                                        &mut self.precision,
-                                        p,
-                                        precision_label(p, speed),
-                                    )
-                                })
-                                .response
-                                .on_disabled_hover_text(
-                                    "this CPU has neither AVX-512-BF16 nor AMX-BF16",
-                                );
-                            if let (Precision::Bf16, Some(s)) = (p, speed) {
-                                item.on_hover_text(s.verdict());
-                            }
-                        }
-                    },
-                );
+                crate::ui::support::precision::combo(ui, "Precision", &mut self.precision);
                 ui.end_row();
             });
         *self != before
-    }
-}
-
-/// bf16 is called faster only where this CPU was measured to be faster.
-fn precision_label(
-    precision: Precision,
-    speed: Option<crate::model::bf16_speed::Bf16Speed>,
-) -> String {
-    match (precision, speed) {
-        (Precision::Fp32, _) => "fp32 (as PyTorch)".into(),
-        (Precision::Bf16, Some(s)) if s.pays() => {
-            format!("bf16 products (CPU, {:.1}× faster here)", s.speedup())
-        }
-        (Precision::Bf16, Some(_)) => "bf16 products (not faster on this CPU)".into(),
-        (Precision::Bf16, None) => "bf16 products (CPU)".into(),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::data::{self, ReadOptions};
 use crate::dataset;
 use crate::engine::LoadedModel;
 use crate::error::Result;
+use crate::model::precision;
 
 /// Rows whose own values the view lists.
 pub const ROWS_LISTED: usize = 500;
@@ -20,8 +21,12 @@ impl Worker {
             return self.reply(id, Response::Heads { source, result });
         };
         let tuned = self.tuned.as_ref().map(|t| t.model());
-        let result = self
-            .run_heads(id, &req, model, tuned)
+        let result = req
+            .precision
+            .check(model.model.device())
+            .and_then(|()| {
+                precision::scoped(req.precision, || self.run_heads(id, &req, model, tuned))
+            })
             .map(Box::new)
             .map_err(|e| e.to_string());
         self.reply(id, Response::Heads { source, result })
@@ -74,6 +79,7 @@ impl Worker {
                     tuned,
                     rows,
                     skipped: data.skipped.len(),
+                    precision: req.precision,
                 })
             }
             HeadsSource::Coreference { .. } | HeadsSource::Bundled { .. } => {
@@ -96,6 +102,7 @@ impl Worker {
                     tuned,
                     rows: Vec::new(),
                     skipped: skipped.len() + left_out.len(),
+                    precision: req.precision,
                 })
             }
         }

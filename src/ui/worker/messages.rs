@@ -85,6 +85,8 @@ impl HeadsSource {
 pub struct HeadsRequest {
     pub source: HeadsSource,
     pub limits: crate::dataset::PassLimits,
+    /// The linear layers' products (bf16 only on a CPU with them).
+    pub precision: crate::model::precision::Precision,
     pub cancel: CancelFlag,
 }
 
@@ -106,6 +108,8 @@ pub struct HeadsAnswer {
     pub rows: Vec<(String, Option<String>)>,
     /// Rows the file's reader or the probe left out, with why.
     pub skipped: usize,
+    /// The products the numbers were computed with.
+    pub precision: crate::model::precision::Precision,
 }
 
 /// A fault a test injects into the worker.
