@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "bertscope"))
     args = ap.parse_args()
     lengths = [int(s) for s in args.seq.split(",")]
+    # The CPU and the kernels this run measures (`bertscope cpu`).
+    print(subprocess.check_output([args.bin, "cpu"], text=True).rstrip())
 
     t = time.perf_counter()
     AutoModel.from_pretrained(args.model)

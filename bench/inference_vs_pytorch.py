@@ -77,8 +77,10 @@ def main():
     p.add_argument("--bertscope", default=os.path.join(ROOT, "target", "release", "bertscope"))
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count())
+    cpu = json.loads(subprocess.check_output([a.bertscope, "cpu", "--json"]))
     out = {"cpu": cpu_name(), "threads": os.cpu_count(), "batch": a.batch, "seq": a.seq,
-           "torch": torch.__version__}
+           "torch": torch.__version__, "bf16_kernel": cpu["bf16_kernel"],
+           "amx_not_taken_because": cpu["amx_not_taken_because"]}
     out["rounds"] = a.rounds
     for precision in ["fp32", "bf16"]:
         # Alternating rounds, so that a shared machine's slow minutes fall

@@ -54,6 +54,8 @@ def main():
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "bertscope"))
     args = ap.parse_args()
+    # The CPU and the kernels this run measures (`bertscope cpu`).
+    print(subprocess.check_output([args.bin, "cpu"], text=True).rstrip())
     ours = json.loads(subprocess.check_output(
         [args.bin, "bench", "--train", "--model", args.model, "--batch-size", str(args.batch_size),
          "--seq", str(args.seq), "--runs", str(args.steps), "--json", "--device", "cpu",

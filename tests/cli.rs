@@ -395,3 +395,57 @@ fn error_classify_without_classifier() {
     let out = bertscope(&["classify", "--model", &m, "--text-a", "the dog"]);
     assert_error(&out, &["no classification head", "classifier.weight"]);
 }
+
+/// `cpu --json` against Linux's own reading of the CPU (`/proc/cpuinfo`):
+/// the same name and instruction sets; a bf16 kernel exactly where the CPU
+/// has bf16 products, and then the measured verdict; without AMX, the
+/// reason the tiles are not taken says so. The plain report names the CPU.
+#[test]
+fn cpu_reports_what_linux_reads_of_the_cpu() {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        eprintln!("no /proc/cpuinfo here: `cpu` not checked against it");
+        return;
+    };
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let flags = field("flags");
+    let has = |flag: &str| flags.contains(&flag);
+    let r = json_ok(&bertscope(&["cpu", "--json"]));
+    for (key, flag) in [
+        ("avx2", "avx2"),
+        ("fma", "fma"),
+        ("avx512f", "avx512f"),
+        ("avx512_bf16", "avx512_bf16"),
+        ("amx_bf16", "amx_bf16"),
+    ] {
+        assert_eq!(r["features"][key].as_bool(), Some(has(flag)), "{key}");
+    }
+    let name = field("model name").join(" ");
+    assert_eq!(r["model"].as_str(), Some(name.as_str()));
+    assert!(r["threads"].as_u64().is_some_and(|n| n >= 1));
+    assert_eq!(r["lanes16"].as_bool(), Some(has("avx512f")));
+    let kernel = r["bf16_kernel"].as_str();
+    if has("avx512_bf16") && has("avx512f") {
+        assert!(kernel.is_some(), "{r}");
+    }
+    if !has("avx512_bf16") && !has("amx_bf16") {
+        assert_eq!(kernel, None, "{r}");
+    }
+    assert_eq!(r["bf16_vs_fp32"]["verdict"].is_string(), kernel.is_some());
+    let why = r["amx_not_taken_because"].as_str();
+    if !has("amx_bf16") {
+        assert!(why.is_some_and(|w| w.contains("no AMX-BF16")), "{r}");
+        assert_ne!(kernel, Some("AMX tiles"));
+    }
+    assert_eq!(why.is_none(), kernel == Some("AMX tiles"), "{r}");
+
+    let plain = bertscope(&["cpu"]);
+    assert!(plain.status.success());
+    let text = String::from_utf8_lossy(&plain.stdout);
+    assert!(text.starts_with(&format!("CPU: {name}, ")), "{text}");
+}

@@ -1,6 +1,7 @@
 //! Command-line parsing (clap) into typed settings, then one engine call per command.
 
 mod bench;
+mod cpu;
 mod data_args;
 mod explain;
 mod export;
@@ -106,6 +107,9 @@ enum Command {
     /// Time the forward pass (batch 1, attentions returned), with --train
     /// the fine-tuning throughput, with --data the preparation of a data file.
     Bench(bench::BenchArgs),
+    /// What this CPU runs: its name, the instruction sets the kernels use,
+    /// the bf16 kernel taken (and why not AMX tiles), bf16 against fp32.
+    Cpu(cpu::CpuArgs),
 }
 
 #[derive(Args, Default)]
@@ -398,6 +402,7 @@ pub fn run() -> Result<()> {
         Command::Finetune(args) => finetune::finetune(args),
         Command::Predict(args) => predict::predict(args),
         Command::Bench(args) => bench::run(args),
+        Command::Cpu(args) => cpu::cpu(args),
         Command::Explain(args) => explain::explain(args),
         Command::Compare(args) => explain::compare(args),
         Command::Export(args) => export::export(args),

@@ -12,7 +12,7 @@ use super::grad_kernels::{self, Bf16Kernel, Bf16KernelTimes};
 use super::kernels;
 
 /// The two kernels' times for one product, in milliseconds (the best of
-/// five each).
+/// five each, the runs alternating).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bf16Speed {
     pub fp32_ms: f64,
@@ -88,24 +88,17 @@ fn time_both(kernel: Bf16Kernel) -> Option<Bf16Speed> {
         .collect();
     let bias = vec![0f32; n];
     let mut out = vec![0f32; m * n];
-    let best = |f: &mut dyn FnMut() -> bool| -> Option<f64> {
-        let mut best = f64::INFINITY;
-        for _ in 0..5 {
-            let start = Instant::now();
-            if !f() {
-                return None;
-            }
-            best = best.min(start.elapsed().as_secs_f64() * 1000.0);
-        }
-        Some(best)
-    };
-    let fp32_ms = best(&mut || {
+    // Alternated, so that a moment of load on a shared machine slows both
+    // kernels' runs rather than one kernel's five.
+    let (mut fp32_ms, mut bf16_ms) = (f64::INFINITY, f64::INFINITY);
+    for _ in 0..5 {
+        let start = Instant::now();
         kernels::linear(&x, m, &w, &bias, &mut out);
-        true
-    })?;
-    let bf16_ms = best(&mut || {
-        grad_kernels::bf16_gemm((m, n, k), (&mut out, n, 1), false, (&x, k, 1), (&w, n, 1)).is_ok()
-    })?;
+        fp32_ms = fp32_ms.min(start.elapsed().as_secs_f64() * 1000.0);
+        let start = Instant::now();
+        grad_kernels::bf16_gemm((m, n, k), (&mut out, n, 1), false, (&x, k, 1), (&w, n, 1)).ok()?;
+        bf16_ms = bf16_ms.min(start.elapsed().as_secs_f64() * 1000.0);
+    }
     Some(Bf16Speed {
         fp32_ms,
         bf16_ms,

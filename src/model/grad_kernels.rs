@@ -24,6 +24,7 @@ use crate::model::kernels::{parallelism, AttentionShape};
 pub use bf16::available as bf16_available;
 pub use bf16::gemm as bf16_gemm;
 pub use bf16::kernel_times as bf16_kernel_times;
+pub use bf16::{amx_not_taken_because, cpu_has_amx};
 pub use bf16::{
     gemm_with as bf16_gemm_with, kernel as bf16_kernel, product as bf16_product,
     round_row as bf16_round_row, Bf16Rows, Epilogue as Bf16Epilogue, Finish as Bf16Finish,

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod bf16_speed;
 pub mod cancel;
+pub mod cpu;
 pub mod dropout;
 pub mod embeddings;
 pub mod fused_encoder;

@@ -73,6 +73,48 @@ pub fn available() -> bool {
     kernel().is_some()
 }
 
+/// Whether the CPU reports AMX-BF16 and AMX-TILE (CPUID), whatever the
+/// operating system allows.
+pub fn cpu_has_amx() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        amx::cpu_has_amx()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Why bf16 products do not run on AMX tiles here; `None` where they do.
+/// The reasons, in the order they are met: no AMX on this CPU, the tile
+/// state refused by the operating system, the tiles' products disagreeing
+/// with the reference, or the tiles slower than AVX-512-BF16 (timed).
+pub fn amx_not_taken_because() -> Option<String> {
+    let taken = kernel();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if let Some(why) = amx::unusable_because() {
+            return Some(why.to_string());
+        }
+        if taken == Some(Kernel::Amx) {
+            return None;
+        }
+        Some(match kernel_times() {
+            Some(t) => format!(
+                "the tiles multiply more slowly than AVX-512-BF16 on this CPU ({:.2} ms vs {:.2} ms on one core)",
+                t.amx_ms, t.avx512_ms
+            ),
+            None => "the tiles' products disagreed with the reference on this CPU".to_string(),
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = taken;
+        Some("this is not an x86-64 CPU".to_string())
+    }
+}
+
 /// How one kernel multiplies a block: the rows of its tiles, how it wants
 /// `A` packed, and the product of one row tile by one panel of `B`.
 trait TileProduct: Sync {

@@ -48,7 +48,7 @@ pub(super) fn unusable_because() -> Option<&'static str> {
 static UNUSABLE: OnceLock<Option<String>> = OnceLock::new();
 
 /// CPUID leaf 7: AMX-BF16 (EDX bit 22) and AMX-TILE (EDX bit 24).
-fn cpu_has_amx() -> bool {
+pub(super) fn cpu_has_amx() -> bool {
     use std::arch::x86_64::{__cpuid, __cpuid_count};
     // SAFETY: CPUID exists on every x86-64 CPU; leaf 7 is read only where
     // the CPU reports it.
