@@ -83,6 +83,31 @@ fn choose_bf16(h: &mut Harness<'static, BertscopeApp>, name: &str) -> bool {
     bf16_available()
 }
 
+/// `run` in fp32, then bf16 chosen in the combo named `combo` and `run`
+/// again: `what` moves from fp32's, by less than 0.05, and `caption` shows.
+/// Without bf16 products the choice (`chosen`) stays fp32.
+fn fp32_then_bf16(
+    h: &mut Harness<'static, BertscopeApp>,
+    combo: &str,
+    run: impl Fn(&mut Harness<'static, BertscopeApp>) -> (Precision, Vec<f32>),
+    chosen: impl Fn(&BertscopeApp) -> Precision,
+    (what, caption): (&str, &str),
+) {
+    let (precision, fp32) = run(h);
+    assert_eq!(precision, Precision::Fp32);
+    if !choose_bf16(h, combo) {
+        assert_eq!(chosen(h.state()), Precision::Fp32, "greyed out");
+        return;
+    }
+    let (precision, bf16) = run(h);
+    assert_eq!(precision, Precision::Bf16);
+    let diff = common::max_abs_diff(&fp32, &bf16);
+    assert!(diff > 0.0, "bf16 products change {what}");
+    assert!(diff < 0.05, "max |diff| {diff}");
+    h.run_steps(2);
+    assert!(h.query_by_label_contains(caption).is_some());
+}
+
 /// A head statistic over a file in the Heads view, then the same in bf16:
 /// each head's share of attention to [CLS] moves, by less than 0.05, and
 /// the caption names the products. Without bf16 the choice stays fp32.
@@ -112,19 +137,13 @@ fn the_heads_view_runs_its_statistics_in_the_chosen_precision() {
         let cls: Vec<f32> = s.cls.iter().flatten().map(|&v| v as f32).collect();
         (answer.precision, cls)
     };
-    let (precision, fp32) = run(&mut h);
-    assert_eq!(precision, Precision::Fp32);
-    if !choose_bf16(&mut h, "Heads precision") {
-        assert_eq!(h.state().heads.precision, Precision::Fp32, "greyed out");
-        return;
-    }
-    let (precision, bf16) = run(&mut h);
-    assert_eq!(precision, Precision::Bf16);
-    let diff = common::max_abs_diff(&fp32, &bf16);
-    assert!(diff > 0.0, "bf16 products change the statistics");
-    assert!(diff < 0.05, "max |diff| {diff}");
-    h.run_steps(2);
-    assert!(h.query_by_label_contains(", bf16 products.").is_some());
+    fp32_then_bf16(
+        &mut h,
+        "Heads precision",
+        run,
+        |app| app.heads.precision,
+        ("the statistics", ", bf16 products."),
+    );
 }
 
 /// The Data view's projection in bf16: its variance ratios move from
@@ -148,17 +167,11 @@ fn the_data_view_projects_in_the_chosen_precision() {
         let ratio = projected.projection.explained_variance_ratio;
         (projected.precision, ratio.map(|r| r as f32).to_vec())
     };
-    let (precision, fp32) = run(&mut h);
-    assert_eq!(precision, Precision::Fp32);
-    if !choose_bf16(&mut h, "Data precision") {
-        assert_eq!(h.state().data_view.precision, Precision::Fp32, "greyed out");
-        return;
-    }
-    let (precision, bf16) = run(&mut h);
-    assert_eq!(precision, Precision::Bf16);
-    let diff = common::max_abs_diff(&fp32, &bf16);
-    assert!(diff > 0.0, "bf16 products change the projection");
-    assert!(diff < 0.05, "max |diff| {diff}");
-    h.run_steps(2);
-    assert!(h.query_by_label_contains("bf16 products)").is_some());
+    fp32_then_bf16(
+        &mut h,
+        "Data precision",
+        run,
+        |app| app.data_view.precision,
+        ("the projection", "bf16 products)"),
+    );
 }

@@ -127,63 +127,29 @@ mod tests {
     #[test]
     fn one_folder_per_model_and_selection() {
         let root = Path::new("/cache/indexes");
-        let a = folder_for(
-            root,
-            "models/bert",
-            "sha256:1",
-            &source("/d/train.tsv"),
-            (Some(100), 128),
-            Precision::Fp32,
-        );
+        let folder = |model: &str, fingerprint: &str, max_rows: usize, precision: Precision| {
+            folder_for(
+                root,
+                model,
+                fingerprint,
+                &source("/d/train.tsv"),
+                (Some(max_rows), 128),
+                precision,
+            )
+        };
+        let a = folder("models/bert", "sha256:1", 100, Precision::Fp32);
         assert!(a.starts_with(root));
         assert!(a
             .file_name()
             .unwrap()
             .to_string_lossy()
             .starts_with("train-bert-"));
-        assert_eq!(
-            a,
-            folder_for(
-                root,
-                "models/bert/",
-                "sha256:1",
-                &source("/d/train.tsv"),
-                (Some(100), 128),
-                Precision::Fp32
-            )
-        );
+        assert_eq!(a, folder("models/bert/", "sha256:1", 100, Precision::Fp32));
+        assert_ne!(a, folder("models/bert", "sha256:2", 100, Precision::Fp32));
+        assert_ne!(a, folder("models/bert", "sha256:1", 200, Precision::Fp32));
         assert_ne!(
             a,
-            folder_for(
-                root,
-                "models/bert",
-                "sha256:2",
-                &source("/d/train.tsv"),
-                (Some(100), 128),
-                Precision::Fp32
-            )
-        );
-        assert_ne!(
-            a,
-            folder_for(
-                root,
-                "models/bert",
-                "sha256:1",
-                &source("/d/train.tsv"),
-                (Some(200), 128),
-                Precision::Fp32
-            )
-        );
-        assert_ne!(
-            a,
-            folder_for(
-                root,
-                "models/bert",
-                "sha256:1",
-                &source("/d/train.tsv"),
-                (Some(100), 128),
-                Precision::Bf16
-            ),
+            folder("models/bert", "sha256:1", 100, Precision::Bf16),
             "a bf16 index is kept apart from the fp32 one"
         );
     }

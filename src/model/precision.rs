@@ -27,6 +27,15 @@ impl Precision {
         }
     }
 
+    /// What a caption adds after the numbers' description: nothing for
+    /// fp32 (the default, `transformers`' numbers), `, bf16 products` else.
+    pub fn caption(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "",
+            Precision::Bf16 => ", bf16 products",
+        }
+    }
+
     /// Whether this precision can train on `device` here: bf16 needs the
     /// host CPU's AMX-BF16 or AVX-512-BF16 (its products run in our own
     /// kernels).

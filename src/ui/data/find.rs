@@ -12,7 +12,6 @@ use egui::{Color32, RichText};
 use super::jobs::{self, Cache, Found};
 use super::{FindState, Running};
 use crate::index::{Hit, SearchResult};
-use crate::model::precision::Precision;
 
 /// What the panel asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,10 +142,7 @@ fn results(ui: &mut egui::Ui, found: &Found) -> Vec<FindAction> {
                     result.hits.len(),
                     result.layer,
                     result.search_ms,
-                    match result.query.precision {
-                        Precision::Fp32 => "",
-                        Precision::Bf16 => ", bf16 products",
-                    }
+                    result.query.precision.caption()
                 ))
                 .strong(),
             );

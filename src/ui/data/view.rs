@@ -8,7 +8,6 @@ use super::find::FindAction;
 use super::scatter;
 use super::{ColourBy, DataChoice, DataState};
 use crate::dataset::pooled::Pool;
-use crate::model::precision::Precision;
 use crate::project::{Point, Projection};
 use crate::ui::support::palette;
 
@@ -215,10 +214,7 @@ fn projection(ui: &mut egui::Ui, state: &mut DataState) -> Vec<DataAction> {
     }
     let shown = &stages[state.stage.round() as usize];
     let [a, b] = shown.2;
-    let products = match projected.precision {
-        Precision::Fp32 => "",
-        Precision::Bf16 => ", bf16 products",
-    };
+    let products = projected.precision.caption();
     ui.label(format!(
         "{} rows at layer {} ({}{products}); {}: its own PCA axes hold {:.1}% and {:.1}% of the variance{}.",
         p.points.len(),

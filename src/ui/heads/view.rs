@@ -4,7 +4,6 @@
 use egui::RichText;
 
 use super::{DataChoice, HeadsAction, HeadsState, Measure};
-use crate::model::precision::Precision;
 use crate::ui::support::head_map::{self, HeadMap};
 use crate::ui::support::progress;
 use crate::ui::worker::{HeadsAnswer, HeadsOutcome};
@@ -138,10 +137,7 @@ fn results(
     } else {
         String::new()
     };
-    let products = match answer.precision {
-        Precision::Fp32 => "",
-        Precision::Bf16 => ", bf16 products",
-    };
+    let products = answer.precision.caption();
     ui.label(format!(
         "{} over {rows} rows of {source}{skipped}{products}. Click a head to list its rows.",
         measure.label()
